@@ -1,0 +1,75 @@
+"""Python API for notebooks: the pipeline's pieces without the CLI.
+
+    from snnx import api
+    model, config = api.load_ann("outputs/cache/ann/<key>/model.pt")
+    test = api.build_dataset(config, split="test")
+    snn = api.convert(model, config, method="qcfs")
+    api.simulate(snn, test, time_steps=[1, 2, 4, 8, 16, 32])   # {T: accuracy %}
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from snnx import pipeline
+from snnx.trainer import resolve_device
+
+
+def compose(*overrides: str, stage: str = "run") -> dict:
+    """The resolved config for these overrides, as a plain dict (same composition as the CLI)."""
+    from omegaconf import OmegaConf
+
+    from snnx.app import compose as compose_cfg
+    from snnx.validate import validate
+
+    cfg = compose_cfg(stage, list(overrides))
+    validate(cfg)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def load_ann(path: str) -> tuple[nn.Module, dict]:
+    """The trained ANN of a snnx checkpoint and the config that built it."""
+    model, data = pipeline.load_ann(path, key="path")
+    return model, data["config"]
+
+
+def build_dataset(config: Mapping, split: str = "test") -> Dataset:
+    return pipeline.dataset(config, split, augment=False if split == "test" else None)
+
+
+def convert(model: nn.Module, config: Mapping, *, method: str | None = None, stats: dict | None = None,
+            calibration_data: Dataset | None = None, **convert_overrides) -> nn.Module:
+    """Convert ``model`` with ``method`` (default: config's convert.name).
+
+    Calibrating methods (maxnorm, pnorm, channelnorm, shift) compute statistics
+    on ``calibration_data`` (default: the config's training set) unless
+    ``stats`` is given.
+    """
+    from snnx.calibration import calibrate
+    from snnx.convert import convert as convert_model
+    from snnx.convert.methods import CALIBRATED
+
+    conv = {**config["convert"], **convert_overrides}
+    method = method or conv["name"]
+    if method in CALIBRATED and stats is None:
+        data = calibration_data or pipeline.dataset(config, "train", augment=False, limit=conv["calib_size"])
+        batches = DataLoader(data, batch_size=conv["calib_batch_size"])
+        stats = calibrate(model, (x for x, _ in batches), percentile=conv["percentile"], num_batches=len(batches),
+                          device=torch.device("cpu"))
+    snn, _label = convert_model(model, method=method, stats=stats, convert=conv)
+    return snn
+
+
+def simulate(snn: nn.Module, data: Dataset, time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), *,
+             batch_size: int = 250, device: str = "auto", chunk: int | str = "auto",
+             dtype: torch.dtype = torch.float32) -> dict[int, float]:
+    """Accuracy (%) at every T of ``time_steps``, simulated in one pass."""
+    from snnx.sim import Simulator
+
+    simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype)
+    result = simulator.run(DataLoader(data, batch_size=batch_size), time_steps)
+    return {T: result.accuracy(T) for T in result.time_steps}

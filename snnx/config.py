@@ -1,0 +1,155 @@
+"""Structured-config schema: one dataclass per config group.
+
+Hydra merges every YAML option of a group into its dataclass, so a key that is
+not declared here, or a value of the wrong type, fails at composition with the
+key named. Semantic checks (ranges, compatibility) live in ``snnx.validate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    # Where the torchvision datasets live; env SNNX_DATA overrides the default.
+    root: str = "${oc.env:SNNX_DATA,data}"
+    download: bool = False
+    augment: bool = True
+    autoaugment: bool = False
+    cutout: int = 0  # side of the erased square in pixels; 0 = off
+    limit_train: Optional[int] = None  # first N training items only (smoke runs, tests)
+    limit_test: Optional[int] = None
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    width: float = 1.0
+    batch_norm: bool = True
+    pool: str = "avg"  # avg | max (max must be replaced for conversion: convert.maxpool=avg)
+    dropout: float = 0.0
+
+
+@dataclass
+class ActConfig:
+    name: str = MISSING  # relu | clip | qcfs | cqcfs | sqcfs | csqcfs | quant
+    L: Optional[int] = None  # quantisation steps (QCFS family)
+    init_threshold: float = 8.0  # initial λ (QCFS family)
+    shift: float = 0.5  # φ (QCFS family)
+    y_th: float = 1.0  # clip: threshold-ReLU ceiling
+    warmup_epochs: int = 0  # clip: epochs of plain ReLU before clipping
+    channelwise: bool = False  # csqcfs family: one λ per channel
+    softplus: bool = False  # csqcfs family: λ = softplus(p)
+    k: Optional[int] = None  # quant: level, y = round(x·2^k)/2^k
+    clip_first: float = 4.0  # quant: first-layer clip B
+
+
+@dataclass
+class TrainConfig:
+    name: str = "default"
+    epochs: int = 10
+    lr: float = 0.1
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adam
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | none
+    milestones: List[int] = field(default_factory=list)  # step schedule: epochs where lr *= gamma
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    # Two-stage CS-QCFS training: stage 2 swaps layer λ for channel-wise softplus λ_c.
+    two_stage: bool = False
+    finetune_epochs: int = 0
+    finetune_lr_scale: float = 0.1
+    weight_quant: str = "none"  # none | ternary (all-integer SNN)
+    distributed: bool = False
+
+
+@dataclass
+class ConvertConfig:
+    name: str = MISSING  # maxnorm | pnorm | channelnorm | shift | qcfs | cos | msat | allint
+    percentile: float = 99.99  # pnorm
+    calib_size: int = 1000  # training images used for calibration
+    calib_batch_size: int = 256
+    maxpool: str = "error"  # error | avg: what to do with a MaxPool in the ANN
+    v_init: Optional[float] = None  # initial membrane potential as a fraction of θ; null = method default
+    variant: str = "TS"  # shift: T | S | TS
+    shift_T: Optional[int] = None  # shift: one T for the whole sweep instead of per-T passes
+    presim: int = 4  # cos: ρ pre-simulation steps
+    base: str = "maxnorm"  # msat: θ_max from maxnorm | pnorm
+    use_dtt: bool = True
+    use_det: bool = True
+    alpha: float = 0.03
+    k_a: float = 1.0
+    k_i: float = 1.0
+    C: float = 5.0
+    tau_mp: float = 1.0
+    tau_rd: float = 1.0
+    v_t: float = -1.0
+    confidence: Any = 1.0  # msat spike confidence: one probability or a per-layer list
+    confidence_steps: int = 16
+    integer: bool = False  # allint: integer-only simulation
+    int_scale: int = 10000
+    fire_on_equal: bool = True  # allint: +1 spike on v ≥ θ⁺ (paper) vs v > θ⁺ (reference code)
+
+
+@dataclass
+class SimConfig:
+    name: str = "default"
+    T: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    chunk: Any = "auto"  # time steps folded into the batch at once; int or auto
+    encoding: str = "direct"  # direct | poisson
+    batch_size: int = 250
+    record_layers: bool = True  # per-layer diagnostics into layers.csv
+    compile: bool = False
+    dtype: str = "float32"  # float32 | float64
+
+
+@dataclass
+class TableConfig:
+    name: str = "summary"
+    paper: Optional[str] = None
+    title: str = "snnx results"
+    sweep_dir: Optional[str] = None
+    rows: List[str] = field(default_factory=lambda: ["dataset", "model", "act", "convert"])
+    T: List[int] = field(default_factory=list)  # columns; empty = every T found
+    value: str = "acc"
+    filters: Any = field(default_factory=dict)
+
+
+@dataclass
+class PathsConfig:
+    root: str = "outputs"
+
+
+@dataclass
+class SnnxConfig:
+    stage: str = "run"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    debug: bool = False
+    ckpt: Optional[str] = None  # use this ANN checkpoint instead of training
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    act: ActConfig = field(default_factory=ActConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    table: TableConfig = field(default_factory=TableConfig)
+
+
+GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "table", "experiment")
+
+
+def register_configs() -> None:
+    """Store the schema so config.yaml's defaults list can start from it."""
+    cs = ConfigStore.instance()
+    cs.store(name="snnx_schema", node=SnnxConfig)

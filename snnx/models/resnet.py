@@ -1,0 +1,195 @@
+"""ResNets: ResNet-18/34 (BasicBlock), ResNet-50/101 (Bottleneck), CIFAR ResNet-20.
+
+Every block puts its last activation after the residual addition::
+
+    out = act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x))
+
+with ``shortcut`` the identity, or a 1×1 conv (+ BN) where the shape changes.
+The network ends with ``nn.AdaptiveAvgPool2d(1)`` → flatten → Dropout →
+Linear (no activation).
+
+Stems:
+
+* ResNet-18/34/50/101 on images smaller than 128 px (CIFAR, MNIST, digits,
+  64 px Tiny-ImageNet): 3×3 stride-1 conv, no pooling, as in conversion
+  papers. Three stride-2 stages follow, so ``min_image_size`` = 8.
+* The same models on images of 128 px or more (ImageNet): 7×7 stride-2 conv
+  → BN → act → 3×3 stride-2 pooling (avg or max, per ``pool``), as in He et
+  al. 2016 / torchvision.
+* ResNet-20 (He et al. 2016, CIFAR): always a 3×3 stem with 16 channels,
+  three stages of 16/32/64 channels × 3 BasicBlocks; ``min_image_size`` = 4.
+
+Downsampling is done by the stride of the first block's 3×3 conv (ResNet
+v1.5 for Bottleneck), with 1×1 stride-2 conv + BN shortcuts (option B).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from snnx.models.layers import ActFactory, ConvBNAct, conv_bn, pool2d, scaled
+from snnx.models.registry import register_model
+
+IMAGENET_STEM_MIN_SIZE = 128
+
+
+def _shortcut(in_ch: int, out_ch: int, stride: int, batch_norm: bool) -> nn.Module:
+    if stride == 1 and in_ch == out_ch:
+        return nn.Identity()
+    conv, bn = conv_bn(in_ch, out_ch, 1, stride=stride, batch_norm=batch_norm)
+    return nn.Sequential(conv, bn) if batch_norm else nn.Sequential(conv)
+
+
+class BasicBlock(nn.Module):
+    """3×3 conv → BN → act → 3×3 conv → BN, + shortcut, → act."""
+
+    expansion = 1
+
+    def __init__(self, in_ch: int, planes: int, stride: int, *, batch_norm: bool,
+                 act_factory: ActFactory):
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.conv1, self.bn1 = conv_bn(in_ch, planes, 3, stride=stride, padding=1,
+                                       batch_norm=batch_norm)
+        self.act1 = act_factory(planes)
+        self.conv2, self.bn2 = conv_bn(planes, out_ch, 3, padding=1, batch_norm=batch_norm)
+        self.shortcut = _shortcut(in_ch, out_ch, stride, batch_norm)
+        self.act2 = act_factory(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1×1 → BN → act → 3×3 (stride) → BN → act → 1×1 (×4) → BN, + shortcut, → act."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int, *, batch_norm: bool,
+                 act_factory: ActFactory):
+        super().__init__()
+        out_ch = planes * self.expansion
+        self.conv1, self.bn1 = conv_bn(in_ch, planes, 1, batch_norm=batch_norm)
+        self.act1 = act_factory(planes)
+        self.conv2, self.bn2 = conv_bn(planes, planes, 3, stride=stride, padding=1,
+                                       batch_norm=batch_norm)
+        self.act2 = act_factory(planes)
+        self.conv3, self.bn3 = conv_bn(planes, out_ch, 1, batch_norm=batch_norm)
+        self.shortcut = _shortcut(in_ch, out_ch, stride, batch_norm)
+        self.act3 = act_factory(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.act2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.act3(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem → stages of residual blocks → global average pool → Dropout → Linear."""
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], depths: Sequence[int],
+                 stage_channels: Sequence[int], *, stem_channels: int, imagenet_stem: bool,
+                 in_channels: int, num_classes: int, act_factory: ActFactory, width: float,
+                 batch_norm: bool, pool: str, dropout: float):
+        super().__init__()
+        stem_ch = scaled(stem_channels, width)
+        if imagenet_stem:
+            self.stem = nn.Sequential(
+                ConvBNAct(in_channels, stem_ch, 7, stride=2, padding=3,
+                          batch_norm=batch_norm, act_factory=act_factory),
+                pool2d(pool, 3, stride=2, padding=1),
+            )
+        else:
+            self.stem = ConvBNAct(in_channels, stem_ch, 3, padding=1, batch_norm=batch_norm,
+                                  act_factory=act_factory)
+        stages: list[nn.Module] = []
+        channels = stem_ch
+        for i, (depth, planes) in enumerate(zip(depths, stage_channels)):
+            planes = scaled(planes, width)
+            blocks: list[nn.Module] = []
+            for j in range(depth):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(block(channels, planes, stride, batch_norm=batch_norm,
+                                    act_factory=act_factory))
+                channels = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.fc(self.dropout(x))
+
+
+_IMAGENET_STAGES = (64, 128, 256, 512)
+
+
+def _imagenet_resnet(block, depths, *, in_channels: int, image_size: int, num_classes: int,
+                     act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
+                     dropout: float) -> ResNet:
+    return ResNet(block, depths, _IMAGENET_STAGES, stem_channels=64,
+                  imagenet_stem=image_size >= IMAGENET_STEM_MIN_SIZE,
+                  in_channels=in_channels, num_classes=num_classes, act_factory=act_factory,
+                  width=width, batch_norm=batch_norm, pool=pool, dropout=dropout)
+
+
+@register_model("resnet18", min_image_size=8)
+def resnet18(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+             width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """ResNet-18: BasicBlock × (2, 2, 2, 2), 64-128-256-512 channels."""
+    return _imagenet_resnet(BasicBlock, (2, 2, 2, 2), in_channels=in_channels,
+                            image_size=image_size, num_classes=num_classes,
+                            act_factory=act_factory, width=width, batch_norm=batch_norm,
+                            pool=pool, dropout=dropout)
+
+
+@register_model("resnet34", min_image_size=8)
+def resnet34(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+             width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """ResNet-34: BasicBlock × (3, 4, 6, 3), 64-128-256-512 channels."""
+    return _imagenet_resnet(BasicBlock, (3, 4, 6, 3), in_channels=in_channels,
+                            image_size=image_size, num_classes=num_classes,
+                            act_factory=act_factory, width=width, batch_norm=batch_norm,
+                            pool=pool, dropout=dropout)
+
+
+@register_model("resnet50", min_image_size=8)
+def resnet50(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+             width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """ResNet-50: Bottleneck × (3, 4, 6, 3), 256-512-1024-2048 output channels."""
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), in_channels=in_channels,
+                            image_size=image_size, num_classes=num_classes,
+                            act_factory=act_factory, width=width, batch_norm=batch_norm,
+                            pool=pool, dropout=dropout)
+
+
+@register_model("resnet101", min_image_size=8)
+def resnet101(*, in_channels: int, image_size: int, num_classes: int,
+              act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
+              dropout: float) -> nn.Module:
+    """ResNet-101: Bottleneck × (3, 4, 23, 3), 256-512-1024-2048 output channels."""
+    return _imagenet_resnet(Bottleneck, (3, 4, 23, 3), in_channels=in_channels,
+                            image_size=image_size, num_classes=num_classes,
+                            act_factory=act_factory, width=width, batch_norm=batch_norm,
+                            pool=pool, dropout=dropout)
+
+
+@register_model("resnet20", min_image_size=4)
+def resnet20(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+             width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """CIFAR ResNet-20 (He et al. 2016): 3×3 stem, BasicBlock × (3, 3, 3), 16-32-64 channels.
+
+    Has no local pooling, so ``pool`` has no effect.
+    """
+    return ResNet(BasicBlock, (3, 3, 3), (16, 32, 64), stem_channels=16, imagenet_stem=False,
+                  in_channels=in_channels, num_classes=num_classes, act_factory=act_factory,
+                  width=width, batch_norm=batch_norm, pool=pool, dropout=dropout)

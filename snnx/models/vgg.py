@@ -1,0 +1,81 @@
+"""VGG-11 / VGG-16 in the form used by ANN→SNN conversion papers.
+
+Features: 3×3 convs (padding 1), each conv → BN (optional) → act, and a 2×2
+pooling after every block (5 poolings, so ``min_image_size`` = 32; smaller
+images are rejected rather than dropping poolings).
+
+Classifier: Dropout → Linear(512·f², 4096) → act → Dropout → Linear(4096, 4096)
+→ act → Dropout → Linear(4096, num_classes), where f is the side of the last
+feature map (image_size // 32 after floor-halving five times). For CIFAR
+(32×32) that is the QCFS-line ``Linear(512, 4096)`` head; at 224×224 (f = 7)
+it is torchvision's ``Linear(512·7·7, 4096)`` head. If the feature map is
+larger than 7×7 (images ≥ 256 px) an ``nn.AdaptiveAvgPool2d(7)`` is inserted
+first, as in torchvision, so the head never exceeds 512·7·7 inputs; below 7×7
+no adaptive pool is used (it would only duplicate values and inflate the
+first Linear). All channel and hidden-feature counts scale with ``width``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snnx.models.layers import ActFactory, ConvBNAct, mlp_head, pool2d, scaled
+from snnx.models.registry import register_model
+
+_CFGS: dict[str, tuple] = {
+    "vgg11": (64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"),
+    "vgg16": (64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P",
+              512, 512, 512, "P"),
+}
+_HIDDEN = 4096
+_MAX_SIDE = 7
+
+
+class VGG(nn.Module):
+    def __init__(self, cfg: tuple, *, in_channels: int, image_size: int, num_classes: int,
+                 act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
+                 dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, side = in_channels, image_size
+        for item in cfg:
+            if item == "P":
+                layers.append(pool2d(pool, 2))
+                side //= 2
+            else:
+                out = scaled(item, width)
+                layers.append(ConvBNAct(channels, out, 3, padding=1, batch_norm=batch_norm,
+                                        act_factory=act_factory))
+                channels = out
+        self.features = nn.Sequential(*layers)
+        if side > _MAX_SIDE:
+            self.avgpool = nn.AdaptiveAvgPool2d(_MAX_SIDE)
+            side = _MAX_SIDE
+        else:
+            self.avgpool = nn.Identity()
+        hidden = scaled(_HIDDEN, width)
+        self.classifier = mlp_head(channels * side * side, [hidden, hidden], num_classes,
+                                   act_factory=act_factory, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+@register_model("vgg11", min_image_size=32)
+def vgg11(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+          width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """VGG-11 (8 convs, 5 poolings, FC4096-FC4096-FC)."""
+    return VGG(_CFGS["vgg11"], in_channels=in_channels, image_size=image_size,
+               num_classes=num_classes, act_factory=act_factory, width=width,
+               batch_norm=batch_norm, pool=pool, dropout=dropout)
+
+
+@register_model("vgg16", min_image_size=32)
+def vgg16(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
+          width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+    """VGG-16 (13 convs, 5 poolings, FC4096-FC4096-FC)."""
+    return VGG(_CFGS["vgg16"], in_channels=in_channels, image_size=image_size,
+               num_classes=num_classes, act_factory=act_factory, width=width,
+               batch_norm=batch_norm, pool=pool, dropout=dropout)

@@ -1,0 +1,44 @@
+"""Stage `convert`: the SNN (neurons in place of activations, BN folded)."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from snnx.artifacts import atomic_save, write_csv
+from snnx.console import log
+from snnx.neurons import Neuron
+from snnx.stages import plain_config, run_dir
+from snnx.trainer import resolve_device
+
+
+def neuron_table(snn):
+    import pandas as pd
+
+    rows = []
+    for name, m in snn.named_modules():
+        if isinstance(m, Neuron):
+            th = m.threshold.detach().float()
+            rows.append({"layer": name, "neuron": type(m).__name__, "threshold_min": float(th.min()),
+                         "threshold_max": float(th.max()), "channels": th.numel(), "v_init": m.v_init})
+    return pd.DataFrame(rows)
+
+
+def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
+    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
+
+    config = plain_config(cfg)
+    device = resolve_device(config["device"])
+    ann = upstream["ann"] if upstream else ensure_ann(config, device)
+    stats = None
+    if needs_stats(config):
+        stats = upstream["stats"] if upstream and upstream.get("stats") is not None else ensure_stats(config, ann, device)
+    snn, method = build_snn(config, ann, stats)
+    out = run_dir(cfg)
+    table = neuron_table(snn)
+    write_csv(table, out / "neurons.csv")
+    # The SNN as plain data: its state (weights, thresholds) plus the config that rebuilds it.
+    atomic_save({"config": config, "state_dict": snn.state_dict(), "method": method, "ann_key": ann.key},
+                out / "snn.pt")
+    log(f"converted with {method}: {len(table)} spiking layers → {out / 'snn.pt'}")
+    return {"ann": ann, "stats": stats, "snn": snn, "method": method}

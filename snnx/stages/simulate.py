@@ -1,0 +1,39 @@
+"""Stage `simulate`: one pass over the T sweep, results.csv and layers.csv."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from rich.table import Table
+
+from snnx.console import console, log
+from snnx.stages import plain_config, run_dir
+from snnx.trainer import resolve_device
+
+
+def print_results(frame, ann_acc: float, title: str) -> None:
+    table = Table(title=title)
+    for col in ("T", "SNN acc %", "loss (ANN−SNN)", "spikes/neuron", "SOPs/img", "energy mJ/img"):
+        table.add_column(col, justify="right")
+    for row in frame.itertuples():
+        table.add_row(str(row.T), f"{row.acc:.2f}", f"{row.conversion_loss:+.2f}", f"{row.spikes_per_neuron:.3f}",
+                      f"{row.sops:.3g}", f"{row.energy_mj:.3g}")
+    console.print(table)
+    console.print(f"ANN accuracy {ann_acc:.2f}%   ANN energy {frame['ann_energy_mj'].iloc[0]:.3g} mJ/img "
+                  f"({frame['ann_macs'].iloc[0]:.3g} MACs)")
+
+
+def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
+    from snnx.pipeline import simulate
+    from snnx.stages import convert
+
+    config = plain_config(cfg)
+    device = resolve_device(config["device"])
+    upstream = upstream if upstream and "snn" in upstream else convert.run(cfg, upstream)
+    out = run_dir(cfg)
+    result = simulate(config, upstream["ann"], upstream["snn"], upstream["method"], device, out)
+    frame = result["results"]
+    title = (f"{config['dataset']['name']} / {config['model']['name']} / act={config['act']['name']} / "
+             f"convert={config['convert']['name']}")
+    print_results(frame, result["ann_acc"], title)
+    log(f"results → {out / 'results.csv'}")
+    return {**upstream, **result, "run_dir": str(out)}

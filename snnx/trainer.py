@@ -1,0 +1,173 @@
+"""ANN training: one epoch loop with exact resume, per-epoch CSV, NaN guard.
+
+Everything the next epoch depends on (weights, optimizer and scheduler state,
+the RNG states and the data-order generator) is saved atomically after each
+completed epoch in ``last.pt``; a rerun of the same command resumes from it
+and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from snnx.artifacts import atomic_save, load_checkpoint, write_csv
+from snnx.errors import SnnxError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def capture_rng() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_pos": random.getstate()[2], "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+             "numpy_pos": int(np.random.get_state()[2])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    acc: float
+
+
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> EpochResult:
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    with torch.no_grad():
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss_sum += criterion(logits, labels).item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            total += labels.numel()
+    return EpochResult(loss_sum / max(total, 1), 100.0 * correct / max(total, 1))
+
+
+def make_optimizer(model: nn.Module, train: Mapping, lr: float) -> torch.optim.Optimizer:
+    # Thresholds (λ, p_c) are trained with weight decay like the weights (ALGORITHMS.md, QCFS).
+    params = [p for p in model.parameters() if p.requires_grad]
+    if train["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=train["weight_decay"])
+    return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=train["weight_decay"])
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, train: Mapping, epochs: int):
+    if train["schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if train["schedule"] == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train["milestones"]), gamma=train["gamma"])
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def train_epochs(
+    model: nn.Module,
+    *,
+    train_loader: DataLoader,
+    test_loader: DataLoader,
+    loader_generator: torch.Generator,
+    train: Mapping,
+    lr: float,
+    epochs: int,
+    out_dir: Path,
+    config: Mapping,
+    device: torch.device,
+    log: Callable[[str], None],
+    stage_name: str = "train",
+    before_epoch: Callable[[nn.Module, int], None] | None = None,
+) -> dict:
+    """Train ``model`` for ``epochs`` epochs, resuming from ``out_dir/last.pt``.
+
+    Returns the final metrics. Writes ``train.csv`` and ``last.pt`` after every
+    epoch; the caller writes the finished checkpoint.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path = out_dir / f"{stage_name}_last.pt"
+    csv_path = out_dir / f"{stage_name}.csv"
+    model.to(device)
+    optimizer = make_optimizer(model, train, lr)
+    scheduler = make_scheduler(optimizer, train, epochs)
+    criterion = nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
+    rows: list[dict] = []
+    start_epoch = 0
+    if last_path.exists():
+        state = load_checkpoint(last_path, key=str(last_path))
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        loader_generator.set_state(state["loader_generator"])
+        rows = list(state["rows"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"{stage_name}: resuming after epoch {start_epoch} of {epochs} from {last_path}")
+
+    for epoch in range(start_epoch, epochs):
+        if before_epoch is not None:
+            before_epoch(model, epoch)
+        model.train()
+        began = time.perf_counter()
+        seen, correct, loss_sum = 0, 0, 0.0
+        current_lr = optimizer.param_groups[0]["lr"]
+        for batch_index, (images, labels) in enumerate(train_loader):
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss = criterion(logits, labels)
+            if not torch.isfinite(loss):
+                raise SnnxError(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}, batch {batch_index + 1} "
+                    f"(lr {current_lr:g}); the last good checkpoint ({last_path.name}, epoch {start_epoch if rows else 0}) was kept.",
+                    key="train.lr", fix="Lower train.lr, raise act.init_threshold, or check the data normalisation.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * labels.numel()
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += labels.numel()
+        scheduler.step()
+        test = evaluate(model, test_loader, device)
+        row = {"stage": stage_name, "epoch": epoch + 1, "lr": current_lr, "train_loss": loss_sum / seen,
+               "train_acc": 100.0 * correct / seen, "test_loss": test.loss, "test_acc": test.acc,
+               "seconds": round(time.perf_counter() - began, 3)}
+        rows.append(row)
+        log(f"{stage_name} epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} "
+            f"train {row['train_acc']:.2f}% test {test.acc:.2f}% ({row['seconds']:.1f}s)")
+        write_csv(pd.DataFrame(rows), csv_path)
+        atomic_save({"config": dict(config), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "rows": rows,
+                     "rng": capture_rng(), "loader_generator": loader_generator.get_state(),
+                     "metrics": {"test_acc": test.acc}}, last_path)
+    if not rows:
+        raise SnnxError("no epoch was trained.", key="train.epochs", fix="Set train.epochs ≥ 1.")
+    final = rows[-1]
+    return {"test_acc": final["test_acc"], "test_loss": final["test_loss"], "train_acc": final["train_acc"],
+            "epochs": len(rows), "rows": rows}
