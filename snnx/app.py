@@ -1,9 +1,26 @@
-"""The Hydra application behind the CLI: composition, checks, stage dispatch."""
+"""The Hydra application behind the CLI: composition, checks, stage dispatch.
+
+``launch(stage, args)`` first composes and validates every job the command
+line describes (all combinations of a multirun sweep), so a typo or an
+impossible combination fails in a second, before anything is written; only
+then does it hand the same arguments to one ``@hydra.main`` function.
+
+User errors (:class:`~snnx.errors.SnnxError`, and the composition errors Hydra
+and OmegaConf raise) end as one paragraph on stderr and exit status 2, with a
+traceback only under ``debug=true``. In a multirun a failing job does not stop
+the others: each failure is reported where it happens and listed again when
+the sweep ends (exit status 2).
+"""
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import json
+import os
+import re
 import sys
+import tempfile
 import traceback
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,53 +30,47 @@ from snnx.errors import ConfigError, SnnxError
 # Composing a multirun's every combination up front is cheap (tens of ms each);
 # past this many we check the first combinations only.
 MAX_PRECHECKED_JOBS = 256
+# Hydra's own flags that take the next argument as their value.
+_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p",
+                     "--cfg", "-c", "--shell-completion", "-sc", "--experimental-rerun"}
+_HELP_FLAGS = {"--help", "-h", "--hydra-help"}
+_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--resolve", "--shell-completion", "-sc"}
+_MULTIRUN_FLAGS = {"-m", "--multirun"}
+_FAILURES_ENV = "SNNX_MULTIRUN_FAILURES"
+_TRUE = {"true", "yes", "on", "1"}
 
 
-def _explain_hydra_error(exc: Exception, overrides: list[str]) -> str:
-    """Turn Hydra/OmegaConf composition errors into one paragraph with a fix."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException
-    from omegaconf.errors import ConfigKeyError, ValidationError
-
-    from snnx.cli import group_options
-
-    text = str(exc).strip().replace("\n", " ")
-    if isinstance(exc, MissingConfigException) or "Could not find" in text:
-        options = group_options()
-        for group, names in options.items():
-            if f"'{group}/" in text or f"{group}/" in text:
-                bad = text.split(f"{group}/")[1].split("'")[0]
-                return (f"{group}={bad}: no such option in config group '{group}'. "
-                        f"Options: {', '.join(names)}. Pick one of them, e.g. {group}={names[0] if names else '...'}.")
-        return f"{text} Check the group=option overrides; `snnx --help` lists the options."
-    cause = exc.__cause__ or exc
-    if isinstance(cause, (ConfigKeyError, ValidationError)) or isinstance(exc, ConfigCompositionException):
-        inner = str(cause).strip().splitlines()
-        first = inner[0] if inner else text
-        full_key = next((ln.split(":", 1)[1].strip() for ln in inner if ln.strip().startswith("full_key:")), None)
-        key = full_key or "config"
-        if "not in struct" in first or "not in" in first and "Key" in first:
-            return (f"{key}: unknown key ({first}). Check the spelling; `snnx <stage> --cfg job` "
-                    f"prints every key the config has.")
-        return f"{key}: {first}. Fix the value on the command line or in the preset."
-    return f"{text}"
-
-
-def _sweep_combinations(overrides: list[str]) -> list[list[str]]:
-    """Expand a multirun's sweep overrides (a=1,2 b=x,y) into the job override lists."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    choices = []
-    for ov in parsed:
-        if ov.is_sweep_override():
-            values = [f"{ov.get_key_element()}={v}" for v in ov.sweep_string_iterator()]
+# -- command line ---------------------------------------------------------------
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(overrides, flags): Hydra's flags (and their values) apart from key=value overrides."""
+    overrides, flags = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in _FLAGS_WITH_VALUE and i + 1 < len(args) and "=" not in args[i + 1]:
+                flags.append(args[i + 1])
+                i += 1
+            elif arg in ("--info", "-i") and i + 1 < len(args) and "=" not in args[i + 1] \
+                    and not args[i + 1].startswith("-"):
+                flags.append(args[i + 1])
+                i += 1
         else:
-            values = [ov.input_line]
-        choices.append(values)
-    combos = itertools.product(*choices)
-    return [list(c) for c in itertools.islice(combos, MAX_PRECHECKED_JOBS)]
+            overrides.append(arg)
+        i += 1
+    return overrides, flags
 
 
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _override_value(override: str) -> str | None:
+    return override.split("=", 1)[1] if "=" in override else None
+
+
+# -- composition ----------------------------------------------------------------
 def compose(stage: str, overrides: list[str]) -> DictConfig:
     """Compose the config the way the app will (for checks, tests and the API)."""
     from hydra import compose as hydra_compose
@@ -73,37 +84,286 @@ def compose(stage: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name="config", overrides=[f"stage={stage}", *overrides])
 
 
-def precheck(stage: str, args: list[str]) -> None:
-    """Compose and check every job before any work starts: a typo fails in a second."""
+def compose_checked(stage: str, overrides: list[str]) -> DictConfig:
+    """compose(), with Hydra/OmegaConf errors turned into a ConfigError that names the key and the fix."""
+    try:
+        return compose(stage, overrides)
+    except SnnxError:
+        raise
+    except Exception as exc:  # Hydra and OmegaConf composition errors
+        raise ConfigError(explain_hydra_error(exc, overrides, stage)) from exc
+
+
+def _sweep_combinations(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
+    """Expand a multirun's sweep overrides (a=1,2 b=x,y) into job override lists; also the swept keys."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices, swept = [], []
+    for ov in parsed:
+        if ov.is_sweep_override():
+            try:
+                values = [f"{ov.get_key_element()}={v}" for v in ov.sweep_string_iterator()]
+            except Exception:  # an interval sweep (Optuna …) has no list of values to check
+                continue
+            swept.append(ov.get_key_element())
+        else:
+            values = [ov.input_line]
+        choices.append(values)
+    combos = itertools.product(*choices)
+    return [list(c) for c in itertools.islice(combos, MAX_PRECHECKED_JOBS)], swept
+
+
+# -- explaining Hydra's errors ------------------------------------------------------
+def _first_line(text: str, end: str = ".") -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    first = lines[0] if lines else str(text)
+    return first.rstrip(".") + end
+
+
+def _node_keys(path: str) -> list[str] | None:
+    """The keys under ``path`` (dotted) in the schema (or in Hydra's own config for hydra.*)."""
+    try:
+        if path == "hydra" or path.startswith("hydra."):
+            from hydra.conf import HydraConf
+
+            node = OmegaConf.structured(HydraConf)
+            path = path[len("hydra"):].lstrip(".")
+        else:
+            from snnx.config import SnnxConfig
+
+            node = OmegaConf.structured(SnnxConfig)
+        if path:
+            node = OmegaConf.select(node, path)
+        return [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else None
+    except Exception:
+        return None
+
+
+def _format_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _example(key: str, stage: str, overrides: list[str]) -> str | None:
+    """``key=<its value in the config these group choices give>``, quoted for the shell if a list."""
+    groups = [o for o in overrides if "=" in o and "." not in _override_key(o) and "/" not in _override_key(o)
+              and not o.startswith(("+", "~")) and _override_key(o) != key]
+    for attempt in (groups, []):
+        try:
+            value = OmegaConf.select(compose(stage, attempt), key, default=None)
+        except Exception:
+            continue
+        if value is None or OmegaConf.is_config(value) and OmegaConf.is_dict(value):
+            return None
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        text = f"{key}={_format_value(value)}"
+        return f"'{text}'" if isinstance(value, (list, tuple)) else text
+    return None
+
+
+_EXPECTED = (
+    (r"could not be converted to Integer", "a whole number"),
+    (r"could not be converted to Float", "a number"),
+    (r"is not a valid bool", "true or false"),
+    (r"is not a ListConfig, list or tuple", "a list such as [1,2,4]"),
+    (r"Cannot convert '\w+' to string", "a single value, not a list or a group"),
+    (r"could not be converted to", "a value of the declared type"),
+)
+
+
+def explain_hydra_error(exc: Exception, overrides: list[str], stage: str = "run") -> str:
+    """Turn a Hydra/OmegaConf composition error into one paragraph: key, bad value, fix."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    from snnx.cli import group_options
+    from snnx.config import GROUPS
+
+    text = str(exc)
+    flat = " ".join(text.split())
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    by_key = {_override_key(o): o for o in overrides}
+
+    # A malformed override: say which one.
+    if isinstance(exc, OverrideParseException) or "Config group override must be" in text:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parser = OverridesParser.create()
+        bad, reason = None, _first_line(text.replace("See https", "\nSee https"), end="")
+        for ov in overrides:
+            try:
+                parsed = parser.parse_override(ov)
+                if not parsed.key_or_group:
+                    raise ValueError("the key before '=' is empty")
+            except Exception as inner:
+                bad, reason = ov, _first_line(str(inner).replace("See https", "\nSee https"), end="")
+                break
+        what = f"the override {bad!r}" if bad is not None else "an override"
+        return (f"{_override_key(bad) if bad and _override_key(bad) else 'override'}: cannot read {what} ({reason}). "
+                "Write group=option or group.key=value with no spaces around '='; quote lists for the shell, "
+                "e.g. 'sim.T=[1,2,4,8]' (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/).")
+
+    # An option that is not in its group.
+    match = re.search(r"Could not (?:find|load) '([\w/]+)/([^']*)'", flat)
+    if isinstance(exc, MissingConfigException) or match:
+        if match:
+            group, bad = match.group(1), match.group(2)
+            if group.startswith("hydra/"):
+                listed = re.search(r"Available options in '[^']*':((?:\s+\S+)+?)\s+Config search path", text)
+                names = listed.group(1).split() if listed else []
+            else:
+                names = group_options().get(group, [])
+            if not names:
+                return (f"{group}={bad}: the config group '{group}' has no options yet, so {group}={bad} cannot be "
+                        f"chosen. Leave {group} out (or add conf/{group}/{bad}.yaml).")
+            close = difflib.get_close_matches(bad, names, n=1)
+            hint = f"Did you mean {group}={close[0]}? " if close else ""
+            return (f"{group}={bad}: no such option in config group '{group}'. {hint}"
+                    f"Choose one of: {', '.join(names)}.")
+        return f"{_first_line(text)} Check the group=option overrides; `snnx --help` lists every group's options."
+
+    if "Multiple values for" in flat:
+        group = re.search(r"Multiple values for ([\w/]+)", flat).group(1)
+        return (f"{group}: chosen twice (by the defaults and by +{group}=…). Drop the '+': "
+                f"write {group}=<option> to choose another option.")
+
+    full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if not full_key:
+        match = re.search(r"full_key: (\S+)", text + " " + str(cause))
+        full_key = match.group(1) if match else None
+    message = str(getattr(cause, "msg", None) or _first_line(str(cause)))
+
+    # An unknown key.
+    if full_key and ("not in" in message and "Key" in message or "Could not override" in flat
+                     or "No match in config" in flat):
+        parent, _, leaf = full_key.rpartition(".")
+        known = _node_keys(parent) or []
+        close = difflib.get_close_matches(leaf, known, n=1)
+        hint = f"Did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        listing = f"The keys of {parent or 'the config'} are: {', '.join(known)}." if known else \
+            f"`snnx {stage} --cfg {'hydra' if full_key.startswith('hydra') else 'job'}` prints every key."
+        return f"{full_key}: unknown key: the config has no such setting. {hint}{listing}"
+
+    # A value of the wrong type.
+    if full_key:
+        base_key = re.sub(r"\[\d+\]$", "", full_key)
+        given = _override_value(by_key.get(base_key, "")) if base_key in by_key else None
+        shown = f" {given!r}" if given is not None else ""
+        sub_type = re.search(r"is not a subclass of (\w+)", message)
+        if sub_type:
+            keys = _node_keys(base_key) or []
+            if base_key in GROUPS:
+                fix = f"Choose an option with {base_key}=<option> (`snnx --help` lists them)."
+            else:
+                fix = f"Set one of its keys instead, e.g. {base_key}.{keys[0]}={given or '…'}." if keys else \
+                    f"Set one of its keys, e.g. {base_key}.<key>=<value>."
+            return f"{base_key}: is a group of settings ({', '.join(keys)}), not a single value{shown}. {fix}"
+        for pattern, expected in _EXPECTED:
+            if re.search(pattern, message):
+                example = _example(base_key, stage, overrides)
+                what = "every item must be" if full_key != base_key else "must be"
+                fix = f"Give e.g. {example}." if example else f"Give {expected}."
+                return f"{base_key}: {what} {expected}, got{shown or ' a value of another type'}. {fix}"
+        return f"{full_key}: {_first_line(message)} Fix the value on the command line or in the preset."
+
+    return (f"{_first_line(text)} Check the overrides: `snnx --help` lists the groups and their options, "
+            f"`snnx {stage} --cfg job` prints every key.")
+
+
+# -- checks before any work ----------------------------------------------------------
+def _debug_requested(overrides: list[str]) -> bool:
+    return any(_override_key(o) == "debug" and str(_override_value(o)).lower() in _TRUE for o in overrides)
+
+
+def precheck(stage: str, args: list[str], *, semantic: bool = True) -> list[DictConfig]:
+    """Compose (and validate) every job before any work starts: a typo fails in a second.
+
+    Returns the composed configs. Notes on tidied values are printed once.
+    """
     from snnx.validate import validate
 
-    multirun = any(a in ("-m", "--multirun") for a in args)
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra")]
-    jobs = _sweep_combinations(overrides) if multirun else [overrides]
+    overrides, flags = split_args(args)
+    multirun = any(f in _MULTIRUN_FLAGS for f in flags)
+    try:
+        jobs, swept = _sweep_combinations(overrides) if multirun else ([overrides], [])
+    except Exception as exc:  # a malformed sweep override
+        raise ConfigError(explain_hydra_error(exc, overrides, stage)) from exc
+    notes: list[str] = []
+    configs = []
     for job in jobs:
         try:
-            cfg = compose(stage, job)
-        except SnnxError:
+            cfg = compose_checked(stage, job)
+            if semantic:
+                validate(cfg, check_paths=True, note=lambda t: notes.append(t) if t not in notes else None)
+        except SnnxError as exc:
+            if len(jobs) > 1:
+                which = " ".join(o for o in job if _override_key(o) in swept)
+                raise type(exc)(f"{exc.problem} [sweep job {which}; no job was started]", key=exc.key,
+                                fix=exc.fix) from exc
             raise
-        except Exception as exc:  # Hydra and OmegaConf composition errors
-            raise ConfigError(_explain_hydra_error(exc, job)) from exc
-        validate(cfg, check_paths=True)
+        configs.append(cfg)
+    for text in notes:
+        print(f"snnx: note: {text}")
+    return configs
 
 
-def report_error(exc: SnnxError, debug: bool) -> None:
+def report_error(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc)
-    print(f"snnx: error: {exc}", file=sys.stderr)
+    print(f"snnx: error: {exc}", file=sys.stderr, flush=True)
 
 
 def run_stage(cfg: DictConfig) -> dict:
     from snnx import stages
     from snnx.validate import validate
 
-    validate(cfg, check_paths=True)
+    # Already checked (and its notes printed) before launch; this sorts sim.T again in the job's config.
+    validate(cfg, check_paths=True, note=None)
     return stages.run_stage(cfg)
 
 
+# -- multirun failure bookkeeping -----------------------------------------------------
+def _record_failure(exc: BaseException, user_error: bool) -> None:
+    path = os.environ.get(_FAILURES_ENV)
+    if not path:
+        return
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        num, task = hc.job.num, list(hc.overrides.task)
+    except Exception:
+        num, task = "?", []
+    line = json.dumps({"num": num, "overrides": task, "message": str(exc), "user": user_error}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())  # one small O_APPEND write: lines from parallel jobs never mix
+    finally:
+        os.close(fd)
+
+
+def _report_failures(path: str, swept: list[str]) -> int:
+    """Print the failed jobs of a multirun; return the exit status (0 when none failed)."""
+    try:
+        with open(path) as handle:
+            failures = [json.loads(line) for line in handle if line.strip()]
+    except OSError:
+        return 0
+    if not failures:
+        return 0
+    failures.sort(key=lambda f: (str(f["num"])))
+    print(f"snnx: error: {len(failures)} multirun job{'s' if len(failures) > 1 else ''} failed; the others "
+          "finished and kept their results:", file=sys.stderr)
+    for f in failures:
+        shown = [o for o in f["overrides"] if _override_key(o) in swept] or f["overrides"]
+        print(f"  job #{f['num']} ({' '.join(shown)}): {f['message']}", file=sys.stderr)
+    return 2 if all(f["user"] for f in failures) else 1
+
+
+# -- entry -------------------------------------------------------------------------
 def launch(stage: str, args: list[str]) -> None:
     import hydra
 
@@ -111,17 +371,27 @@ def launch(stage: str, args: list[str]) -> None:
     from snnx.config import register_configs
 
     register_configs()
-    debug = any(a in ("debug=true", "debug=True") for a in args)
-    informational = any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") or a.startswith("--cfg")
-                        for a in args)
-    if not informational:
+    overrides, flags = split_args(args)
+    multirun = any(f in _MULTIRUN_FLAGS for f in flags)
+    debug = _debug_requested(overrides)
+    swept: list[str] = []
+    if not any(f in _HELP_FLAGS for f in flags):
+        informational = any(f in _INFO_FLAGS for f in flags)
         try:
-            precheck(stage, args)
+            # --cfg / --info print the config: composition must work, the values need not.
+            configs = precheck(stage, args, semantic=not informational)
+            debug = bool(configs[0].get("debug", debug)) if configs else debug
+            if multirun:
+                swept = _sweep_combinations(overrides)[1]
         except SnnxError as exc:
             report_error(exc, debug)
             raise SystemExit(exc.exit_code)
 
-    multirun = any(a in ("-m", "--multirun") for a in args)
+    failures_path = None
+    if multirun:
+        fd, failures_path = tempfile.mkstemp(prefix="snnx-multirun-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[_FAILURES_ENV] = failures_path
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig):
@@ -130,9 +400,26 @@ def launch(stage: str, args: list[str]) -> None:
         except SnnxError as exc:
             report_error(exc, bool(cfg.get("debug", False)))
             if multirun:
-                # One failing job must not stop the others; Hydra records the failure.
-                raise
+                # One failing job must not stop the others; the failures are listed at the end.
+                _record_failure(exc, user_error=True)
+                return None
             raise SystemExit(exc.exit_code)
+        except Exception as exc:
+            if multirun:
+                traceback.print_exception(exc)
+                _record_failure(exc, user_error=False)
+                return None
+            raise
 
-    sys.argv = ["snnx", f"stage={stage}", *args]
-    app()
+    # Hydra's own help composes only its config, which has no `stage` key.
+    # Flags before overrides: argparse cannot take flags between positional overrides.
+    sys.argv = ["snnx", *flags, *([] if "--hydra-help" in flags else [f"stage={stage}"]), *overrides]
+    try:
+        app()
+    finally:
+        if failures_path is not None:
+            status = _report_failures(failures_path, swept)
+            os.environ.pop(_FAILURES_ENV, None)
+            os.unlink(failures_path)
+    if failures_path is not None and status:
+        raise SystemExit(status)

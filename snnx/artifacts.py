@@ -8,26 +8,22 @@ file lock: one builds it, the others wait and reuse it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-import io
 import json
 import os
-import pickle
+import re
 import tempfile
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
-from filelock import FileLock
 
 from snnx.errors import CheckpointError
 
 # Dataset keys that say where files are or how they are read, not what is learnt.
 _DATASET_KEYS_NOT_HASHED = ("root", "download", "num_workers", "limit_test")
-# A lock held longer than this by a job that is gone counts as stale.
-LOCK_POLL_SECONDS = 1.0
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -56,9 +52,21 @@ def ann_dir(root: str | os.PathLike, key: str) -> Path:
     return Path(root) / "cache" / "ann" / key
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it over ``path`` only on success."""
+    """Yield a temp path beside ``path``; rename it over ``path`` only on success.
+
+    The temp file is flushed to disk before the rename, so ``path`` is always
+    either the old complete file or the new complete file, never a part of one
+    (also after SIGKILL or a crash). A temp file left by a killed writer is
+    named ``.<name>.*.tmp`` and is removed by :func:`artifact_lock`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -66,6 +74,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -87,43 +99,94 @@ def write_csv(frame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
-@contextmanager
-def artifact_lock(directory: str | os.PathLike) -> Iterator[None]:
-    """Exclusive lock on one artifact directory.
+def _remove_stale_temp_files(directory: Path) -> None:
+    """Temp files of a writer that was killed between write and rename (we hold the lock)."""
+    if directory.is_dir():
+        for leftover in directory.glob(".*.tmp"):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
 
-    filelock's lock is an OS-level flock: it is released by the kernel when the
-    holding process dies, so a lock left by a killed job never blocks anyone.
+
+@contextmanager
+def artifact_lock(directory: str | os.PathLike, *, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Exclusive lock on one artifact directory, held while it is built or read.
+
+    The lock is an OS ``flock`` on ``<directory>.lock``: the kernel releases it
+    when the holding process ends in any way (SIGKILL included), so a lock
+    left by a killed job never blocks anyone and needs no stale-lock timeout.
+    The lock file itself is never deleted (deleting it would let two jobs hold
+    locks on two different files). ``on_wait`` is told once when another job
+    holds the lock and this one waits (default: the console log). On acquiring the lock, temp files a
+    killed writer left in ``directory`` are removed.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(directory) + ".lock")
-    with lock:
+    lock_path = str(directory) + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is None:
+                from snnx.console import log as on_wait
+            on_wait(f"waiting for another job that holds {lock_path}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _remove_stale_temp_files(directory)
         yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of a library's message, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
+    text = " ".join(text.split())
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    first = match.group(1) if match else text
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _refused_global(text: str) -> str | None:
+    """The global a weights-only load refused (``builtins.open`` …), if that is what failed."""
+    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(text))
+    if match:
+        return match.group(1)
+    # ("Unsupported operand N" means bytes that are no pickle at all: a corrupt file, not a refused object.)
+    match = re.search(r"not an allowed global|Unsupported class", str(text))
+    return "an object" if match else None
 
 
 def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt") -> dict:
     """Load a snnx checkpoint safely: tensors and plain containers only.
 
-    ``weights_only=True`` refuses any pickled object, so a checkpoint from
-    someone else can never run code here.
+    ``weights_only=True`` refuses any pickled object before it is built, so a
+    checkpoint from someone else can never run code here. Every failure is a
+    CheckpointError naming ``key`` (the config key or file at fault).
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {str(path)!r}.", key=key,
+        raise CheckpointError(f"no checkpoint file at {str(path)!r}.", key=key,
                               fix="Give the path of a snnx checkpoint (outputs/cache/ann/<key>/model.pt).")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # any library error while reading user input is the user's file
+        refused = _refused_global(str(exc))
+        if refused is not None:
+            raise CheckpointError(
+                f"{str(path)!r} contains a pickled Python object ({refused}), not only tensors and plain "
+                "containers; it was refused without running anything, since unpickling it could execute code.",
+                key=key, fix="Use a checkpoint written by snnx, or re-save its state_dict and config as plain "
+                "data (dicts, lists, numbers, strings, tensors).") from exc
         raise CheckpointError(
-            f"{str(path)!r} holds objects other than tensors and plain containers, so it was refused "
-            f"unread (loading it could run arbitrary code) [{str(exc).splitlines()[0][:160]}].",
-            key=key, fix="Use a checkpoint written by snnx, or re-save its state_dict and config as plain data.") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{str(path)!r} is not a readable torch checkpoint (truncated or corrupt: {str(exc).splitlines()[0][:160]}).",
+            f"{str(path)!r} is not a readable torch checkpoint: it is truncated, corrupt or another kind of file "
+            f"({type(exc).__name__}: {_first_sentence(exc)}).",
             key=key, fix="Point to an intact checkpoint, or delete it so snnx trains a new one.") from exc
     if not isinstance(data, dict) or not {"config", "state_dict"} <= set(data):
+        found = f"a dict with keys {sorted(map(str, data))[:8]}" if isinstance(data, dict) else f"a {type(data).__name__}"
         raise CheckpointError(
-            f"{str(path)!r} is a torch file but not a snnx checkpoint (it needs the keys 'config' and 'state_dict').",
-            key=key, fix="Use a model.pt written by `snnx train`.")
+            f"{str(path)!r} is a torch file but not a snnx checkpoint: it holds {found}, and a snnx checkpoint is "
+            "a dict with at least 'config', 'state_dict', 'epoch' and 'metrics'.",
+            key=key, fix="Use a model.pt written by `snnx train` (outputs/cache/ann/<key>/model.pt).")
     return data

@@ -9,9 +9,9 @@ without a traceback unless ``debug=true``.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 STAGES = {
     "train": "train the ANN (or reuse it from the artifact cache)",
@@ -67,7 +67,7 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     print(f"snnx: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -79,7 +79,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     stage = args.pop(0)
     if stage not in STAGES:
-        fail(f"unknown stage '{stage}'. Stages: {', '.join(STAGES)}.")
+        import difflib
+
+        if "=" in stage or stage.startswith("-"):
+            hint = f" Put the stage first, e.g. `snnx run {' '.join([stage, *args])}`."
+        else:
+            close = difflib.get_close_matches(stage, list(STAGES), n=1)
+            hint = f" Did you mean `snnx {close[0]}`?" if close else ""
+        fail(f"unknown stage '{stage}'. The first word must be a stage: {', '.join(STAGES)}.{hint}")
 
     from snnx.app import launch
 

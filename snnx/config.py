@@ -114,14 +114,38 @@ class SimConfig:
 
 @dataclass
 class TableConfig:
+    """A table layout (conf/table/*.yaml); the format is described in snnx/tables/layout.py."""
+
+    @staticmethod
+    def _open_dict(content: dict):
+        """A dict node that takes new keys even though Hydra makes the rest of the config strict."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.create(content, flags={"struct": False})
+
     name: str = "summary"
-    paper: Optional[str] = None
+    paper: Optional[str] = None  # csqcfs | denggu | msat | allint: where the reported rows come from
+    paper_tables: List[str] = field(default_factory=list)  # which of its tables, as printed ("Table 1")
     title: str = "snnx results"
-    sweep_dir: Optional[str] = None
+    kind: str = "accuracy"  # accuracy (value vs T) | layers (layers.csv statistic per layer vs T)
+    layout: str = "wide"  # wide: one column per T | long: T is a row key, columns are metrics
+    sweep_dir: Optional[str] = None  # where to look for results.csv; default paths.root
     rows: List[str] = field(default_factory=lambda: ["dataset", "model", "act", "convert"])
-    T: List[int] = field(default_factory=list)  # columns; empty = every T found
-    value: str = "acc"
-    filters: Any = field(default_factory=dict)
+    columns: List[str] = field(default_factory=lambda: ["ANN", "T"])  # ANN, T, SNN best, loss, final acc, final T, MaxDiff, AvgDiff
+    T: List[Any] = field(default_factory=list)  # columns; int, ">=N" or "A-B"; empty = every T found
+    value: str = "acc"  # the results.csv metric in the T columns
+    # On runs: results.csv columns or dotted config keys → value(s); an open dict, so that
+    # table.filters.L=4 adds a filter from the command line (and table.filters.dataset=null drops one).
+    filters: Any = field(default_factory=lambda: TableConfig._open_dict({}))
+    methods: List[Any] = field(default_factory=list)  # rows: {label, paper: {match}, snnx: {match}, note}
+    reported_rest: bool = True  # paper rows no `methods` entry claims become reported-only rows
+    embedded: bool = False  # snnx rows from embedded-scale runs beside the paper's rows, labelled as what they are
+    # With embedded=true these replace filters' dataset/model for snnx rows (…dataset=null: any dataset).
+    embedded_filters: Any = field(default_factory=lambda: TableConfig._open_dict({"dataset": ["digits", "mnist5k"]}))
+    panels: Optional[List[str]] = None  # row keys that split the plot into panels; default: rows but the label
+    layer_metric: str = "sin_ratio"  # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
+    layer_axis: str = "T"  # kind=layers: x axis T (one line per layer) | layer (one line per T)
+    plot: bool = True
 
 
 @dataclass

@@ -11,5 +11,5 @@ _log = logging.getLogger("snnx")
 
 
 def log(message: str) -> None:
-    console.print(message)
+    console.print(message, soft_wrap=True)
     _log.info(message)

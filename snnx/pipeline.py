@@ -84,7 +84,7 @@ class TrainedANN:
 
 def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
     """The trained ANN for ``config``: an explicit ckpt, the cache, or a new training run."""
-    from snnx.trainer import seed_everything, train_epochs
+    from snnx.trainer import seed_everything
 
     if config.get("ckpt"):
         model, data = load_ann(config["ckpt"], key="ckpt")
@@ -101,25 +101,61 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
             return TrainedANN(model, data["config"], key, final, dict(data["metrics"]))
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write_text(directory / "key.json", _key_json(config))
-        seed_everything(config["seed"])
-        model = build_model(config)
-        train_cfg = config["train"]
-        generator = torch.Generator().manual_seed(config["seed"])
-        train_set = dataset(config, "train")
-        test_set = dataset(config, "test", augment=False)
-        workers = config["dataset"]["num_workers"]
-        train_loader = loader(train_set, train_cfg["batch_size"], shuffle=True, generator=generator, num_workers=workers)
-        test_loader = loader(test_set, 500, num_workers=workers)
-        log(f"ANN {key}: training {config['model']['name']} with act={config['act']['name']} on "
-            f"{config['dataset']['name']} ({len(train_set)} train / {len(test_set)} test images) on {device}")
-        hooks = _epoch_hooks(config)
-        metrics = train_epochs(model, train_loader=train_loader, test_loader=test_loader, loader_generator=generator,
-                               train=train_cfg, lr=train_cfg["lr"], epochs=train_cfg["epochs"], out_dir=directory,
-                               config=config, device=device, log=log, before_epoch=hooks)
+        if config["train"]["two_stage"]:
+            model, metrics = _finetune_channelwise(config, directory, device)
+        else:
+            seed_everything(config["seed"])
+            model = build_model(config)
+            train_cfg = config["train"]
+            metrics = _train(config, model, directory, device, lr=train_cfg["lr"], epochs=train_cfg["epochs"],
+                             stage_name="train")
         model = model.cpu().eval()
         _save_final(model, config, key, metrics["epochs"], metrics, final)
         log(f"ANN {key}: saved {final}")
         return TrainedANN(model, dict(config), key, final, {k: v for k, v in metrics.items() if k != "rows"})
+
+
+def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.device, *, lr: float, epochs: int,
+           stage_name: str) -> dict:
+    from snnx.trainer import train_epochs
+
+    train_cfg = config["train"]
+    generator = torch.Generator().manual_seed(config["seed"])
+    train_set = dataset(config, "train")
+    test_set = dataset(config, "test", augment=False)
+    workers = config["dataset"]["num_workers"]
+    train_loader = loader(train_set, train_cfg["batch_size"], shuffle=True, generator=generator, num_workers=workers)
+    test_loader = loader(test_set, 500, num_workers=workers)
+    log(f"ANN {directory.name}: {stage_name} {config['model']['name']} with act={config['act']['name']} on "
+        f"{config['dataset']['name']} ({len(train_set)} train / {len(test_set)} test images) on {device}")
+    return train_epochs(model, train_loader=train_loader, test_loader=test_loader, loader_generator=generator,
+                        train=train_cfg, lr=lr, epochs=epochs, out_dir=directory, config=config, device=device,
+                        log=log, stage_name=stage_name, before_epoch=_epoch_hooks(config))
+
+
+def stage_one_config(config: Mapping) -> dict:
+    """CS-QCFS stage 1: the same run with a layer-wise QCFS activation, cached on its own."""
+    stage_one = copy.deepcopy(dict(config))
+    stage_one["act"] = {**config["act"], "name": "qcfs", "channelwise": False, "softplus": False}
+    stage_one["train"] = {**config["train"], "two_stage": False, "finetune_epochs": 0, "name": "two_stage:stage1"}
+    return stage_one
+
+
+def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device):
+    """Stage 2: each layer λ becomes channel-wise λ_c (softplus(p_c) = λ), fine-tuned at lr × scale."""
+    from snnx.activations import to_channelwise
+    from snnx.trainer import seed_everything
+
+    stage_one = ensure_ann(stage_one_config(config), device)
+    model = copy.deepcopy(stage_one.model)
+    to_channelwise(model, softplus=bool(config["act"]["softplus"]))
+    train_cfg = config["train"]
+    seed_everything(config["seed"] + 1)
+    metrics = _train(config, model, directory, device, lr=train_cfg["lr"] * train_cfg["finetune_lr_scale"],
+                     epochs=train_cfg["finetune_epochs"], stage_name="finetune")
+    metrics["stage1_key"] = stage_one.key
+    metrics["stage1_test_acc"] = stage_one.metrics.get("test_acc")
+    return model, metrics
 
 
 def _epoch_hooks(config: Mapping):
@@ -219,6 +255,12 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
                      "ann_energy_mj": E_MAC_PJ * macs_ann * 1e-9, "passes": result.passes,
                      "time_steps_simulated": T})
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    hydra_config = run_dir / ".hydra" / "config.yaml"
+    if not hydra_config.exists():
+        # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
+        from omegaconf import OmegaConf
+
+        atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.create(dict(config))))
     write_csv(frame, run_dir / "results.csv")
     if result.layer_rows:
         write_csv(pd.DataFrame(result.layer_rows), run_dir / "layers.csv")

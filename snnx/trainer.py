@@ -8,7 +8,6 @@ and ends with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -90,6 +89,23 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train: Mapping, epochs: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
+def diverged(what: str, epoch: int, batch_index: int, batches: int, lr: float, last_path: Path,
+             config: Mapping, stage_name: str = "train") -> SnnxError:
+    """The NaN guard's error: where it happened, what was kept, what to change."""
+    if epoch > 0 and last_path.exists():
+        kept = f"the checkpoint of the last good epoch ({epoch}) is kept in {last_path}"
+    else:
+        kept = "no epoch had completed, so there is no checkpoint to keep"
+    act = config.get("act", {}).get("name") if isinstance(config.get("act"), Mapping) else None
+    extra = ", raise act.init_threshold" if act in ("qcfs", "cqcfs", "sqcfs", "csqcfs") else ""
+    return SnnxError(
+        f"training diverged: {what} at {'' if stage_name == 'train' else stage_name + ' '}epoch {epoch + 1}, "
+        f"batch {batch_index + 1} of {batches} (lr {lr:g}); "
+        f"training stopped and {kept}.",
+        key="train.lr", fix=f"Lower train.lr (SGD usually trains these models at 0.01–0.1, Adam near 0.001){extra}, "
+        "or check the data normalisation.")
+
+
 def train_epochs(
     model: nn.Module,
     *,
@@ -106,7 +122,7 @@ def train_epochs(
     stage_name: str = "train",
     before_epoch: Callable[[nn.Module, int], None] | None = None,
 ) -> dict:
-    """Train ``model`` for ``epochs`` epochs, resuming from ``out_dir/last.pt``.
+    """Train ``model`` for ``epochs`` epochs, resuming from ``out_dir/<stage_name>_last.pt``.
 
     Returns the final metrics. Writes ``train.csv`` and ``last.pt`` after every
     epoch; the caller writes the finished checkpoint.
@@ -138,21 +154,24 @@ def train_epochs(
         began = time.perf_counter()
         seen, correct, loss_sum = 0, 0, 0.0
         current_lr = optimizer.param_groups[0]["lr"]
+        batches = len(train_loader)
         for batch_index, (images, labels) in enumerate(train_loader):
             images, labels = images.to(device), labels.to(device)
             logits = model(images)
             loss = criterion(logits, labels)
             if not torch.isfinite(loss):
-                raise SnnxError(
-                    f"training loss became {loss.item()} at epoch {epoch + 1}, batch {batch_index + 1} "
-                    f"(lr {current_lr:g}); the last good checkpoint ({last_path.name}, epoch {start_epoch if rows else 0}) was kept.",
-                    key="train.lr", fix="Lower train.lr, raise act.init_threshold, or check the data normalisation.")
+                raise diverged(f"the training loss became {loss.item()}", epoch, batch_index, batches, current_lr,
+                               last_path, config, stage_name)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * labels.numel()
             correct += (logits.argmax(1) == labels).sum().item()
             seen += labels.numel()
+        # The last step can break the weights (or BN statistics) without a loss to show it: never save such an epoch.
+        if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+            raise diverged("the weights became NaN/inf by the end of the epoch", epoch, batches - 1, batches,
+                           current_lr, last_path, config, stage_name)
         scheduler.step()
         test = evaluate(model, test_loader, device)
         row = {"stage": stage_name, "epoch": epoch + 1, "lr": current_lr, "train_loss": loss_sum / seen,
@@ -161,6 +180,8 @@ def train_epochs(
         rows.append(row)
         log(f"{stage_name} epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} "
             f"train {row['train_acc']:.2f}% test {test.acc:.2f}% ({row['seconds']:.1f}s)")
+        # CSV first, then the resume point: a kill in between leaves a CSV one row ahead, which the
+        # resumed run rewrites from the checkpoint's rows (each epoch appears once).
         write_csv(pd.DataFrame(rows), csv_path)
         atomic_save({"config": dict(config), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch, "rows": rows,

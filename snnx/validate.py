@@ -7,11 +7,13 @@ ConfigError naming the key, the bad value and the fix.
 
 from __future__ import annotations
 
+import difflib
 import os
+from typing import Callable
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnx.errors import CheckpointError, ConfigError
+from snnx.errors import CheckpointError, ConfigError, DataError, SnnxError
 
 QCFS_FAMILY = ("qcfs", "cqcfs", "sqcfs", "csqcfs")
 # Which ANN activations each conversion can take.
@@ -20,6 +22,8 @@ CONVERT_NEEDS_ACT = {
     "cos": QCFS_FAMILY,
     "allint": ("quant",),
 }
+# Stages that build an SNN, for which act and convert must fit together.
+CONVERTING_STAGES = ("convert", "simulate", "run")
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "model.pool": ("avg", "max"),
@@ -51,7 +55,11 @@ def _positive(value, key: str, fix: str) -> None:
         raise ConfigError(f"must be a number > 0, got {value!r}.", key=key, fix=fix)
 
 
-def check_time_steps(cfg: DictConfig) -> None:
+def _print_note(text: str) -> None:
+    print(f"snnx: note: {text}")
+
+
+def check_time_steps(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
     steps = list(cfg.sim.T)
     if not steps:
         raise ConfigError("the list of time steps is empty.", key="sim.T", fix="Give at least one, e.g. 'sim.T=[1,2,4,8]'.")
@@ -61,7 +69,8 @@ def check_time_steps(cfg: DictConfig) -> None:
     if tidy != steps:
         with open_dict(cfg):
             cfg.sim.T = tidy
-        print(f"snnx: note: sim.T sorted and de-duplicated to {tidy}")
+        if note is not None:
+            note(f"sim.T sorted and de-duplicated to {tidy}")
 
 
 def check_choices(cfg: DictConfig) -> None:
@@ -86,7 +95,7 @@ def check_act(cfg: DictConfig) -> None:
     if act.name == "quant":
         if act.k is None:
             raise ConfigError("act=quant needs the quantisation level.", key="act.k", fix="Set act.k=0, 1 or 2.")
-        _positive_int(act.k, "act.k", "Set act.k to an integer ≥ 0.", minimum=0)
+        _positive_int(act.k, "act.k", "Set act.k to an integer ≥ 0, e.g. act.k=0.", minimum=0)
         _positive(act.clip_first, "act.clip_first", "Set a positive first-layer clip, e.g. act.clip_first=4.")
 
 
@@ -97,6 +106,14 @@ def check_train(cfg: DictConfig) -> None:
     _positive_int(tr.batch_size, "train.batch_size", "Use a batch size ≥ 1, e.g. train.batch_size=64.")
     if tr.weight_decay < 0:
         raise ConfigError(f"must be ≥ 0, got {tr.weight_decay}.", key="train.weight_decay", fix="Use e.g. 5e-4.")
+    if tr.momentum < 0:
+        raise ConfigError(f"must be ≥ 0, got {tr.momentum}.", key="train.momentum", fix="Use e.g. train.momentum=0.9.")
+    _positive(tr.gamma, "train.gamma", "Use e.g. train.gamma=0.1 (the step schedule multiplies lr by it).")
+    if not 0.0 <= tr.label_smoothing < 1.0:
+        raise ConfigError(f"must lie in [0, 1), got {tr.label_smoothing}.", key="train.label_smoothing",
+                          fix="Use train.label_smoothing=0 (off) or e.g. 0.1.")
+    for milestone in tr.milestones:
+        _positive_int(milestone, "train.milestones", "List the epochs where lr drops, e.g. 'train.milestones=[30,60]'.")
     if tr.two_stage:
         _positive_int(tr.finetune_epochs, "train.finetune_epochs", "Two-stage training needs stage-2 epochs, e.g. train.finetune_epochs=4.")
         _positive(tr.finetune_lr_scale, "train.finetune_lr_scale", "Use e.g. 0.1.")
@@ -114,6 +131,15 @@ def check_convert(cfg: DictConfig) -> None:
     _positive_int(conv.presim, "convert.presim", "Use e.g. convert.presim=4.")
     if conv.shift_T is not None:
         _positive_int(conv.shift_T, "convert.shift_T", "Use a positive T or null for per-T passes.")
+    confidence = conv.confidence
+    values = list(confidence) if not isinstance(confidence, (int, float)) else [confidence]
+    for p in values:
+        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+            raise ConfigError(f"spike-confidence probabilities must lie in [0, 1], got {p!r}.", key="convert.confidence", fix="Use e.g. convert.confidence=1.0 (off) or a list such as [0.9,0.95,1.0].")
+    if conv.v_init is not None and not isinstance(conv.v_init, (int, float)):
+        raise ConfigError(f"must be a number (a fraction of θ) or null, got {conv.v_init!r}.", key="convert.v_init", fix="Use e.g. convert.v_init=0.5.")
+    if cfg.stage not in CONVERTING_STAGES:
+        return  # `snnx train act=relu` trains a ReLU ANN whatever convert says
     needs = CONVERT_NEEDS_ACT.get(conv.name)
     if needs and cfg.act.name not in needs:
         raise ConfigError(
@@ -123,17 +149,10 @@ def check_convert(cfg: DictConfig) -> None:
     if conv.name == "shift" and conv.variant in ("T", "TS") and cfg.act.name not in ("clip",):
         raise ConfigError(f"convert=shift variant {conv.variant} uses a threshold-ReLU ANN, but act={cfg.act.name}.",
                           key="convert.variant / act", fix="Use act=clip, or convert.variant=S for a ReLU ANN.")
-    confidence = conv.confidence
-    values = list(confidence) if not isinstance(confidence, (int, float)) else [confidence]
-    for p in values:
-        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise ConfigError(f"spike-confidence probabilities must lie in [0, 1], got {p!r}.", key="convert.confidence", fix="Use e.g. convert.confidence=1.0 (off) or a list such as [0.9,0.95,1.0].")
-    if conv.v_init is not None and not isinstance(conv.v_init, (int, float)):
-        raise ConfigError(f"must be a number (a fraction of θ) or null, got {conv.v_init!r}.", key="convert.v_init", fix="Use e.g. convert.v_init=0.5.")
 
 
-def check_sim(cfg: DictConfig) -> None:
-    check_time_steps(cfg)
+def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
+    check_time_steps(cfg, note)
     chunk = cfg.sim.chunk
     if chunk != "auto":
         _positive_int(chunk, "sim.chunk", "Use sim.chunk=auto or an integer ≥ 1.")
@@ -150,26 +169,216 @@ def check_device(cfg: DictConfig) -> None:
 
 def check_model_dataset(cfg: DictConfig) -> None:
     from snnx.data import DATASETS, dataset_info
-    from snnx.models import check_compatible
+    from snnx.models import check_image_size, list_models
 
     if cfg.dataset.name not in DATASETS:
         raise ConfigError(f"unknown dataset {cfg.dataset.name!r}.", key="dataset.name", fix=f"Use one of: {', '.join(DATASETS)}.")
-    check_compatible(cfg.model.name, dataset_info(cfg.dataset.name))
+    if cfg.model.name not in list_models():
+        raise ConfigError(f"unknown model {cfg.model.name!r}.", key="model.name", fix=f"Use one of: {', '.join(list_models())}.")
+    try:
+        check_image_size(cfg.model.name, dataset_info(cfg.dataset.name).image_size)
+    except ConfigError as exc:
+        problem = exc.problem.replace("but the dataset has", f"but dataset={cfg.dataset.name} has")
+        raise ConfigError(problem, key="model / dataset", fix=exc.fix) from None
+
+
+def check_stage(cfg: DictConfig) -> None:
+    from snnx.cli import STAGES
+
+    if cfg.stage not in STAGES:
+        raise ConfigError(f"unknown stage {cfg.stage!r}.", key="stage",
+                          fix=f"Name the stage as the first word instead: snnx <stage> …, with <stage> one of {', '.join(STAGES)}.")
+
+
+_SCHEMA = None
+
+
+def _schema() -> DictConfig:
+    global _SCHEMA
+    if _SCHEMA is None:
+        from snnx.config import SnnxConfig
+
+        _SCHEMA = OmegaConf.structured(SnnxConfig)
+    return _SCHEMA
+
+
+def _unknown_key_error(key: str, known: list[str], prefix: str) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"Did you mean {prefix}{close[0]}? " if close else ""
+    parent = key.rpartition(".")[0] or "the config"
+    return ConfigError("unknown key: the config has no such setting.", key=key,
+                       fix=f"{hint}The keys of {parent} are: {', '.join(known)}.")
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Keys added with +key=… (which Hydra lets past the schema) must still be known ones."""
+    schema = _schema()
+    top = list(schema.keys())
+    for name in cfg.keys():
+        if name not in top:
+            raise _unknown_key_error(str(name), top, "")
+        node = schema._get_node(name)
+        if OmegaConf.is_dict(node) and OmegaConf.get_type(node) is not dict:  # a structured group, not a free dict
+            known = list(node.keys())
+            for sub in cfg[name].keys():
+                if sub not in known:
+                    raise _unknown_key_error(f"{name}.{sub}", known, f"{name}.")
+
+
+def check_missing(cfg: DictConfig) -> None:
+    from snnx.config import GROUPS
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        key = missing[0]
+        group = key.split(".")[0]
+        fix = (f"Choose an option with {group}=<option> (`snnx --help` lists them)." if group in GROUPS
+               else f"Set {key}=<value>.")
+        raise ConfigError("has no value.", key=key, fix=fix)
+
+
+def check_data_options(cfg: DictConfig) -> None:
+    ds, model = cfg.dataset, cfg.model
+    for key in ("limit_train", "limit_test"):
+        value = ds[key]
+        if value is not None:
+            _positive_int(value, f"dataset.{key}", f"Use dataset.{key}=null for the whole split, or e.g. dataset.{key}=256.")
+    _positive_int(ds.cutout, "dataset.cutout", "Use dataset.cutout=0 (off) or the side of the erased square, e.g. 16.", minimum=0)
+    _positive_int(ds.num_workers, "dataset.num_workers", "Use dataset.num_workers=0 (load in the main process) or more.", minimum=0)
+    _positive(model.width, "model.width", "Use e.g. model.width=1.0 (full size) or 0.5 (half the channels).")
+    if not 0.0 <= model.dropout < 1.0:
+        raise ConfigError(f"must lie in [0, 1), got {model.dropout}.", key="model.dropout", fix="Use e.g. model.dropout=0.0 (off) or 0.2.")
+
+
+def _data_needed(cfg: DictConfig) -> bool:
+    """Whether this stage will read dataset files (train with a cached ANN or a ckpt does not)."""
+    if cfg.stage == "table":
+        return False
+    if cfg.stage == "train":
+        if cfg.ckpt is not None:
+            return False
+        from snnx.artifacts import ann_dir, ann_key
+
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        if (ann_dir(cfg.paths.root, ann_key(plain)) / "model.pt").is_file():
+            return False
+    return True
+
+
+def check_dataset_present(cfg: DictConfig) -> None:
+    """The files of a file-backed dataset are there (presence only: nothing is read)."""
+    from snnx.data import vision
+
+    name = cfg.dataset.name
+    if name not in vision.VISION or cfg.dataset.download or not _data_needed(cfg):
+        return
+    root = str(cfg.dataset.root)
+    if name == "imagenet":
+        base = os.path.join(os.path.abspath(os.path.expanduser(root)), "imagenet")
+        absent = [os.path.join(base, sub) for sub in ("train", "val") if not os.path.isdir(os.path.join(base, sub))]
+        if absent:
+            raise DataError(
+                f"cannot find the ImageNet folder{'s' if len(absent) > 1 else ''} {' and '.join(absent)}: expected "
+                f"{base}/train/<class>/<image> and {base}/val/<class>/<image>.",
+                key="dataset.root",
+                fix="Put the images there, or set dataset.root=<folder> (or SNNX_DATA) to the folder that contains imagenet/.")
+        return
+    files = vision.expected_files(name, root)
+    missing = [f for f in files if not os.path.isfile(f)]
+    if name == "mnist" and missing:
+        processed = os.path.join(os.path.abspath(os.path.expanduser(root)), "MNIST", "processed")
+        if all(os.path.isfile(os.path.join(processed, f)) for f in ("training.pt", "test.pt")):
+            missing = []  # torchvision's legacy layout, which the loader also reads
+    if not missing:
+        return
+    explain = getattr(vision, "_missing_error", None)
+    if explain is not None:
+        raise explain(name, root, missing, False)
+    raise DataError(f"cannot find the {name} files under {root}: missing {', '.join(missing)}.", key="dataset.root",
+                    fix="Put them there, set dataset.root (or SNNX_DATA) to the folder that holds them, or pass "
+                        "dataset.download=true on a machine with internet.")
+
+
+# Checkpoints already checked in this process (a multirun checks each job): path -> (mtime, size).
+_CHECKED_CKPTS: dict[str, tuple[int, int, dict]] = {}
+
+
+def _load_ckpt(path: str) -> dict:
+    from snnx.artifacts import load_checkpoint
+
+    stat = os.stat(path)
+    cached = _CHECKED_CKPTS.get(path)
+    if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+        return cached[2]
+    data = load_checkpoint(path, key="ckpt")
+    config = data["config"]
+    fix = "Use a model.pt written by `snnx train` (outputs/cache/ann/<key>/model.pt)."
+    missing = [g for g in ("dataset", "model", "act")
+               if not (isinstance(config, dict) and isinstance(config.get(g), dict) and "name" in config[g])]
+    if missing:
+        raise CheckpointError(f"{path!r} is not a snnx checkpoint: its config has no {' / '.join(missing)} section.",
+                              key="ckpt", fix=fix)
+    try:
+        from snnx.models import build
+
+        model = build(config)
+        model.load_state_dict(data["state_dict"])
+    except SnnxError as exc:
+        raise CheckpointError(f"{path!r} has a config that cannot build its model ({exc}).", key="ckpt", fix=fix) from exc
+    except Exception as exc:  # a config or state_dict that does not fit the model it names
+        detail = " ".join(str(exc).split())[:200].rstrip(" .")
+        raise CheckpointError(f"{path!r} does not fit the model its config describes ({type(exc).__name__}: {detail}).",
+                              key="ckpt", fix=fix + " A checkpoint from another snnx version may need retraining.") from exc
+    _CHECKED_CKPTS[path] = (stat.st_mtime_ns, stat.st_size, config)
+    return config
+
+
+def check_ckpt_exists(cfg: DictConfig) -> None:
+    if cfg.ckpt is None:
+        return
+    path = str(cfg.ckpt)
+    if not os.path.isfile(path):
+        problem = f"{path!r} is a folder, not a checkpoint file." if os.path.isdir(path) else f"there is no file at {path!r}."
+        raise CheckpointError(problem, key="ckpt",
+                              fix="Give the path of a snnx checkpoint (outputs/cache/ann/<key>/model.pt), or leave ckpt unset to train.")
 
 
 def check_ckpt(cfg: DictConfig) -> None:
-    if cfg.ckpt is not None and not os.path.isfile(str(cfg.ckpt)):
-        raise CheckpointError(f"no file at {cfg.ckpt!r}.", key="ckpt", fix="Give the path of a snnx checkpoint (model.pt in outputs/cache/ann/<key>/) or leave ckpt unset to train.")
+    """ckpt= is a readable snnx checkpoint for this dataset/model/act (loaded weights-only, nothing executed)."""
+    if cfg.ckpt is None:
+        return
+    path = str(cfg.ckpt)
+    check_ckpt_exists(cfg)
+    config = _load_ckpt(path)
+    for group in ("dataset", "model", "act"):
+        mine, theirs = cfg[group].name, config[group]["name"]
+        if mine != theirs:
+            raise ConfigError(f"the checkpoint was trained with {group}={theirs} but this run asks for {group}={mine}.",
+                              key=f"ckpt / {group}",
+                              fix=f"Add {group}={theirs} to the command, or use a checkpoint trained with {group}={mine}.")
 
 
-def validate(cfg: DictConfig, *, check_paths: bool = True) -> DictConfig:
+def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str], None] | None = _print_note) -> DictConfig:
+    """Check a composed config before any data is loaded; raise a SnnxError naming the key and the fix.
+
+    ``check_paths`` also checks what is on disk: the dataset files and ``ckpt``.
+    ``note`` receives the remarks on silently tidied values (sim.T sorted …).
+    """
+    check_known_keys(cfg)
+    check_missing(cfg)
+    check_stage(cfg)
     check_choices(cfg)
     check_device(cfg)
     check_act(cfg)
     check_train(cfg)
     check_convert(cfg)
-    check_sim(cfg)
+    check_sim(cfg, note)
+    check_data_options(cfg)
+    if check_paths:
+        check_ckpt_exists(cfg)  # cheap checks first: the ones below import torch
     check_model_dataset(cfg)
     if check_paths:
         check_ckpt(cfg)
+        check_dataset_present(cfg)
     return cfg

@@ -14,7 +14,7 @@ from torch import fx, nn
 
 from snnx.convert.graph import prepare, swap_activations
 from snnx.errors import ConfigError
-from snnx.neurons import IFNeuron, ShiftedIFNeuron
+from snnx.neurons import IFNeuron, OffsetCalibratedIFNeuron, ShiftedIFNeuron
 
 # Smallest threshold given to a unit that never activated during calibration:
 # it then never fires on non-positive input instead of firing every step.
@@ -58,19 +58,32 @@ def neuron_factory(method: str, *, stats: Mapping | None, convert: Mapping) -> t
             if variant == "T":
                 return (lambda name, act: IFNeuron(_stat_threshold(stats, name, which), v_init)), "shift-T (threshold only)"
             return (lambda name, act: ShiftedIFNeuron(_stat_threshold(stats, name, which), v_init, horizon=fixed_T)), label
-        label = {"maxnorm": "maxnorm", "pnorm": f"pnorm p={convert['percentile']}", "channelnorm": "channelnorm"}[method]
+        label = {"maxnorm": "maxnorm", "pnorm": f"pnorm p={convert.get('percentile')}", "channelnorm": "channelnorm"}[method]
         return (lambda name, act: IFNeuron(_stat_threshold(stats, name, which), v_init)), label
-    if method == "qcfs":
+    if method in ("qcfs", "cos"):
+        presim = int(convert.get("presim", 4))
+
         def make(name, act):
             v_init = float(getattr(act, "shift", 0.5)) if v_init_override is None else float(v_init_override)
+            if method == "cos":
+                return OffsetCalibratedIFNeuron(_trained_threshold(name, act), v_init, presim=presim)
             return IFNeuron(_trained_threshold(name, act), v_init)
-        return make, "qcfs θ=λ v0=φθ"
+        label = "qcfs θ=λ v0=φθ" if method == "qcfs" else f"qcfs+cos ρ={presim} (T excludes the ρ pre-simulation steps)"
+        return make, label
+    if method == "msat":
+        from snnx.convert.msat import msat_neuron_factory
+
+        return msat_neuron_factory(stats=stats, convert=convert)
     raise ConfigError(f"conversion method '{method}' is not available yet.", key="convert",
-                      fix=f"Use one of: {', '.join(m for m in METHODS if m != 'cos')}.")
+                      fix=f"Use one of: {', '.join(METHODS)}.")
 
 
 def convert(ann: nn.Module, *, method: str, stats: Mapping | None, convert: Mapping) -> tuple[fx.GraphModule, str]:
     """The SNN for ``ann``: a graph module with neurons in place of activations."""
+    if method == "allint":  # its own graph surgery: BN sets thresholds instead of being folded
+        from snnx.convert.allint import convert_allint
+
+        return convert_allint(ann, convert=convert)
     make_neuron, label = neuron_factory(method, stats=stats, convert=convert)
     gm = prepare(ann, maxpool=convert.get("maxpool", "error"))
     return swap_activations(gm, make_neuron), label

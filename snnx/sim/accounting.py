@@ -139,7 +139,7 @@ class LayerProbe:
             self.spiked = torch.zeros_like(x_seq[0], dtype=torch.bool)
             self.spike_count = torch.zeros((), dtype=torch.float64, device=x_seq.device)
         for s in range(x_seq.shape[0]):
-            self.in_sum += x_seq[s]
+            self.in_sum += x_seq[s].to(self.in_sum.dtype)
             self.out_sum += o_seq[s]
             fired = o_seq[s] != 0
             self.spiked |= fired
@@ -152,17 +152,22 @@ class LayerProbe:
         from snnx.neurons import broadcast_channels
 
         theta = broadcast_channels(module.threshold, self.in_sum)
+        # Signed all-integer neurons emit ±1 standing for `unit` (2^−k) of activation.
         z_bar = self.in_sum / T
-        phi = self.out_sum / T
+        phi = self.out_sum * getattr(module, "unit", 1.0) / T
+        rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
         inside = (z_bar > 0) & (z_bar <= theta)
         silent = self.ann_pre <= 0
         acc = self.sums.setdefault(T, {k: 0.0 for k in (
             "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
         acc["spikes"] += float(self.spike_count)
         acc["neurons"] += self.in_sum.numel()
-        acc["clip_sum"] += float((z_bar - theta).clamp_min(0).sum())
-        acc["floor_sum"] += float(((z_bar - phi).abs() * inside).sum())
-        acc["floor_n"] += float(inside.sum())
+        if rate_coded:
+            acc["clip_sum"] += float((z_bar - theta).clamp_min(0).sum())
+            acc["floor_sum"] += float(((z_bar - phi).abs() * inside).sum())
+            acc["floor_n"] += float(inside.sum())
+        else:
+            acc["clip_sum"] = acc["floor_sum"] = float("nan")
         acc["sin_spiked"] += float((self.spiked & silent).sum())
         acc["sin_n"] += float(silent.sum())
         acc["err_sum"] += float((phi - self.ann_out).abs().sum())
@@ -174,7 +179,7 @@ class LayerProbe:
             out.append({"T": T, "layer": self.name, "firing_rate": a["spikes"] / (n * T),
                         "sin_ratio": a["sin_spiked"] / a["sin_n"] if a["sin_n"] else float("nan"),
                         "clip_error": a["clip_sum"] / n,
-                        "floor_error": a["floor_sum"] / a["floor_n"] if a["floor_n"] else 0.0,
+                        "floor_error": a["floor_sum"] / a["floor_n"] if a["floor_n"] else a["floor_sum"] * 0.0,
                         "ann_error": a["err_sum"] / n})
         return out
 

@@ -83,6 +83,9 @@ class Simulator:
         time_steps = sorted(set(int(t) for t in time_steps))
         per_T = any(getattr(n, "depends_on_T", False) for _, n in self.neurons)
         passes = [(T, [T]) for T in time_steps] if per_T else [(time_steps[-1], time_steps)]
+        # Offset-spike calibration pre-simulates its first `presim` input steps:
+        # the first chunk must hold them (even when T is smaller; reads stay at T).
+        presim = max([getattr(n, "presim", 1) for _, n in self.neurons])
 
         spike_fed, real_fed = spike_fed_layers(self.snn)
         modules = dict(self.snn.named_modules())
@@ -126,8 +129,9 @@ class Simulator:
                     accumulated = None
                     outputs = []
                     t = 0
-                    while t < horizon:
-                        steps = min(self.chunk, horizon - t)
+                    steps_to_run = max(horizon, presim)
+                    while t < steps_to_run:
+                        steps = min(max(self.chunk, presim) if t == 0 else self.chunk, steps_to_run - t)
                         self._set_steps(steps, batch, synapses)
                         out = self.body(*invariant)
                         out = out.view(steps, batch, -1)
@@ -144,7 +148,7 @@ class Simulator:
                     if any(c.spike_fed for c in synapses):
                         sop = torch.cumsum(torch.stack([torch.cat(c.per_step) for c in synapses if c.spike_fed]).sum(0).double(), 0)
                     else:
-                        sop = torch.zeros(horizon, dtype=torch.float64)
+                        sop = torch.zeros(steps_to_run, dtype=torch.float64)
                     for T in reads:
                         spike_tot[T] += float(pos[T - 1])
                         neg_tot[T] += float(neg[T - 1])

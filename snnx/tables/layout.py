@@ -1,0 +1,334 @@
+"""Table layouts: what a `conf/table/*.yaml` file says, checked and typed.
+
+A layout names the rows and columns of one output table, which paper table
+the reported numbers come from, and how snnx runs map onto the paper's row
+labels. `Layout.from_dict` turns the plain dict of the composed `table`
+config into a `Layout` and fails with a `ConfigError` naming the key.
+
+    name: csqcfs_table1               # output: ${paths.root}/tables/<name>.csv and .png
+    paper: csqcfs                     # reported rows from snnx/paper_tables/<paper>.csv (omit: snnx only)
+    paper_tables: [Table 1]           # …from these of its tables, as printed
+    title: "CS-QCFS Table 1 — CIFAR-10 accuracy (%) vs T"
+    kind: accuracy                    # accuracy | layers (layers.csv statistic per layer, see below)
+    layout: wide                      # wide: one column per T | long: T is a row key (Deng & Gu Table 1)
+    rows: [dataset, model, method]    # `method` holds the row labels below
+    columns: [ANN, T, SNN best]       # wide: ANN, T (expands to T=…), SNN best, loss, final acc, final T,
+                                      #   MaxDiff, AvgDiff; long: ANN and results.csv metrics (acc, conversion_loss…)
+    T: [1, 2, 4, 8, ">=64", 400-600]  # exact T; ">=N": a run's largest T ≥ N; "A-B": mean over a run's T in [A, B]
+    value: acc                        # the results.csv metric in the T columns
+    filters: {dataset: cifar10, model: [vgg16, resnet20]}   # on runs; dataset/model also pick the paper's rows
+    methods:                          # the rows, in order; first match wins for a run
+      - {label: QCFS, paper: {method: QCFS}, snnx: {act: qcfs, convert: qcfs}}
+      - {label: SRP, paper: {method: SRP}}                      # not in snnx: reported only
+      - {label: CS-QCFS (ours), paper: {method: Ours}, snnx: {act: csqcfs, convert: [cos, qcfs]}}
+      - {label: extra ablation, snnx: {act: csqcfs, train.two_stage: false}}   # snnx only
+    reported_rest: true               # paper rows no entry claims become reported-only rows ("method (variant)")
+    embedded: false                   # true: snnx rows from embedded_filters' datasets, labelled as what they are
+    embedded_filters: {dataset: [digits, mnist5k]}
+    panels: null                      # row keys that split the figure into panels (default: rows but `method`)
+    layer_metric: sin_ratio           # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
+    layer_axis: T                     # kind=layers: T (one line per layer) | layer (one line per T)
+
+Values in `filters`, `embedded_filters` and the `snnx` match of a row are a
+scalar or a list (any of); keys are results.csv columns (`dataset`, `model`,
+`act`, `L`, `convert`, `seed`, …) or dotted keys of the run's composed config
+(`act.k`, `convert.variant`, `train.two_stage`, …, read from
+`.hydra/config.yaml` beside the results.csv). A null filter value drops that
+filter (`table.filters.dataset=null`). Where a row's `snnx` match lists
+several values for a key, the row's `setting` column says which one a run had.
+The `paper` match uses the paper CSV's columns (method, variant, table, …).
+Without `methods` or `paper` (the `summary` layout) rows are raw results.csv
+columns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from snnx.errors import ConfigError
+
+KINDS = ("accuracy", "layers")
+LAYOUTS = ("wide", "long")
+LAYER_METRICS = ("sin_ratio", "firing_rate", "clip_error", "floor_error", "ann_error")
+LAYER_AXES = ("T", "layer")
+# Columns that summarise a whole run (one value per run, not per T): the
+# paper's metric, and how snnx computes it from one run (see pivot.py).
+SUMMARY_COLUMNS = {
+    "ANN": "acc_ann",
+    "SNN best": "snn_best",
+    "loss": "conversion_loss",
+    "final acc": "acc_snn",
+    "final T": "final_timestep",
+    "MaxDiff": "maxdiff",
+    "AvgDiff": "avgdiff",
+}
+# results.csv metric → the paper CSV's metric name for the same quantity at a given T.
+PAPER_METRIC = {"acc": "acc_snn", "conversion_loss": "conversion_loss", "energy_mj": "energy_mj"}
+PER_T_METRICS = ("acc", "conversion_loss", "spikes_per_neuron", "negative_spikes_per_neuron", "sops", "macs",
+                 "energy_mj")
+PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "metric", "note")
+LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
+EMBEDDED_FILTERS = {"dataset": ["digits", "mnist5k"]}  # the datasets that ship inside installed packages
+
+_T_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+_T_GE = re.compile(r"^>=\s*(\d+)$")
+
+
+@dataclass(frozen=True)
+class TSpec:
+    """One T column: an exact T, ``>=N`` (converged: the largest T ≥ N a run has)
+    or ``A-B`` (the mean over a run's T in [A, B], as Deng & Gu report 400-600)."""
+
+    text: str  # normalised, as the paper CSV prints it: "32", ">=64", "400-600"
+    lo: int
+    hi: int | None  # None: open-ended (>=N)
+    exact: bool
+
+    @property
+    def label(self) -> str:
+        return f"T{self.text}" if self.text.startswith(">=") else f"T={self.text}"
+
+    @property
+    def x(self) -> float:
+        """Where the column sits on the plot's T axis."""
+        if self.exact or self.hi is None:
+            return float(self.lo)
+        return (self.lo + self.hi) / 2
+
+    @classmethod
+    def parse(cls, value: Any, key: str = "table.T") -> "TSpec":
+        if isinstance(value, bool):
+            raise ConfigError(f"{value!r} is not a time step.", key=key, fix="Use integers, '>=N' or 'A-B', e.g. [1, 2, 4, '>=64'].")
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            value = int(value)
+            if value < 1:
+                raise ConfigError(f"time steps are ≥ 1, got {value}.", key=key, fix="Use e.g. T: [1, 2, 4, 8].")
+            return cls(str(value), value, value, True)
+        text = str(value).strip().replace(" ", "").replace("≥", ">=")
+        if text.isdigit() and int(text) >= 1:
+            return cls(str(int(text)), int(text), int(text), True)
+        m = _T_GE.match(text)
+        if m:
+            return cls(f">={int(m.group(1))}", int(m.group(1)), None, False)
+        m = _T_RANGE.match(text)
+        if m and int(m.group(1)) <= int(m.group(2)):
+            return cls(f"{int(m.group(1))}-{int(m.group(2))}", int(m.group(1)), int(m.group(2)), False)
+        raise ConfigError(f"cannot read {value!r} as a time step.", key=key,
+                          fix="Use an integer, '>=N' (converged, the largest T ≥ N) or 'A-B' (mean over that range).")
+
+    @classmethod
+    def try_parse(cls, value: Any) -> "TSpec | None":
+        try:
+            return cls.parse(value)
+        except ConfigError:
+            return None
+
+
+@dataclass
+class RowSpec:
+    """One row label of a paper layout and what it collects from each source."""
+
+    label: str
+    paper: dict | None  # match on the paper CSV (method, variant, …); None: snnx only
+    snnx: dict | None  # match on results.csv / run config; None: reported only
+    note: str = ""
+
+
+@dataclass
+class Layout:
+    name: str
+    title: str
+    paper: str | None = None
+    paper_tables: list[str] = field(default_factory=list)
+    kind: str = "accuracy"
+    layout: str = "wide"
+    rows: list[str] = field(default_factory=lambda: ["dataset", "model", "act", "convert"])
+    columns: list[str] = field(default_factory=lambda: ["ANN", "T"])
+    T: list[TSpec] = field(default_factory=list)
+    value: str = "acc"
+    filters: dict = field(default_factory=dict)
+    methods: list[RowSpec] = field(default_factory=list)
+    reported_rest: bool = True
+    embedded: bool = False
+    embedded_filters: dict = field(default_factory=lambda: dict(EMBEDDED_FILTERS))
+    panels: list[str] | None = None
+    layer_metric: str = "sin_ratio"
+    layer_axis: str = "T"
+    plot: bool = True
+
+    # -- derived -----------------------------------------------------------------
+    @property
+    def mapped(self) -> bool:
+        """Rows come from a label mapping (paper layout) rather than raw results columns."""
+        return bool(self.methods) or self.paper is not None
+
+    @property
+    def row_keys(self) -> list[str]:
+        return list(self.rows) + (["T"] if self.layout == "long" and "T" not in self.rows else [])
+
+    @property
+    def panel_keys(self) -> list[str]:
+        if self.panels is not None:
+            return list(self.panels)
+        if self.mapped:
+            return [k for k in self.rows if k != LABEL_KEY]
+        return [k for k in ("dataset", "model") if k in self.rows]
+
+    def snnx_filters(self) -> dict:
+        """Filters on snnx runs: in embedded mode the paper's dataset/model give way to embedded_filters."""
+        if not self.embedded:
+            return dict(self.filters)
+        kept = {k: v for k, v in self.filters.items() if k not in ("dataset", "model")}
+        kept.update(self.embedded_filters)
+        return kept
+
+    def paper_filters(self) -> dict:
+        """Filters on the paper CSV: dataset and model (the CSV's `arch`) from `filters`."""
+        return {k: v for k, v in self.filters.items() if k in ("dataset", "model")}
+
+    # -- parsing -----------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Layout":
+        raw = dict(raw)
+        name = str(raw.get("name") or "").strip()
+        if not name or not re.match(r"^[A-Za-z0-9_.\-]+$", name):
+            raise ConfigError(f"the table needs a file-name-safe name, got {name!r}.", key="table.name",
+                              fix="Use letters, digits, '-', '_' or '.', e.g. table.name=csqcfs_table1.")
+        kind = _choice(raw.get("kind", "accuracy"), KINDS, "table.kind")
+        layout = _choice(raw.get("layout", "wide"), LAYOUTS, "table.layout")
+        paper = raw.get("paper")
+        paper = str(paper).strip() if paper else None
+        rows = _str_list(raw.get("rows") or ["dataset", "model", "act", "convert"], "table.rows")
+        methods = [_row_spec(i, m) for i, m in enumerate(raw.get("methods") or [])]
+        labels = [m.label for m in methods]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ConfigError(f"row labels must be unique; repeated: {', '.join(dupes)}.", key="table.methods",
+                              fix="Give each row its own label.")
+        if (methods or paper) and LABEL_KEY not in rows:
+            raise ConfigError(f"a paper layout needs '{LABEL_KEY}' among its rows (it holds the row labels), got {rows}.",
+                              key="table.rows", fix=f"Use e.g. rows: [dataset, model, {LABEL_KEY}].")
+        value = str(raw.get("value") or "acc")
+        if value not in PER_T_METRICS:
+            raise ConfigError(f"unknown value {value!r}.", key="table.value", fix=f"Use one of: {', '.join(PER_T_METRICS)}.")
+        columns = _str_list(raw.get("columns") or (["ANN", "T"] if layout == "wide" else ["acc"]), "table.columns")
+        allowed = (set(SUMMARY_COLUMNS) | {"T"}) if layout == "wide" else ({"ANN"} | set(PER_T_METRICS))
+        for col in columns:
+            if col not in allowed:
+                raise ConfigError(f"unknown column {col!r} for layout={layout}.", key="table.columns",
+                                  fix=f"Use some of: {', '.join(sorted(allowed))}.")
+        if kind == "accuracy" and len(set(columns)) != len(columns):
+            raise ConfigError(f"columns repeat: {columns}.", key="table.columns", fix="List each column once.")
+        time_steps = [TSpec.parse(t) for t in (raw.get("T") or [])]
+        texts = [t.text for t in time_steps]
+        if len(set(texts)) != len(texts):
+            raise ConfigError(f"time steps repeat: {texts}.", key="table.T", fix="List each T once.")
+        # In filters a null value means "no filter on this key" (so table.filters.dataset=null drops one).
+        filters = _match_dict(raw.get("filters"), "table.filters", drop_null=True)
+        embedded_filters = _match_dict(raw.get("embedded_filters", EMBEDDED_FILTERS), "table.embedded_filters",
+                                       drop_null=True)
+        panels = raw.get("panels")
+        panels = None if panels is None else _str_list(panels, "table.panels", allow_empty=True)
+        if panels is not None:
+            unknown = [p for p in panels if p not in rows]
+            if unknown:
+                raise ConfigError(f"panel keys {unknown} are not row keys {rows}.", key="table.panels",
+                                  fix="Panels group rows, so pick them from table.rows (or leave table.panels empty).")
+        return cls(
+            name=name, title=str(raw.get("title") or name), paper=paper,
+            paper_tables=_str_list(raw.get("paper_tables") or [], "table.paper_tables", allow_empty=True),
+            kind=kind, layout=layout, rows=rows, columns=columns, T=time_steps, value=value, filters=filters,
+            methods=methods, reported_rest=bool(raw.get("reported_rest", True)), embedded=bool(raw.get("embedded", False)),
+            embedded_filters=embedded_filters, panels=panels,
+            layer_metric=_choice(raw.get("layer_metric", "sin_ratio"), LAYER_METRICS, "table.layer_metric"),
+            layer_axis=_choice(raw.get("layer_axis", "T"), LAYER_AXES, "table.layer_axis"),
+            plot=bool(raw.get("plot", True)),
+        )
+
+
+def _choice(value: Any, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"unknown value {value!r}.", key=key, fix=f"Use one of: {', '.join(allowed)}.")
+    return str(value)
+
+
+def _str_list(value: Any, key: str, allow_empty: bool = False) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or (not value and not allow_empty):
+        raise ConfigError(f"must be a list of names, got {value!r}.", key=key, fix="Write it as a YAML list, e.g. [dataset, model].")
+    return [str(v) for v in value]
+
+
+def _match_dict(value: Any, key: str, drop_null: bool = False) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be a mapping of key → value (or list of values), got {value!r}.", key=key,
+                          fix="E.g. {dataset: cifar10, model: [vgg16, resnet20], act.L: 4}.")
+    out = {}
+    for k, v in value.items():
+        if v is None and drop_null:
+            continue
+        if isinstance(v, Mapping):
+            raise ConfigError(f"the value of {k!r} is a mapping; it must be a value or a list of values.", key=f"{key}.{k}",
+                              fix="Use dotted keys for nested config values, e.g. convert.variant: TS.")
+        out[str(k)] = list(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def _row_spec(index: int, raw: Any) -> RowSpec:
+    key = f"table.methods[{index}]"
+    if isinstance(raw, str):
+        raw = {"label": raw, "paper": {"method": raw}}
+    if not isinstance(raw, Mapping) or not raw.get("label"):
+        raise ConfigError(f"each row needs a label, got {raw!r}.", key=key,
+                          fix="Write rows as {label: QCFS, paper: {method: QCFS}, snnx: {act: qcfs, convert: qcfs}}.")
+    unknown = set(raw) - {"label", "paper", "snnx", "note"}
+    if unknown:
+        raise ConfigError(f"unknown keys {sorted(unknown)} in row {raw.get('label')!r}.", key=key,
+                          fix="A row has label, paper (match on the paper CSV), snnx (match on runs) and note.")
+    paper = None if raw.get("paper") is None else _match_dict(raw.get("paper"), f"{key}.paper")
+    if paper:
+        bad = [k for k in paper if k not in PAPER_KEYS]
+        if bad:
+            raise ConfigError(f"paper match keys {bad} are not paper CSV columns.", key=f"{key}.paper",
+                              fix=f"Use some of: {', '.join(PAPER_KEYS)}.")
+    snnx = None if raw.get("snnx") is None else _match_dict(raw.get("snnx"), f"{key}.snnx")
+    if paper is None and snnx is None:
+        raise ConfigError(f"row {raw['label']!r} matches nothing (neither paper nor snnx).", key=key,
+                          fix="Give it a paper: {method: ...} match, an snnx: {...} match, or both.")
+    return RowSpec(label=str(raw["label"]), paper=paper or None, snnx=snnx, note=str(raw.get("note") or ""))
+
+
+def norm(value: Any) -> str | None:
+    """One comparable text form for config/CSV values: 4 == 4.0 == '4', True == 'true', NaN == None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    if text.lower() in ("", "nan"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return norm(number)
+
+
+def matches(value: Any, wanted: Any) -> bool:
+    options = wanted if isinstance(wanted, list) else [wanted]
+    return norm(value) in {norm(o) for o in options}

@@ -1,0 +1,381 @@
+"""All-integer SNN (Zou et al. 2024): signed dual-threshold neuron, scatter-and-gather encoder,
+converter (float and int64 modes), exact integer synapses, final time step."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnx.activations import Quant, apply_ternary, make_act_factory
+from snnx.activations.functional import quant
+from snnx.convert import convert
+from snnx.convert.allint import (SpikeConv2d, SpikeLinear, SumPool2d, allint_summary, convert_allint, final_time_step,
+                                 int_conv2d)
+from snnx.errors import ConfigError
+from snnx.neurons import ScatterGatherEncoder, SignedDualThresholdNeuron, dual_thresholds
+from snnx.sim import Simulator
+
+CPU = torch.device("cpu")
+
+
+# -- helpers -----------------------------------------------------------------------
+def run_neuron(neuron, xs: torch.Tensor, chunk: int = 1) -> torch.Tensor:
+    """Outputs [T, …] of ``neuron`` on the input sequence ``xs`` [T, B, …], ``chunk`` steps per forward."""
+    neuron.reset_state()
+    outs = []
+    for start in range(0, xs.shape[0], chunk):
+        part = xs[start:start + chunk]
+        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
+        outs.append(neuron(part.flatten(0, 1)).view(part.shape))
+    return torch.cat(outs)
+
+
+def random_bn(channels: int, gen: torch.Generator):
+    mean = torch.randn(channels, generator=gen, dtype=torch.float64)
+    std = torch.rand(channels, generator=gen, dtype=torch.float64) * 2 + 0.2
+    gamma = torch.rand(channels, generator=gen, dtype=torch.float64) * 2 + 0.1
+    beta = torch.randn(channels, generator=gen, dtype=torch.float64) * 0.5
+    return mean, std, gamma, beta
+
+
+def ann_level(z, mean, std, gamma, beta, k):
+    """The ANN's level n = round_half_up(2^k·ReLU(BN(z))), via the snnx quant activation."""
+    y = gamma * (z - mean) / std + beta
+    return quant(y, k) * 2 ** k
+
+
+def readout_of(snn) -> nn.Module:
+    return [m for m in snn.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
+
+
+def simulate(snn, images, labels, T: int, *, chunk: int = 1, batch: int | None = None, dtype=torch.float32):
+    """(SimResult, cumulative readout [T, N, classes]) for one run of the engine."""
+    batch = batch or images.shape[0]
+    batches = [(images[i:i + batch], labels[i:i + batch]) for i in range(0, images.shape[0], batch)]
+    sim = Simulator(snn, device=CPU, chunk=chunk, dtype=dtype)
+    chunks: list[torch.Tensor] = []
+    handle = readout_of(sim.snn).register_forward_hook(lambda m, i, o: chunks.append(o.detach().clone()))
+    try:
+        result = sim.run(batches, list(range(1, T + 1)))
+    finally:
+        handle.remove()
+    it, per_batch = iter(chunks), []
+    for imgs, _ in batches:
+        b, done, steps = imgs.shape[0], 0, []
+        while done < T:
+            out = next(it)
+            steps.append(out.view(out.shape[0] // b, b, -1))
+            done += steps[-1].shape[0]
+        per_batch.append(torch.cat(steps))
+    return result, torch.cat(per_batch, dim=1).cumsum(0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from snnx.data import build_dataset
+
+    return build_dataset("digits", "train").tensors, build_dataset("digits", "test").tensors
+
+
+def train_quant_lenet(x, y, *, k: int, ternary: bool = True, epochs: int = 3, seed: int = 0):
+    from snnx.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("lenet", in_channels=1, image_size=8, num_classes=10,
+                         act_factory=make_act_factory("quant", k=k), width=0.125, batch_norm=True, pool="avg",
+                         dropout=0.0)
+    if ternary:
+        apply_ternary(model)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0])
+        for i in range(0, x.shape[0], 64):
+            idx = perm[i:i + 64]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def quant_lenet(digits):
+    (x, y), _ = digits
+    return train_quant_lenet(x, y, k=1)
+
+
+# -- the neuron ----------------------------------------------------------------------
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_constant_input_identity(k):
+    """Input totalling 2^k·z, all at t = 0: after t steps the net count is min(t, n), n the ANN level."""
+    gen = torch.Generator().manual_seed(k)
+    mean, std, gamma, beta = random_bn(6, gen)
+    theta_plus0, delta = dual_thresholds(k, mean, std, gamma, beta)
+    z = torch.randn(50, 6, generator=gen, dtype=torch.float64) * 3
+    n = ann_level(z, mean, std, gamma, beta, k)
+    assert bool((n > 2).any()) and bool((n == 0).any())
+    T = int(n.max()) + 3
+    xs = torch.zeros(T, 50, 6, dtype=torch.float64)
+    xs[0] = 2 ** k * z
+    neuron = SignedDualThresholdNeuron(theta_plus0, delta)
+    counts = run_neuron(neuron, xs).cumsum(0)
+    for t in range(1, T + 1):
+        assert torch.equal(counts[t - 1], torch.minimum(n, torch.tensor(float(t))))
+    assert torch.equal(neuron.count, n)
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_identity_with_input_spread_over_time(k):
+    """Signed input currents arriving over several steps: once enough steps have passed the count is the level."""
+    gen = torch.Generator().manual_seed(10 + k)
+    mean, std, gamma, beta = random_bn(4, gen)
+    theta_plus0, delta = dual_thresholds(k, mean, std, gamma, beta)
+    parts = torch.randn(6, 80, 4, generator=gen, dtype=torch.float64) * 2
+    z = parts.sum(0)
+    n = ann_level(z, mean, std, gamma, beta, k)
+    T = 6 + 6 * int(parts.abs().sum(0).max() * 2 ** k / float(delta.min())) + 6  # generous: n steps after the last input
+    xs = torch.zeros(T, 80, 4, dtype=torch.float64)
+    xs[:6] = parts * 2 ** k
+    out = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta), xs)
+    assert bool((out.abs() <= 1).all())
+    counts = out.cumsum(0)
+    assert bool((counts >= 0).all())  # the clamp ṽ = max(v, θ⁻₀) keeps the count non-negative
+    assert torch.equal(counts[-1], n)
+    assert bool((out < 0).any())  # over-shooting neurons corrected themselves with −1 spikes
+
+
+def test_fire_on_equal_decides_ties():
+    # γ = σ = 1, μ = β = 0, k = 0: level = round(z); z = j + 0.5 are exact ties.
+    one, zero = torch.ones(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    theta_plus0, delta = dual_thresholds(0, zero, one, one, zero)
+    z = torch.tensor([0.5, 1.5, 2.5, 1.2, -0.5], dtype=torch.float64)
+    xs = torch.zeros(6, 1, 5, dtype=torch.float64)
+    xs[0, 0] = z
+    up = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=True), xs).sum(0)[0]
+    down = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=False), xs).sum(0)[0]
+    assert up.tolist() == [1, 2, 3, 1, 0]
+    assert down.tolist() == [0, 1, 2, 1, 0]
+
+
+def test_integer_neuron_is_integer_only_and_matches_float():
+    gen = torch.Generator().manual_seed(3)
+    mean, std, gamma, beta = random_bn(5, gen)
+    theta_plus0, delta = dual_thresholds(0, mean, std, gamma, beta)
+    ints = torch.randint(-3, 4, (30, 40, 5), generator=gen)
+    scale = 10000
+    fl = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta), ints.double())
+    neuron = SignedDualThresholdNeuron(torch.round(theta_plus0 * scale).long(), torch.round(delta * scale).long())
+    out = run_neuron(neuron, ints * scale)
+    assert out.dtype == torch.int64 and neuron.v.dtype == torch.int64 and neuron.count.dtype == torch.int64
+    assert all(not b.is_floating_point() for b in neuron.buffers())
+    assert torch.equal(out.double(), fl)
+    with pytest.raises(TypeError):
+        run_neuron(neuron, ints.double())
+
+
+def test_neuron_multistep_equals_step_by_step():
+    gen = torch.Generator().manual_seed(4)
+    mean, std, gamma, beta = random_bn(3, gen)
+    theta_plus0, delta = dual_thresholds(1, mean, std, gamma, beta)
+    xs = torch.randint(-2, 3, (19, 6, 3, 2, 2), generator=gen) * 10000
+    neuron = SignedDualThresholdNeuron(torch.round(theta_plus0 * 10000).long(), torch.round(delta * 10000).long())
+    stepwise = run_neuron(neuron, xs, 1)
+    for chunk in (4, 19):
+        assert torch.equal(run_neuron(neuron, xs, chunk), stepwise)
+
+
+def test_scatter_gather_encoder():
+    y = torch.tensor([[-1.0, 0.2, 0.26, 1.74, 3.9, 9.0]])
+    for k in (0, 1):
+        level = quant(y, k, clip=4.0) * 2 ** k
+        for integer in (False, True):
+            enc = ScatterGatherEncoder(k, 4.0, integer=integer)
+            for chunk in (1, 3, 12):
+                enc.reset_state()
+                outs = []
+                for start in range(0, 12, chunk):
+                    enc.time_steps, enc.batch_size = chunk, 1
+                    outs.append(enc(y).view(chunk, 1, -1))  # constant [B, …] input, as from the prefix
+                out = torch.cat(outs)
+                assert out.dtype == (torch.int64 if integer else torch.float32)
+                assert torch.equal(out.sum(0).double(), level.double())
+                steps = torch.arange(12).view(12, 1, 1)
+                assert torch.equal(out.bool(), steps < level.unsqueeze(0))  # n spikes on the first n steps
+
+
+# -- exact integer synapses ----------------------------------------------------------------
+@pytest.mark.parametrize("shape,weight,stride,padding,dilation,groups", [
+    ((3, 4, 7, 6), (5, 4, 3, 3), 1, 1, 1, 1),
+    ((2, 6, 9, 8), (4, 3, 3, 2), (2, 1), (1, 0), 1, 2),
+    ((2, 3, 8, 8), (2, 3, 3, 3), 1, 2, 2, 1),
+])
+def test_int_conv2d_is_exact(shape, weight, stride, padding, dilation, groups):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(-1, 2, shape, generator=gen)
+    w = torch.randint(-20000, 20001, weight, generator=gen)
+    ref = F.conv2d(x.double(), w.double(), None, stride, padding, dilation, groups)  # exact: |values| < 2^53
+    out = int_conv2d(x, w, stride, padding, dilation, groups)
+    assert out.dtype == torch.int64 and torch.equal(out, ref.long())
+    pooled = SumPool2d(2)(x)
+    assert pooled.dtype == torch.int64 and torch.equal(pooled, (F.avg_pool2d(x.double(), 2) * 4).long())
+
+
+# -- the converter -----------------------------------------------------------------------------
+def test_converted_structure(quant_lenet):
+    snn, label = convert(quant_lenet, method="allint", stats=None, convert={"integer": True})
+    mods = dict(snn.named_modules())
+    assert isinstance(mods["features.0.act"], ScatterGatherEncoder)
+    assert isinstance(mods["features.0.bn"], nn.BatchNorm2d)  # the full-precision input layer keeps its BN
+    signed = [m for m in snn.modules() if isinstance(m, SignedDualThresholdNeuron)]
+    assert len(signed) == 2 and all(m.integer for m in signed)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in snn.modules()) == 1  # hidden BNs became thresholds
+    hidden = [mods["features.2.conv"], mods["classifier.1"]]
+    assert all(isinstance(m, (SpikeConv2d, SpikeLinear)) and m.weight.dtype == torch.int64 for m in hidden)
+    assert all(bool(torch.isin(m.weight, torch.tensor([-10000, 0, 10000])).all()) for m in hidden)  # ternary × scale
+    assert isinstance(mods["features.1"], SumPool2d) and isinstance(mods["features.3"], SumPool2d)
+    assert mods["classifier.4"].bias_once is not None and mods["classifier.4"].weight.dtype == torch.int64
+    assert "allint k=1" in label and "int64" in label and "ternary" in label
+    # the caller's ANN is untouched (ternary parametrization still works)
+    quant_lenet(torch.zeros(1, 1, 8, 8))
+
+
+def test_integer_mode_has_no_float_tensor_after_the_encoder(quant_lenet, digits):
+    _, (x, y) = digits
+    snn, _ = convert_allint(quant_lenet, convert={"integer": True})
+    sim = Simulator(snn, device=CPU, chunk=2)
+    seen = []
+    handles = [m.register_forward_hook(lambda m, i, o, name=name: seen.append((name, i[0].dtype, o.dtype)))
+               for name, m in sim.snn.named_modules() if name and not list(m.children())]
+    try:
+        sim.run([(x[:16], y[:16])], [4])
+    finally:
+        for h in handles:
+            h.remove()
+    body = [s for s in seen if not s[0].startswith("features.0.") or s[0] == "features.0.act"]
+    assert body and all(out == torch.int64 for _, _, out in body)
+    assert all(inp == torch.int64 for name, inp, _ in body if name != "features.0.act")
+
+
+def test_float_and_integer_predictions_identical(quant_lenet, digits):
+    _, (x, y) = digits
+    T = 24
+    float_snn, _ = convert_allint(quant_lenet, convert={"integer": False})
+    int_snn, _ = convert_allint(quant_lenet, convert={"integer": True})
+    res_f, logits_f = simulate(float_snn, x, y, T, chunk=4, dtype=torch.float64)
+    res_i, logits_i = simulate(int_snn, x, y, T, chunk=4)
+    assert logits_i.dtype == torch.int64
+    assert torch.equal(logits_f.argmax(-1), logits_i.argmax(-1))  # every image, every T
+    assert res_f.correct == res_i.correct
+    assert res_f.spikes == res_i.spikes and res_f.negative_spikes == res_i.negative_spikes
+    # and the integer readout is the float one × int_scale, up to the full-precision readout weights'
+    # rounding: ≤ 0.5/int_scale per weight per input spike
+    assert float((logits_i.double() / 10000 - logits_f).abs().max()) < 0.02
+
+
+def test_snn_reaches_the_ann(quant_lenet, digits):
+    _, (x, y) = digits
+    with torch.no_grad():
+        ann_logits = quant_lenet(x)
+    T = 24
+    result, logits = simulate(convert_allint(quant_lenet, convert={})[0], x, y, T, chunk=4, dtype=torch.float64)
+    # once every spike has arrived, the readout holds 2^k × the ANN's logits
+    final = final_time_step(result.correct)
+    assert final is not None and final < T
+    agree = (logits[-1].argmax(-1) == ann_logits.argmax(-1)).double().mean()
+    assert agree >= 0.99
+    close = torch.isclose(logits[-1], 2 * ann_logits.double(), rtol=1e-4, atol=1e-3).all(-1).double().mean()
+    assert close >= 0.99
+    ann_acc = 100.0 * float((ann_logits.argmax(-1) == y).double().mean())
+    assert abs(result.accuracy(T) - ann_acc) <= 1.0
+    summary = allint_summary(result)
+    assert summary["final_time_step"] == final and summary["negative_spikes_per_neuron"] > 0
+    assert summary["positive_spikes_per_neuron"] > summary["negative_spikes_per_neuron"]
+
+
+def test_simulator_chunks_and_batches_equal_step_by_step(quant_lenet, digits):
+    _, (x, y) = digits
+    x, y = x[:60], y[:60]
+    snn, _ = convert_allint(quant_lenet, convert={"integer": True})
+    _, stepwise = simulate(snn, x, y, 14, chunk=1)
+    for chunk, batch in ((5, None), (14, 25)):
+        _, other = simulate(snn, x, y, 14, chunk=chunk, batch=batch)
+        assert torch.equal(other, stepwise)
+
+
+def test_negative_gamma_and_bias_without_bn():
+    """A channel with γ < 0 (weights flipped) and a linear layer with bias and no BN still match the ANN."""
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv0 = nn.Conv2d(1, 3, 3, padding=1, bias=False)
+            self.bn0 = nn.BatchNorm2d(3)
+            self.act0 = Quant(1, clip=4.0)
+            self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(4)
+            self.act1 = Quant(1)
+            self.fc = nn.Linear(4 * 16, 8)
+            self.act2 = Quant(1)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = self.act1(self.bn1(self.conv1(self.act0(self.bn0(self.conv0(x))))))
+            return self.out(self.act2(self.fc(x.flatten(1))))
+
+    net = Net()
+    with torch.no_grad():
+        net.conv1.weight.copy_(torch.randint(-1, 2, net.conv1.weight.shape).float())
+        net.bn1.weight.copy_(torch.tensor([1.5, -0.7, 0.9, -2.0]))
+        net.bn1.bias.copy_(torch.tensor([0.3, 0.6, -0.2, 1.0]))
+        net.bn1.running_mean.copy_(torch.randn(4))
+        net.bn1.running_var.copy_(torch.rand(4) * 3 + 0.5)
+        net.fc.bias.copy_(torch.randn(8))
+    net.eval()
+    images = torch.randn(40, 1, 4, 4)
+    with torch.no_grad():
+        ann = net(images).double()
+    for integer in (False, True):
+        snn, _ = convert_allint(net, convert={"integer": integer})
+        _, logits = simulate(snn, images, torch.zeros(40, dtype=torch.long), 60, chunk=10, dtype=torch.float64)
+        got = logits[-1].double() / (10000 if integer else 1)
+        torch.testing.assert_close(got, 2 * ann, rtol=1e-3, atol=5e-3)
+
+
+def test_final_time_step():
+    assert final_time_step({1: 10.0, 2: 50.0, 4: 80.0, 8: 90.0, 16: 90.0, 32: 90.0}) == 8
+    assert final_time_step({1: 10.0, 2: 90.0, 4: 80.0, 8: 90.0}) == 8  # changed again at 8
+    assert final_time_step({4: 1.0}) == 4
+    assert final_time_step({}) is None
+
+
+def test_config_errors(digits):
+    from snnx.models import create_model
+
+    relu = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("relu"),
+                        width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+    with pytest.raises(ConfigError, match="quant"):
+        convert(relu, method="allint", stats=None, convert={})
+    q = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("quant", k=0),
+                     width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+    for bad in ({"int_scale": 0}, {"integer": "yes"}, {"fire_on_equal": 1}):
+        with pytest.raises(ConfigError):
+            convert(q, method="allint", stats=None, convert=bad)
+
+
+def test_preset_composes():
+    from hydra import compose, initialize_config_dir
+
+    from snnx.config import register_configs
+
+    register_configs()
+    conf = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "conf"))
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        cfg = compose("config", overrides=["convert=allint", "convert.integer=true"])
+    assert cfg.convert.name == "allint" and cfg.convert.integer and cfg.convert.int_scale == 10000
+    assert cfg.convert.fire_on_equal

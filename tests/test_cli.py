@@ -1,0 +1,220 @@
+"""The `snnx` entrypoint: dispatch, help, --cfg job, hydra.run.dir, and composition of every option."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from snnx.app import compose
+from snnx.cli import STAGES, config_dir, group_options
+from snnx.config import GROUPS
+from snnx.errors import ConfigError
+from snnx.validate import validate
+
+from conftest import TINY, cache_dirs, snnx, snapshot
+
+OPTIONS = {group: sorted(p.stem for p in (config_dir() / group).glob("*.yaml")) for group in GROUPS}
+
+
+# -- dispatch and help ------------------------------------------------------------
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"], ["help"]])
+def test_bare_and_help_list_stages_groups_and_options(argv, tmp_path):
+    done = snnx(*argv, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for stage in STAGES:
+        assert f"  {stage} " in out
+    groups = out[out.index("config groups"):].splitlines()
+    for group, options in OPTIONS.items():
+        line = next((ln for ln in groups if ln.strip().startswith(group + " ")), None)
+        assert line is not None, f"group {group} not listed"
+        for option in options:
+            assert option in line, f"{group}={option} not listed"
+
+
+def test_group_options_match_conf_tree():
+    assert group_options() == OPTIONS
+    assert all(OPTIONS[g] for g in GROUPS if g != "experiment")
+
+
+@pytest.mark.parametrize("stage,hint", [("trian", "snnx train"), ("act=relu", "snnx run act=relu"), ("zzz", None)])
+def test_unknown_stage_is_one_line_exit_2(stage, hint, tmp_path):
+    done = snnx(stage, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("snnx: error: unknown stage")
+    for name in STAGES:
+        assert name in lines[0]
+    if hint:
+        assert hint in lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_cfg_job_prints_the_composed_config_and_writes_nothing(tmp_path):
+    root = tmp_path / "root"
+    done = snnx("run", "--cfg", "job", "act=relu", "convert=maxnorm", "sim.T=[2,8]", f"paths.root={root}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    cfg = yaml.safe_load(done.stdout)
+    assert cfg["stage"] == "run"
+    assert cfg["act"]["name"] == "relu" and cfg["convert"]["name"] == "maxnorm"
+    assert cfg["sim"]["T"] == [2, 8]
+    assert set(GROUPS) - {"experiment"} <= set(cfg)
+    assert not root.exists()
+
+
+def test_cfg_job_with_a_bad_override_is_a_clean_error(tmp_path):
+    done = snnx("run", "--cfg", "job", "act=nope", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "act=nope" in done.stderr
+
+
+def test_stage_help_is_hydras_help(tmp_path):
+    done = snnx("train", "--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "== Configuration groups ==" in done.stdout
+    assert "stage: train" in done.stdout
+    assert "act: clip, cqcfs" in done.stdout
+    hydra_help = snnx("run", "--hydra-help", cwd=tmp_path)
+    assert hydra_help.returncode == 0, hydra_help.stderr
+    assert "Hydra" in hydra_help.stdout
+
+
+def test_hydra_run_dir_is_honoured_and_the_cache_reused(trained, tmp_path):
+    model = trained["model"]
+    stamp = model.stat().st_mtime_ns
+    before = cache_dirs(trained["root"])
+    run_dir = tmp_path / "my_run"
+    done = snnx("train", *trained["args"], f"hydra.run.dir={run_dir}", cwd=trained["cwd"])
+    assert done.returncode == 0, done.stderr
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert saved["stage"] == "train" and saved["paths"]["root"] == str(trained["root"])
+    # A second `snnx train` with the same keys reuses the ANN: no epoch, the checkpoint untouched.
+    assert "reusing" in done.stdout
+    assert "epoch 1/" not in done.stdout
+    assert model.stat().st_mtime_ns == stamp
+    assert cache_dirs(trained["root"]) == before
+
+
+# -- composition of every option ---------------------------------------------------
+QCFS_FAMILY = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
+# Which acts each conversion takes (by design; any act for the ones not listed).
+CONVERT_ACTS = {"qcfs": QCFS_FAMILY, "cos": QCFS_FAMILY, "allint": {"quant"}, "shift": {"clip"}}
+# Smallest image side of the models that cannot take small images (the rest fit 8×8 digits).
+MIN_SIDE = {"vgg11": 32, "vgg16": 32, "mobilenet": 16}
+SIDE = {"digits": 8, "mnist5k": 28, "mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
+
+
+def _option_overrides(group: str, option: str) -> list[str]:
+    """A partner for options that need one: an act fitting the conversion."""
+    if group == "convert":
+        acts = CONVERT_ACTS.get(option.split("_")[0])
+        act = sorted(acts)[0] if acts else "relu"
+        return [f"convert={option}", f"act={act}"]
+    if group == "act":
+        return [f"act={option}", "convert=maxnorm"]
+    if group == "model" and MIN_SIDE.get(option, 8) > 28:
+        return [f"model={option}", "dataset=cifar10"]
+    return [f"{group}={option}"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in OPTIONS.items() for o in opts])
+def test_every_option_composes_and_validates(group, option):
+    cfg = compose("run", _option_overrides(group, option))
+    validate(cfg, check_paths=False, note=None)
+    if group in ("dataset", "model", "act", "convert"):
+        assert cfg[group].name == option.split("_")[0] if group == "convert" else cfg[group].name == option
+
+
+@pytest.mark.parametrize("act,conv", list(itertools.product(OPTIONS["act"], OPTIONS["convert"])))
+def test_act_convert_combinations_are_checked(act, conv):
+    cfg = compose("run", [f"act={act}", f"convert={conv}"])
+    allowed = CONVERT_ACTS.get(cfg.convert.name)
+    if allowed is not None and act not in allowed:
+        with pytest.raises(ConfigError) as info:
+            validate(cfg, check_paths=False, note=None)
+        assert info.value.key.startswith("convert") and f"act={act}" in str(info.value)
+        # Training alone never cares about the conversion.
+        validate(compose("train", [f"act={act}", f"convert={conv}"]), check_paths=False, note=None)
+    else:
+        validate(cfg, check_paths=False, note=None)
+
+
+@pytest.mark.parametrize("dataset", OPTIONS["dataset"])
+def test_model_dataset_combinations_are_checked(dataset):
+    for model in OPTIONS["model"]:
+        cfg = compose("run", [f"dataset={dataset}", f"model={model}", "act=relu", "convert=maxnorm"])
+        if SIDE[dataset] < MIN_SIDE.get(model, 8):
+            with pytest.raises(ConfigError) as info:
+                validate(cfg, check_paths=False, note=None)
+            assert info.value.key == "model / dataset" and f"dataset={dataset}" in str(info.value), model
+        else:
+            validate(cfg, check_paths=False, note=None)
+
+
+def test_time_steps_are_sorted_and_deduplicated_with_one_note():
+    notes = []
+    cfg = validate(compose("run", ["sim.T=[8,2,2,1]"]), check_paths=False, note=notes.append)
+    assert list(cfg.sim.T) == [1, 2, 8] and len(notes) == 1 and "[1, 2, 8]" in notes[0]
+
+
+# -- multirun ----------------------------------------------------------------------
+RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
+                  "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj", "seed", "ann_key",
+                  "config_hash", "created"]
+
+
+def check_results_csv(path: Path, time_steps: list[int]) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    assert list(frame.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    assert list(frame["T"]) == time_steps  # one row per T, in order
+    assert frame["run_id"].nunique() == 1 and frame["ann_key"].nunique() == 1
+    assert ((frame["conversion_loss"] - (frame["ann_acc"] - frame["acc"])).abs() < 1e-9).all()
+    assert frame["acc"].between(0, 100).all() and frame["ann_acc"].between(0, 100).all()
+    return frame
+
+
+def test_multirun_sweep_writes_results_per_job(tmp_path):
+    root = tmp_path / "root"
+    done = snnx("run", "-m", *TINY, "dataset.limit_train=512", "act=qcfs", "convert=qcfs", "act.L=2,4", "sim.T=[4,1,4]",
+                f"paths.root={root}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("snnx: note: sim.T sorted") == 1  # said once, not once per job
+    files = sorted(root.glob("multirun/*/*/*/results.csv"))
+    assert len(files) == 2
+    frames = [check_results_csv(f, [1, 4]) for f in files]
+    assert sorted(int(f["L"].iloc[0]) for f in frames) == [2, 4]
+    assert frames[0]["ann_key"].iloc[0] != frames[1]["ann_key"].iloc[0]  # act.L is part of the ANN's key
+    assert len(list((root / "cache" / "ann").glob("*/model.pt"))) == 2
+
+
+def test_multirun_precheck_rejects_an_invalid_combination_before_any_job(trained):
+    root = trained["root"]
+    before = snapshot(root)
+    done = snnx("run", "-m", *[a for a in trained["args"] if not a.startswith("model=")], "model=lenet,vgg16",
+                cwd=trained["cwd"])
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "model=vgg16" in done.stderr and "no job was started" in done.stderr
+    assert snapshot(root) == before
+
+
+def test_multirun_runtime_failure_does_not_stop_the_others(trained):
+    root = trained["root"]
+    done = snnx("run", "-m", *trained["args"], "train.lr=1e6,0.05", cwd=trained["cwd"])
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    summary = done.stderr[done.stderr.index("1 multirun job failed"):]
+    assert "job #0" in summary and "job #1" not in summary
+    # The NaN guard: epoch, batch and lr named, nothing kept since no epoch completed, a fix given.
+    for phrase in ("train.lr: training diverged", "at epoch 1, batch", "(lr 1e+06)", "no epoch had completed",
+                   "Lower train.lr"):
+        assert phrase in summary, phrase
+    assert len(list((root / "cache" / "ann").glob("*/model.pt"))) == 1
+    sweep = max((root / "multirun").glob("*/*"), key=lambda p: p.stat().st_mtime_ns)
+    assert not (sweep / "0" / "results.csv").exists()
+    check_results_csv(sweep / "1" / "results.csv", [1, 4])
