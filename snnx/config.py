@@ -93,6 +93,7 @@ class ConvertConfig:
     tau_mp: float = 1.0
     tau_rd: float = 1.0
     v_t: float = -1.0
+    fixed_fraction: Optional[float] = None  # msat ablation: θ = f·θ_max at every step (Fig. 3's 0.7·θ)
     confidence: Any = 1.0  # msat spike confidence: one probability or a per-layer list
     confidence_steps: int = 16
     integer: bool = False  # allint: integer-only simulation

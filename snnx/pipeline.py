@@ -148,7 +148,7 @@ def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device
 
     stage_one = ensure_ann(stage_one_config(config), device)
     model = copy.deepcopy(stage_one.model)
-    to_channelwise(model, softplus=bool(config["act"]["softplus"]))
+    to_channelwise(model, softplus=bool(config["act"]["softplus"]), channelwise=bool(config["act"]["channelwise"]))
     train_cfg = config["train"]
     seed_everything(config["seed"] + 1)
     metrics = _train(config, model, directory, device, lr=train_cfg["lr"] * train_cfg["finetune_lr_scale"],
@@ -212,7 +212,9 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
 def build_snn(config: Mapping, ann: TrainedANN, stats: dict | None):
     from snnx.convert import convert
 
-    return convert(ann.model, method=config["convert"]["name"], stats=stats, convert=config["convert"])
+    # The run seed drives MSAT's spike-confidence RNG.
+    return convert(ann.model, method=config["convert"]["name"], stats=stats,
+                   convert={**config["convert"], "seed": config["seed"]})
 
 
 def needs_stats(config: Mapping) -> bool:

@@ -9,7 +9,7 @@ from snnx.errors import ConfigError
 from .modules import CSQCFS, QCFS
 
 
-def _channelwise_from(q: QCFS, softplus: bool, name: str) -> CSQCFS:
+def _channelwise_from(q: QCFS, softplus: bool, name: str, channelwise: bool = True) -> CSQCFS:
     if q.num_channels is None:
         raise ValueError(
             f"QCFS module {name or '<root>'} does not know its channel count; "
@@ -28,7 +28,7 @@ def _channelwise_from(q: QCFS, softplus: bool, name: str) -> CSQCFS:
         q.L,
         init_threshold=lam,  # p takes λ's dtype and device
         shift=q.shift,
-        channelwise=True,
+        channelwise=channelwise,
         softplus=softplus,
     )
     new.threshold_param.requires_grad_(q.threshold.requires_grad)
@@ -36,7 +36,7 @@ def _channelwise_from(q: QCFS, softplus: bool, name: str) -> CSQCFS:
     return new
 
 
-def to_channelwise(model: nn.Module, *, softplus: bool = True) -> nn.Module:
+def to_channelwise(model: nn.Module, *, softplus: bool = True, channelwise: bool = True) -> nn.Module:
     """Replace every QCFS in ``model`` (recursively, in place) by a channel-wise CS-QCFS.
 
     Each new module has the QCFS's L and φ and per-channel thresholds all
@@ -44,18 +44,20 @@ def to_channelwise(model: nn.Module, *, softplus: bool = True) -> nn.Module:
     a float p allows it, see :func:`inverse_softplus`), so the model's outputs
     are unchanged right after the swap. A QCFS instance registered at several
     places is replaced by one shared CS-QCFS. Returns ``model`` (or the new
-    module if ``model`` itself is a QCFS). Build the optimizer after the swap:
+    module if ``model`` itself is a QCFS). ``channelwise=False`` keeps one
+    threshold per layer (the S-QCFS ablation's stage 2: λ re-expressed as
+    softplus(p)). Build the optimizer after the swap:
     the thresholds are new parameters (``threshold_param``).
     """
     if isinstance(model, QCFS):
-        return _channelwise_from(model, softplus, "")
+        return _channelwise_from(model, softplus, "", channelwise)
     replaced: dict[int, CSQCFS] = {}
     for parent_name, parent in list(model.named_modules(remove_duplicate=False)):
         for child_name, child in list(parent._modules.items()):  # not named_children: it drops repeats
             if isinstance(child, QCFS):
                 full = f"{parent_name}.{child_name}" if parent_name else child_name
                 if id(child) not in replaced:
-                    replaced[id(child)] = _channelwise_from(child, softplus, full)
+                    replaced[id(child)] = _channelwise_from(child, softplus, full, channelwise)
                 setattr(parent, child_name, replaced[id(child)])
     return model
 

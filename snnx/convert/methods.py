@@ -23,7 +23,7 @@ MIN_THRESHOLD = 1e-6
 # Methods whose thresholds come from calibration statistics (and which stat).
 CALIBRATED = {"maxnorm": "max", "pnorm": "percentile", "channelnorm": "channel_max", "shift": "max"}
 TRAINED = ("qcfs", "cos")
-METHODS = tuple(CALIBRATED) + TRAINED
+METHODS = tuple(CALIBRATED) + TRAINED + ("msat", "allint")
 
 
 def _stat_threshold(stats: Mapping, name: str, which: str) -> torch.Tensor:

@@ -11,6 +11,6 @@ from snnx.models.registry import check_image_size, create_model, list_models, re
 from snnx.models.build import build, check_compatible
 
 # Import the families so their builders register themselves.
-from snnx.models import cifarnet, lenet, mobilenet, resnet, vgg  # noqa: E402,F401
+from snnx.models import cifarnet, lenet, mobilenet, resnet, vgg, vgg_allint  # noqa: E402,F401
 
 __all__ = ["build", "check_compatible", "check_image_size", "create_model", "list_models", "register_model"]

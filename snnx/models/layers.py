@@ -72,6 +72,11 @@ def pool2d(pool: str, kernel_size: int, stride: int | None = None,
         return nn.AvgPool2d(kernel_size, stride=stride, padding=padding)
     if pool == "max":
         return nn.MaxPool2d(kernel_size, stride=stride, padding=padding)
+    if pool == "conv":
+        from snnx.errors import ConfigError
+
+        raise ConfigError("pooling by a strided conv is only built into model=vgg11_allint.", key="model.pool",
+                          fix="Use model.pool=avg (or max) for this model.")
     raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
 
 

@@ -25,7 +25,7 @@ from snnx.errors import ConfigError
 ActFactory = Callable[[int], nn.Module]
 Builder = Callable[..., nn.Module]
 
-POOLS = ("avg", "max")
+POOLS = ("avg", "max", "conv")  # "conv": a 2×2 stride-2 conv (+BN, act); vgg11_allint only
 
 
 @dataclass(frozen=True)
