@@ -20,6 +20,7 @@ STAGES = {
     "simulate": "simulate the SNN over sim.T, write results.csv and layers.csv",
     "run": "train → calibrate → convert → simulate in one process",
     "table": "aggregate results.csv files into a paper-style table and plot",
+    "doctor": "say why the SNN falls short, layer by layer (dead layers, θ, BN, chance), write doctor.csv",
 }
 
 

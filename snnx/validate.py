@@ -23,10 +23,10 @@ CONVERT_NEEDS_ACT = {
     "allint": ("quant",),
 }
 # Stages that build an SNN, for which act and convert must fit together.
-CONVERTING_STAGES = ("convert", "simulate", "run")
+CONVERTING_STAGES = ("convert", "simulate", "run", "doctor")
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "model.pool": ("avg", "max"),
+    "model.pool": ("avg", "max", "conv"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("cosine", "step", "none"),
     "train.weight_quant": ("none", "ternary"),
@@ -117,8 +117,9 @@ def check_train(cfg: DictConfig) -> None:
     if tr.two_stage:
         _positive_int(tr.finetune_epochs, "train.finetune_epochs", "Two-stage training needs stage-2 epochs, e.g. train.finetune_epochs=4.")
         _positive(tr.finetune_lr_scale, "train.finetune_lr_scale", "Use e.g. 0.1.")
-        if cfg.act.name not in ("qcfs", "csqcfs", "cqcfs", "sqcfs"):
-            raise ConfigError(f"two-stage training starts from layer-wise QCFS, but act={cfg.act.name}.",
+        if cfg.act.name not in ("csqcfs", "cqcfs", "sqcfs"):
+            raise ConfigError(f"two-stage training turns a layer-wise QCFS (stage 1) into act={cfg.act.name}'s "
+                              f"thresholds (stage 2), which only the CS-QCFS family has.",
                               key="train.two_stage", fix="Use act=csqcfs (or cqcfs/sqcfs) with train=two_stage.")
 
 

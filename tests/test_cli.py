@@ -119,6 +119,9 @@ def _option_overrides(group: str, option: str) -> list[str]:
         return [f"act={option}", "convert=maxnorm"]
     if group == "model" and MIN_SIDE.get(option, 8) > 28:
         return [f"model={option}", "dataset=cifar10"]
+    if group == "train" and option == "two_stage":
+        # Stage 2 turns layer-wise QCFS into the CS-QCFS family's thresholds.
+        return ["train=two_stage", "act=csqcfs"]
     return [f"{group}={option}"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -183,3 +185,327 @@ def test_layer_diagnostics_are_recorded_per_T():
     assert all(r["clip_error"] < 1e-9 for r in first)
     # More steps → smaller flooring error in the first layer (constant input).
     assert first[1]["floor_error"] < first[0]["floor_error"]
+
+
+# -- every neuron type: the multi-step (time-folded) path equals the step-by-step one -------
+def _neurons():
+    from snnx.neurons import (IFNeuron, MSATNeuron, OffsetCalibratedIFNeuron, ShiftedIFNeuron,
+                              SignedDualThresholdNeuron)
+
+    channel_theta = torch.tensor([0.6, 1.0, 1.7], dtype=torch.float64)
+    return {
+        "if-layer": lambda: IFNeuron(torch.tensor(0.8, dtype=torch.float64), 0.5),
+        "if-channel": lambda: IFNeuron(channel_theta, 0.25),
+        "shifted-if": lambda: _with_horizon(ShiftedIFNeuron(channel_theta, 0.0), 7),
+        "cos": lambda: OffsetCalibratedIFNeuron(channel_theta, 0.5, presim=3),
+        "msat": lambda: MSATNeuron(channel_theta, alpha=0.3, k_a=0.8, k_i=1.5, tau_mp=0.5, tau_rd=0.7),
+        "msat-confidence": lambda: MSATNeuron(channel_theta, confidence=0.6, confidence_steps=4, seed=3),
+        "signed": lambda: SignedDualThresholdNeuron(torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64),
+                                                    torch.tensor([0.5, 0.25, 0.4], dtype=torch.float64)),
+        "signed-int": lambda: SignedDualThresholdNeuron(torch.tensor([3, 1, -2]), torch.tensor([5, 2, 4])),
+    }
+
+
+def _with_horizon(neuron, T):
+    neuron.set_horizon(T)
+    return neuron
+
+
+def _step_by_step(neuron, xs):
+    """The generic charge/fire/reset ``step`` on one [B, …] slice at a time (no multi-step code)."""
+    neuron.reset_state()
+    if hasattr(neuron, "calibrated_potential"):  # COS: v0 from the first `presim` steps, then plain steps
+        theta = neuron.threshold.view(-1, *([1] * (xs.dim() - 3))) if neuron.threshold.dim() else neuron.threshold
+        neuron.v = neuron.calibrated_potential(xs, theta)
+    return torch.stack([neuron.step(xs[t]) for t in range(xs.shape[0])])
+
+
+def _folded(neuron, xs, chunk, track):
+    neuron.reset_state()
+    neuron.track_spikes = track
+    outs = []
+    for start in range(0, xs.shape[0], chunk):
+        part = xs[start:start + chunk]
+        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
+        out = neuron(part.flatten(0, 1))
+        if neuron.spike_indicator is not None:  # published: exactly the output's nonzeros
+            assert torch.equal(neuron.spike_indicator, (out != 0).to(out.dtype))
+        outs.append(out.view(part.shape).clone())
+    return torch.cat(outs)
+
+
+@pytest.mark.parametrize("kind", list(_neurons()))
+@pytest.mark.parametrize("chunk", [3, 4, 11])
+@pytest.mark.parametrize("track", [False, True])
+def test_every_neuron_type_multistep_equals_step_by_step(kind, chunk, track):
+    torch.manual_seed(0)
+    steps = 11
+    if kind == "signed-int":
+        xs = torch.randint(-4, 7, (steps, 5, 3, 2, 2))
+    else:
+        xs = torch.randn(steps, 5, 3, 2, 2, dtype=torch.float64) * 0.8 + 0.3
+    make = _neurons()[kind]
+    reference = _step_by_step(make(), xs)
+    assert torch.equal(_folded(make(), xs, chunk, track), reference)
+
+
+@pytest.mark.parametrize("kind", ["if-layer", "if-channel", "shifted-if", "cos"])
+def test_constant_input_and_channels_last_equal_step_by_step(kind):
+    """Direct encoding feeds the first neuron a [B, …] current (expanded over the chunk), maybe channels-last."""
+    torch.manual_seed(1)
+    z = torch.randn(4, 3, 5, 5, dtype=torch.float64)
+    reference = _step_by_step(_neurons()[kind](), z.unsqueeze(0).expand(9, *z.shape))
+    neuron = _neurons()[kind]()
+    neuron.track_spikes = True
+    outs = []
+    for steps in (4, 5):  # COS needs its presim steps in the first chunk
+        neuron.time_steps, neuron.batch_size = steps, z.shape[0]
+        out = neuron(z.contiguous(memory_format=torch.channels_last))
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        outs.append(out.view(steps, *z.shape).clone())
+    assert torch.equal(torch.cat(outs), reference)
+
+
+def test_output_buffer_is_reused_only_when_nothing_holds_it():
+    from snnx.neurons import IFNeuron
+
+    neuron = IFNeuron(torch.tensor(1.0), 0.5)
+    neuron.time_steps, neuron.batch_size = 1, 4
+    x = torch.randn(4, 3)
+    first = neuron(x).data_ptr()
+    assert neuron(x).data_ptr() == first  # nothing kept the last output: reused
+    kept = neuron(x)
+    values = kept.clone()
+    assert neuron(x).data_ptr() != kept.data_ptr() and torch.equal(kept, values)
+    view = neuron(x)[1:]
+    held = view.clone()
+    neuron(x)
+    assert torch.equal(view, held)  # a view of an old output is never overwritten
+
+
+# -- accounting ---------------------------------------------------------------------------
+@pytest.mark.parametrize("conv", [
+    dict(in_channels=2, out_channels=3, kernel_size=3, padding=1),
+    dict(in_channels=2, out_channels=4, kernel_size=3, stride=2, padding=1),
+    dict(in_channels=4, out_channels=4, kernel_size=(3, 5), stride=(2, 1), padding=(0, 2), dilation=(1, 2)),
+    dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2),
+    dict(in_channels=3, out_channels=5, kernel_size=1, stride=2),
+    dict(in_channels=2, out_channels=2, kernel_size=3, padding="same"),
+    dict(in_channels=2, out_channels=2, kernel_size=3, padding=1, padding_mode="reflect"),
+])
+def test_fanout_forms_equal_the_autograd_fanout(conv):
+    from snnx.sim.accounting import fanout_map, layer_fanout
+
+    layer = nn.Conv2d(**conv)
+    shape = (conv["in_channels"], 7, 9)
+    reference = fanout_map(layer, shape)
+    fan = layer_fanout(layer, shape)
+    assert fan.total == float(reference.sum())
+    torch.manual_seed(0)
+    indicator = (torch.rand(6, *shape) < 0.4).float()  # 3 steps × 2 images
+    expected = (indicator.double() * reference).view(3, -1).sum(1)
+    assert torch.equal(fan.weighted(indicator, 3), expected)
+    cl = indicator.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(fan.weighted(cl, 3), expected)
+
+
+def test_sops_of_pooled_spikes_count_nonzero_pooled_inputs():
+    class PoolNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 2, 3, padding=1)
+            self.act1 = nn.ReLU()
+            self.pool = nn.AvgPool2d(2)
+            self.conv2 = nn.Conv2d(2, 3, 3, padding=1)
+            self.act2 = nn.ReLU()
+            self.fc = nn.Linear(12, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.act2(self.conv2(self.pool(self.act1(self.conv1(x))))), 1))
+
+    ann = PoolNet().double()
+    with torch.no_grad():
+        for layer in (ann.conv1, ann.conv2):
+            layer.weight.fill_(0.01)
+            layer.bias.fill_(5.0)
+    snn, _ = convert(ann, method="maxnorm", stats={"act1": {"max": 1.0}, "act2": {"max": 1.0}},
+                     convert={"maxpool": "error", "v_init": None})
+    result = simulate(snn, torch.rand(2, 1, 4, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.long), [3], 2)
+    # Every neuron fires every step: conv2 sees a 2×2×2 map of nonzero pooled spikes
+    # (fan-out of a 2×2 map under 3×3 pad 1: 4 per position) × 3 outputs; fc 12 × 2.
+    assert result.per_image(3)["sops"] == (2 * 4 * 4 * 3 + 12 * 2) * 3
+
+
+@pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_accounting_is_the_same_whatever_the_layout_and_chunk(memory_format, chunk):
+    from snnx.activations import QCFS
+
+    torch.manual_seed(0)
+    ann = TinyNet(act=lambda: QCFS(4, init_threshold=1.0)).eval()
+    images = torch.randn(16, 1, 8, 8)
+    labels = torch.randint(0, 3, (16,))
+    snn, _ = convert(ann, method="qcfs", stats=None, convert={"maxpool": "error", "v_init": None})
+    sim = Simulator(snn, device=torch.device("cpu"), chunk=chunk, memory_format=memory_format)
+    result = sim.run([(images, labels)], [1, 5, 9])
+    # The same counts computed the slow way: every spike-fed layer's nonzero inputs × fan-out.
+    reference = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=1, memory_format="contiguous")
+    slow = _slow_accounting(reference, images, 9)
+    for T in (1, 5, 9):
+        assert result.spikes[T] == slow["spikes"][T - 1]
+        assert result.sops[T] == slow["sops"][T - 1]
+    without = sim.run([(images, labels)], [9], accounting=False)
+    assert without.correct == {9: result.correct[9]} and without.sops[9] == 0
+
+
+def _slow_accounting(sim, images, T):
+    """Spikes and SOPs per step from plain hooks: (x != 0) × autograd fan-out, (out != 0)."""
+    from snnx.sim.accounting import fanout_map
+
+    modules = dict(sim.snn.named_modules())
+    spikes, sops = torch.zeros(T, dtype=torch.float64), torch.zeros(T, dtype=torch.float64)
+    step = {"t": 0}
+
+    def count_spikes(_m, _i, out):
+        spikes[step["t"]] += float((out != 0).sum())
+
+    def count_sops(layer):
+        def hook(_m, inputs):
+            x = inputs[0]
+            sops[step["t"]] += float(((x != 0).double() * fanout_map(layer, x.shape[1:])).sum())
+        return hook
+
+    handles = [m.register_forward_hook(count_spikes) for _, m in sim.neurons]
+    handles += [modules[n].register_forward_pre_hook(count_sops(modules[n])) for n in sim.spike_fed]
+    try:
+        for _, n in sim.neurons:
+            n.reset_state()
+            n.time_steps, n.batch_size = 1, images.shape[0]
+        with torch.no_grad():
+            for t in range(T):
+                step["t"] = t
+                sim.snn(images)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"spikes": spikes.cumsum(0), "sops": sops.cumsum(0)}
+
+
+# -- Poisson encoding ------------------------------------------------------------------------
+def test_poisson_first_layer_synapses_are_sops():
+    ann = AllSpikingNet().double()
+    stats = {"act1": {"max": 1.0}, "act2": {"max": 1.0}}
+    snn, _ = convert(ann, method="maxnorm", stats=stats, convert={"maxpool": "error", "v_init": None})
+    labels = torch.zeros(3, dtype=torch.long)
+    mean, std = (0.25,), (0.5,)
+    white = (torch.ones(3, 1, 4, 4, dtype=torch.float64) - mean[0]) / std[0]  # intensity 1: a spike every step
+    sim = Simulator(snn, device=torch.device("cpu"), chunk=2, dtype=torch.float64, encoding="poisson", seed=0)
+    result = sim.run([(white, labels)], [1, 5], mean=mean, std=std)
+    per_step = 100 * 2 + 100 * 2 * 3 + 48 * 2  # conv1 now counts its input spikes; conv2; fc
+    for T in (1, 5):
+        assert result.per_image(T)["sops"] == per_step * T
+        assert result.per_image(T)["macs"] == 0
+    black = (torch.zeros(3, 1, 4, 4, dtype=torch.float64) - mean[0]) / std[0]  # intensity 0: never spikes
+    result = sim.run([(black, labels)], [5], mean=mean, std=std)
+    assert result.per_image(5)["sops"] == (100 * 2 * 3 + 48 * 2) * 5
+    assert result.encoding == "poisson"
+
+
+def test_poisson_real_valued_layer_after_the_first_costs_macs_every_step():
+    class TwoConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 2, 3, padding=1)
+            self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+            self.act = nn.ReLU()
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.act(self.conv2(self.conv1(x))), 1))
+
+    snn, _ = convert(TwoConv().double(), method="maxnorm", stats={"act": {"max": 1.0}},
+                     convert={"maxpool": "error", "v_init": None})
+    images = torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    sim = Simulator(snn, device=torch.device("cpu"), chunk=3, dtype=torch.float64)
+    direct = sim.run([(images, torch.zeros(2, dtype=torch.long))], [4])
+    assert direct.macs_per_image == 100 * 2 + 100 * 2 * 2 and direct.macs(4) == direct.macs_per_image
+    poisson = sim.run([(images, torch.zeros(2, dtype=torch.long))], [4], encoding="poisson")
+    assert poisson.macs_per_image == 0 and poisson.macs_per_step == 100 * 2 * 2
+    assert poisson.per_image(4)["macs"] == 100 * 2 * 2 * 4
+
+
+@pytest.fixture(scope="module")
+def digits_snn():
+    from snnx.calibration import calibrate
+    from snnx.data import build_dataset, dataset_info
+
+    (x, y), (xt, yt) = build_dataset("digits", "train").tensors, build_dataset("digits", "test").tensors
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                          nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(4):
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            idx = perm[i:i + 64]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    stats = calibrate(model, [x[:512]], percentile=99.9, num_batches=1, device=torch.device("cpu"))
+    snn, _ = convert(model, method="pnorm", stats=stats, convert={"maxpool": "error", "v_init": None})
+    return snn, xt, yt, dataset_info("digits")
+
+
+def test_poisson_is_reproducible_with_a_seed_and_chunk_invariant(digits_snn):
+    snn, x, y, info = digits_snn
+    batches = [(x[:100], y[:100]), (x[100:160], y[100:160])]
+
+    def run(seed, chunk, steps=(3, 10)):
+        sim = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=chunk, dtype=torch.float64,
+                        encoding="poisson", seed=seed)
+        return sim.run(batches, steps, mean=info.mean, std=info.std)
+
+    a, b = run(1, 4), run(1, 4)
+    assert a.correct == b.correct and a.spikes == b.spikes and a.sops == b.sops
+    c = run(1, 1)  # draws depend on (seed, batch, step) only
+    assert c.correct == a.correct and c.spikes == a.spikes and c.sops == a.sops
+    single = run(1, 4, steps=(3,))  # the sweep reads the same run
+    assert single.spikes[3] == a.spikes[3]
+    assert run(2, 4).spikes != a.spikes
+
+
+def test_poisson_accuracy_converges_to_direct_encoding(digits_snn):
+    snn, x, y, info = digits_snn
+    steps = [2, 8, 128]
+    direct = Simulator(copy.deepcopy(snn), device=torch.device("cpu")).run([(x, y)], steps)
+    poisson = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), encoding="poisson", seed=0).run(
+        [(x, y)], steps, mean=info.mean, std=info.std)
+    assert direct.accuracy(128) > 60  # the tiny net learned something
+    assert abs(poisson.accuracy(128) - direct.accuracy(128)) <= 2.5
+    assert poisson.accuracy(2) < poisson.accuracy(8) < poisson.accuracy(128) + 1e-9
+    assert poisson.accuracy(2) < poisson.accuracy(128) - 20
+
+
+def test_poisson_rejects_a_network_with_its_own_encoder():
+    from snnx.neurons import ScatterGatherEncoder
+
+    class Enc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.enc = ScatterGatherEncoder(1)
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.enc(self.conv(x)), 1))
+
+    class LeafNeurons(torch.fx.Tracer):
+        def is_leaf_module(self, m, name):
+            return isinstance(m, Neuron) or super().is_leaf_module(m, name)
+
+    root = Enc()
+    sim = Simulator(torch.fx.GraphModule(root, LeafNeurons().trace(root)), device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="scatter-and-gather"):
+        sim.run([(torch.rand(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))], [2], encoding="poisson")

@@ -9,9 +9,18 @@ encoding: everything before the first neuron is computed once per image).
 The engine sets ``time_steps`` (steps in this chunk) and ``batch_size``
 before each chunk; membrane state carries over between chunks until
 ``reset_state()``.
+
+Accounting. When the engine sets ``track_spikes``, a neuron may publish
+``spike_indicator``: a [steps·B, …] tensor in the output's dtype that is 1
+where this chunk's output is a (positive) spike and 0 elsewhere. The IF
+family does (it computes it anyway); the engine's counters then read spikes
+and synaptic events from it instead of scanning the output again. Neurons
+that leave it ``None`` are counted from their output.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import nn
@@ -22,6 +31,28 @@ def broadcast_channels(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     if value.dim() == 0:
         return value
     return value.view(-1, *([1] * (like.dim() - 2)))
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D tensor stored that way (and not also contiguous), else contiguous."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _is_shared(buf: torch.Tensor) -> bool:
+    """Whether a tensor other than ``buf`` itself (a view, or another reference to it) is alive."""
+    # References: the module's dict, the caller's local, this function's argument, getrefcount's.
+    if sys.getrefcount(buf) > 4:
+        return True
+    try:  # tensors on the storage: buf, and the temporary storage object
+        return torch._C._storage_Use_Count(buf.untyped_storage()._cdata) > 2
+    except (AttributeError, RuntimeError):
+        return True
+
+
+# Plain per-chunk state of every neuron (never parameters, buffers or modules).
+_PLAIN_STATE = frozenset({"v", "t", "time_steps", "batch_size", "track_spikes", "spike_indicator"})
 
 
 class Neuron(nn.Module):
@@ -42,11 +73,21 @@ class Neuron(nn.Module):
         self.batch_size: int | None = None
         self.v: torch.Tensor | None = None
         self.t = 0  # steps simulated since the last reset
+        self.track_spikes = False  # set by the engine's accounting
+        self.spike_indicator: torch.Tensor | None = None  # this chunk's spikes as 0/1 (see module doc)
+
+    def __setattr__(self, name: str, value) -> None:
+        # Per-step bookkeeping skips nn.Module's parameter/buffer/submodule checks (hot path).
+        if name in _PLAIN_STATE:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     # -- state -------------------------------------------------------------
     def reset_state(self) -> None:
         self.v = None
         self.t = 0
+        self.spike_indicator = None
 
     def initial_potential(self, x_t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(x_t) * (theta * self.v_init)
@@ -101,24 +142,76 @@ class IFNeuron(Neuron):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Subclasses that change the dynamics go through the generic charge/fire/reset loop.
-        if type(self).step is not Neuron.step or type(self).charge is not Neuron.charge:
+        if not self._has_fast_path():
             return super().forward(x)
         return self._forward_inplace(x)
 
+    def _has_fast_path(self) -> bool:
+        cls = type(self)
+        return (cls.step is Neuron.step and cls.fire is Neuron.fire and cls.reset is Neuron.reset
+                and cls.emit is Neuron.emit and cls.charge in _FAST_CHARGES)
+
+    def charge_bias(self, theta: torch.Tensor) -> torch.Tensor | None:
+        """A current added at every step after the input (None: none), for the in-place path."""
+        return None
+
     def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
-        """The same dynamics with in-place updates: the emitted θ·s is also what the reset subtracts."""
+        """The charge/fire/reset dynamics with in-place updates, bit for bit the generic path's.
+
+        Per step: v += z (+ bias); s = [v ≥ θ] written as 0/1 in v's dtype
+        (``torch.ge`` into a float tensor: one vectorised pass, no bool
+        tensor); out = θ·s; v −= out. The emitted θ·s is what the reset
+        subtracts, as in the generic ``reset``.
+        """
         x_seq = self.unfold(x)
+        steps = x_seq.shape[0]
         theta = broadcast_channels(self.threshold, x_seq[0])
         if self.v is None:
             self.v = self.initial_potential(x_seq[0], theta)
+            self._positive_theta = bool((self.threshold > 0).all())
+        bias = self.charge_bias(theta)
         v = self.v
-        out = torch.empty_like(x_seq)
-        for t in range(x_seq.shape[0]):
+        # Output and spike buffers keep the input's memory layout (channels-last stays
+        # channels-last) and are reused from chunk to chunk (no fresh pages to fault in).
+        flat_shape = (steps * x_seq.shape[1], *x_seq.shape[2:])
+        fmt = memory_format_of(x_seq[0])
+        out_flat = self._buffer("_out_buffer", flat_shape, x_seq, fmt, guard=True)
+        out = out_flat.view(x_seq.shape)
+        # With θ > 0 the output is nonzero exactly where s = 1: s is the spike indicator.
+        if self.track_spikes and not hasattr(self, "_positive_theta"):
+            self._positive_theta = bool((self.threshold > 0).all())
+        track = self.track_spikes and self._positive_theta
+        spikes_flat = self._buffer("_spike_buffer", flat_shape, x_seq, fmt, guard=False) if track else out_flat
+        spikes = spikes_flat.view(x_seq.shape)
+        for t in range(steps):
             v.add_(x_seq[t])
-            torch.mul(v >= theta, theta, out=out[t])
+            if bias is not None:
+                v.add_(bias)
+            torch.ge(v, theta, out=spikes[t])
+            if track:
+                torch.mul(spikes[t], theta, out=out[t])
+            else:
+                out[t].mul_(theta)
             v.sub_(out[t])
-        self.t += x_seq.shape[0]
-        return out.flatten(0, 1)
+        self.t += steps
+        self.spike_indicator = spikes_flat if track else None
+        return out_flat
+
+    def _buffer(self, name: str, shape: tuple, like: torch.Tensor, fmt: torch.memory_format, *,
+                guard: bool) -> torch.Tensor:
+        """A [steps·B, …] buffer kept on the module; with ``guard``, reused only if nothing else holds it.
+
+        The output buffer is what the next layer reads: it is reused only
+        when no tensor (view or reference) from the previous chunk is alive
+        — a hook that kept an output keeps its values. The spike buffer is
+        only read within the chunk (``spike_indicator``).
+        """
+        buf = self.__dict__.get(name)
+        if (buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device
+                or memory_format_of(buf) != fmt or (guard and _is_shared(buf))):
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+            self.__dict__[name] = buf
+        return buf
 
 
 class ShiftedIFNeuron(IFNeuron):
@@ -145,6 +238,10 @@ class ShiftedIFNeuron(IFNeuron):
     def charge(self, v: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         theta = broadcast_channels(self.threshold, x_t)
         return v + x_t + theta / (2 * self.horizon)
+
+    def charge_bias(self, theta: torch.Tensor) -> torch.Tensor:
+        # The same value, added after the input like ``charge`` does: (v + z) + θ/(2T).
+        return theta / (2 * self.horizon)
 
 
 class OffsetCalibratedIFNeuron(IFNeuron):
@@ -181,7 +278,14 @@ class OffsetCalibratedIFNeuron(IFNeuron):
             if x_seq.shape[0] < self.presim:
                 raise RuntimeError(f"COS needs the first {self.presim} steps in one chunk, got {x_seq.shape[0]}")
             self.v = self.calibrated_potential(x_seq, broadcast_channels(self.threshold, x_seq[0]))
+            self._positive_theta = bool((self.threshold > 0).all())
+        if self._has_fast_path():
+            return self._forward_inplace(x)  # from the calibrated v0 on: plain IF dynamics
         out = torch.empty_like(x_seq)
         for t in range(x_seq.shape[0]):
             out[t] = self.step(x_seq[t])
         return out.flatten(0, 1)
+
+
+# Charges the in-place IF path reproduces: v + z, and v + z + θ/(2T) (via ``charge_bias``).
+_FAST_CHARGES = (Neuron.charge, ShiftedIFNeuron.charge)

@@ -5,17 +5,33 @@ conv/linear fed by spikes does one addition per nonzero input element per
 output it reaches (its fan-out, exact for kernels, stride and padding,
 including borders). Layers fed by real values (the first layer under direct
 encoding) cost multiply-accumulates, counted once per image because the
-engine computes them once. Energy: E_AC = 0.9 pJ, E_MAC = 4.6 pJ (45 nm).
+engine computes them once. Under Poisson encoding the layers that read the
+input see spikes: their events are the input spikes (SOPs); a layer fed by
+another layer's real values then costs its MACs at every step. Energy:
+E_AC = 0.9 pJ, E_MAC = 4.6 pJ (45 nm).
+
+Cost. The counters run on every chunk, so they are written as a few
+vectorised passes: the nonzero map of a layer's input is the spike
+indicator its source neuron already computed (``Neuron.spike_indicator``)
+when the layer reads a neuron's output unchanged, else one ``ne`` pass; the
+fan-out weighting uses the structure of the fan-out (one number per input
+for a linear layer; per spatial position × out-channels per group for a
+zero-padded conv, the same for every input channel), so the weighted sum is
+one matrix-vector product. Per-step sums are exact: partial sums stay
+integers far below 2^24 in the simulation dtype and are totalled in float64.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from snnx.neurons.base import memory_format_of
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -52,50 +68,247 @@ def ann_macs(model: nn.Module, sample: torch.Tensor) -> float:
     return counter.get_total_flops() / 2.0
 
 
-class SynapseCounter:
-    """Forward pre-hook on a conv/linear layer: per-step SOPs (spike-fed) or MACs (real-fed)."""
+def _reach_1d(n: int, kernel: int, stride: int, padding: int, dilation: int) -> list[int]:
+    """For each of n input positions, how many (output position, kernel tap) pairs read it."""
+    n_out = (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    counts = [0] * n
+    for o in range(max(n_out, 0)):
+        for j in range(kernel):
+            i = o * stride - padding + j * dilation
+            if 0 <= i < n:
+                counts[i] += 1
+    return counts
 
-    def __init__(self, layer: nn.Module, spike_fed: bool):
+
+@dataclass
+class Fanout:
+    """The fan-out of one sample's input elements, kept in the form that is cheapest to apply.
+
+    Exactly one of ``uniform`` (every element reaches that many outputs),
+    ``spatial`` ([H·W] per position, times ``factor`` outputs per channel:
+    the same for every input channel) and ``full`` ([N] per element) is set.
+    ``total`` is the sum over one sample's elements (its MACs when every
+    input is used).
+    """
+
+    total: float
+    uniform: float | None = None
+    spatial: torch.Tensor | None = None
+    factor: float = 1.0
+    full: torch.Tensor | None = None
+
+    def __post_init__(self):
+        self._cast: dict = {}
+
+    def _as(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        key = (like.dtype, like.device)
+        if key not in self._cast:
+            self._cast[key] = t.to(like.device, like.dtype)
+        return self._cast[key]
+
+    def weighted(self, indicator: torch.Tensor, steps: int) -> torch.Tensor:
+        """Σ indicator × fan-out per step: [steps] float64 for a [steps·B, …] 0/1 indicator.
+
+        ``indicator`` has the layer input's shape (any memory layout); for a
+        uniform fan-out only its per-row element count has to match.
+        """
+        if self.uniform is not None:
+            return row_sums(indicator).view(steps, -1).sum(1, dtype=torch.float64) * self.uniform
+        rows = indicator.shape[0]
+        if self.spatial is not None:
+            hw = self.spatial.numel()
+            weights = self._as(self.spatial, indicator)
+            if indicator.dim() == 4 and memory_format_of(indicator) == torch.channels_last:
+                # [rows, H, W, C] in memory: weight positions, then sum channels.
+                per_channel = torch.matmul(weights, indicator.permute(0, 2, 3, 1).reshape(rows, hw, -1))
+            else:
+                per_channel = torch.matmul(indicator.reshape(rows, -1, hw), weights)
+            return per_channel.view(steps, -1).sum(1, dtype=torch.float64) * self.factor
+        per_row = torch.mv(indicator.reshape(rows, -1).to(torch.float64), self.full.to(indicator.device))
+        return per_row.view(steps, -1).sum(1)
+
+
+def layer_fanout(layer: nn.Module, input_shape: Sequence[int]) -> Fanout:
+    """The :class:`Fanout` of ``layer`` for one sample of shape ``input_shape`` (no batch dim)."""
+    input_shape = tuple(int(d) for d in input_shape)
+    numel = 1
+    for d in input_shape:
+        numel *= d
+    if isinstance(layer, nn.Linear):
+        return Fanout(total=float(numel * layer.out_features), uniform=float(layer.out_features))
+    if (isinstance(layer, nn.Conv2d) and len(input_shape) == 3 and not isinstance(layer.padding, str)
+            and layer.padding_mode == "zeros"):
+        _, h, w = input_shape
+        rows = _reach_1d(h, layer.kernel_size[0], layer.stride[0], layer.padding[0], layer.dilation[0])
+        cols = _reach_1d(w, layer.kernel_size[1], layer.stride[1], layer.padding[1], layer.dilation[1])
+        spatial = torch.outer(torch.tensor(rows, dtype=torch.float64), torch.tensor(cols, dtype=torch.float64))
+        factor = float(layer.out_channels // layer.groups)
+        return Fanout(total=float(spatial.sum()) * factor * input_shape[0], spatial=spatial.flatten(),
+                      factor=factor)
+    full = fanout_map(layer, input_shape).flatten()
+    return Fanout(total=float(full.sum()), full=full)
+
+
+INPUT_SOURCE = "<input>"  # a layer that reads the network input (snnx.sim.graph_split.INPUT)
+
+
+def nonzero_indicator(x: torch.Tensor) -> torch.Tensor:
+    """1 where x ≠ 0, else 0, in x's dtype and layout (one vectorised pass; no bool tensor)."""
+    return torch.ne(x, 0, out=torch.empty_like(x))
+
+
+def row_sums(x: torch.Tensor) -> torch.Tensor:
+    """Σ over every dim but the first, in x's dtype, whatever the memory layout (no copy)."""
+    return x.sum(dim=tuple(range(1, x.dim()))) if x.dim() > 1 else x
+
+
+def _cheap_channel_sum(x: torch.Tensor) -> bool:
+    # Summing channels is one cheap pass unless they are few and innermost in memory
+    # (channels-last with C < 32: short inner reductions; measured 3× slower than a plain sum).
+    return memory_format_of(x) != torch.channels_last or x.shape[1] >= 32
+
+
+def per_step_sum(indicator: torch.Tensor, steps: int) -> torch.Tensor:
+    """Σ over everything but time of a [steps·B, …] tensor: [steps] float64 (exact for counts)."""
+    return row_sums(indicator).view(steps, -1).sum(1, dtype=torch.float64)
+
+
+class SynapseCounter:
+    """Forward pre-hook on a conv/linear layer: per-step SOPs, or the MACs of one sample.
+
+    ``mode`` "sop": the input is spikes (or pooled spikes): events × fan-out
+    are added to ``totals[t0 : t0+steps]`` on every call. "mac": the input is
+    real-valued; only ``macs_per_sample`` (the fan-out total) is recorded —
+    the engine knows how often the layer runs. ``source`` is what the layer
+    reads unchanged: the :class:`SpikeCounter` of a neuron (its per-position
+    spike counts of this chunk are reused), the string ``"<input>"`` (the
+    engine sets ``input_indicator``) or None (the input's nonzeros are found
+    with one ``ne`` pass).
+    """
+
+    def __init__(self, layer: nn.Module, spike_fed: bool | str, source=None, fanouts: dict | None = None,
+                 name: str = ""):
         self.layer = layer
-        self.spike_fed = spike_fed
-        self.fanout: torch.Tensor | None = None
+        self.name = name
+        self.mode = spike_fed if isinstance(spike_fed, str) else ("sop" if spike_fed else "mac")
+        self.spike_fed = self.mode == "sop"
+        self.source = source
+        self.fanouts = {} if fanouts is None else fanouts
+        self.fanout: Fanout | None = None
         self.steps = 1
-        self.per_step: list[torch.Tensor] = []  # SOPs summed over the batch, one entry per step
-        self.macs_per_image = 0.0
+        self.t0 = 0
+        self.totals: torch.Tensor | None = None
+        self.input_indicator: torch.Tensor | None = None
+        self.macs_per_sample = 0.0
         self.handle = layer.register_forward_pre_hook(self)
+
+    @property
+    def macs_per_image(self) -> float:
+        return self.macs_per_sample
+
+    def start(self, steps: int, device: torch.device) -> None:
+        self.totals = torch.zeros(steps, dtype=torch.float64, device=device)
+
+    def _fanout_for(self, x: torch.Tensor) -> Fanout:
+        shape = tuple(x.shape[1:])
+        key = (id(self.layer), shape)
+        if self.fanout is None or self._shape != shape:
+            if key not in self.fanouts:
+                self.fanouts[key] = layer_fanout(self.layer, shape)
+            self.fanout, self._shape = self.fanouts[key], shape
+        return self.fanout
+
+    def _indicator(self, x: torch.Tensor, fanout: Fanout) -> torch.Tensor:
+        if isinstance(self.source, SpikeCounter):
+            published = getattr(self.source.neuron, "spike_indicator", None)
+        else:
+            published = self.input_indicator if self.source == INPUT_SOURCE else None
+        if published is not None and published.dtype == x.dtype:
+            if published.shape == x.shape:
+                return published
+            # A reshape (flatten) between: only the per-row count matters for a uniform fan-out.
+            if fanout.uniform is not None and published.shape[0] == x.shape[0] and published.numel() == x.numel():
+                return published
+        return nonzero_indicator(x)
 
     def __call__(self, _module, inputs):
         x = inputs[0]
-        if self.fanout is None or self.fanout.shape != x.shape[1:]:
-            self.fanout = fanout_map(self.layer, x.shape[1:]).to(x.device, x.dtype)
-        if not self.spike_fed:
-            self.macs_per_image = float(self.fanout.sum())
+        fanout = self._fanout_for(x)
+        self.macs_per_sample = fanout.total
+        if self.mode != "sop" or self.totals is None:
             return
-        # Downstream of a neuron every tensor is time-folded: [steps·B, …].
-        events = (x != 0).to(x.dtype) * self.fanout
-        self.per_step.append(events.reshape(self.steps, -1).sum(1))
+        span = slice(self.t0, self.t0 + self.steps)
+        if isinstance(self.source, SpikeCounter):
+            events = self.source.weighted_events(x, fanout, self.t0, self.steps)
+            if events is not None:
+                self.totals[span] += events
+                return
+        self.totals[span] += fanout.weighted(self._indicator(x, fanout), self.steps)
 
     def remove(self):
         self.handle.remove()
 
 
 class SpikeCounter:
-    """Forward hook on a neuron: spikes per step (positive and negative), summed over the batch."""
+    """Forward hook on a neuron: spikes per step (positive and negative), summed over the batch.
+
+    Reads the neuron's ``spike_indicator`` when it publishes one (IF family:
+    every output spike is positive) and reduces it once per chunk to spike
+    counts per (row, position) — summed over channels for a [rows, C, H, W]
+    output — which also give the SOPs of the layers that read this output
+    unchanged (:meth:`weighted_events`). Otherwise counts the output's signs.
+    """
 
     def __init__(self, name: str, neuron: nn.Module):
         self.name = name
         self.neuron = neuron
-        self.positive: list[torch.Tensor] = []
-        self.negative: list[torch.Tensor] = []
+        self.t0 = 0
+        self.positive: torch.Tensor | None = None
+        self.negative: torch.Tensor | None = None
         self.neurons_per_sample = 0
+        self.hist: torch.Tensor | None = None  # this chunk's spikes per row (and position)
+        self.hist_t0 = -1
         self.handle = neuron.register_forward_hook(self)
+
+    def weighted_events(self, x: torch.Tensor, fanout: Fanout, t0: int, steps: int) -> torch.Tensor | None:
+        """Σ spikes × fan-out per step for a layer reading this neuron's output ``x`` (None: not derivable)."""
+        hist = self.hist
+        if hist is None or self.hist_t0 != t0 or hist.shape[0] != x.shape[0]:
+            return None
+        if fanout.uniform is not None and x.numel() == x.shape[0] * self.neurons_per_sample:
+            return hist.reshape(steps, -1).sum(1, dtype=torch.float64) * fanout.uniform
+        if fanout.spatial is not None and x.dim() == 4 and hist.dim() == 3 and tuple(hist.shape[1:]) == tuple(x.shape[2:]):
+            per_row = torch.mv(hist.reshape(hist.shape[0], -1), fanout._as(fanout.spatial, hist))
+            return per_row.view(steps, -1).sum(1, dtype=torch.float64) * fanout.factor
+        return None
+
+    def start(self, steps: int, device: torch.device) -> None:
+        self.positive = torch.zeros(steps, dtype=torch.float64, device=device)
+        self.negative = torch.zeros(steps, dtype=torch.float64, device=device)
+        self.hist, self.hist_t0 = None, -1
 
     def __call__(self, module, _inputs, out):
         steps = module.time_steps
-        seq = out.reshape(steps, -1)
         self.neurons_per_sample = out[0].numel()
-        self.positive.append((seq > 0).sum(1))
-        self.negative.append((seq < 0).sum(1))
+        if self.positive is None:
+            return
+        span = slice(self.t0, self.t0 + steps)
+        indicator = getattr(module, "spike_indicator", None)
+        if indicator is not None and indicator.shape == out.shape:
+            if indicator.dim() == 4 and _cheap_channel_sum(indicator):
+                # One pass: spikes per (row, position), channels summed (exact: at most C per entry);
+                # the layers reading this output weight it by position (weighted_events).
+                hist = indicator.sum(1)
+                self.hist, self.hist_t0 = hist, self.t0
+            else:  # spikes per row; readers weight the indicator themselves
+                hist = row_sums(indicator)
+                self.hist, self.hist_t0 = (hist, self.t0) if indicator.dim() != 4 else (None, -1)
+            self.positive[span] += hist.reshape(steps, -1).sum(1, dtype=torch.float64)
+            return
+        self.hist = None
+        buf = torch.empty_like(out)
+        self.positive[span] += per_step_sum(torch.gt(out, 0, out=buf), steps)
+        self.negative[span] += per_step_sum(torch.lt(out, 0, out=buf), steps)
 
     def remove(self):
         self.handle.remove()
@@ -104,10 +317,13 @@ class SpikeCounter:
 class LayerProbe:
     """Per-layer conversion diagnostics at the read-out steps (ALGORITHMS.md, layers.csv).
 
-    Keeps, per image and neuron, the summed input current, the summed output,
-    and whether it has spiked; at each read-out T it adds to running sums the
-    firing rate, clipping and flooring errors, the SIN ratio against the ANN's
-    pre-activation and the error against the ANN's activation.
+    Keeps, per image and neuron, the summed input current, the summed output
+    (both in float64), and whether it has spiked; at each read-out T it adds
+    to running sums the firing rate, clipping and flooring errors, the SIN
+    ratio against the ANN's pre-activation and the error against the ANN's
+    activation. The steps of a chunk between two read-outs are summed in one
+    pass; for neurons that publish a spike indicator (non-negative output)
+    "has spiked" is "summed output > 0" and needs no pass of its own.
     """
 
     def __init__(self, name: str, neuron: nn.Module):
@@ -131,20 +347,38 @@ class LayerProbe:
         self._reset_batch()
 
     def __call__(self, module, inputs, out):
+        if self.ann_pre is None:
+            return
         x_seq = module.unfold(inputs[0])
+        steps = x_seq.shape[0]
         o_seq = out.view(x_seq.shape)
+        indicator = getattr(module, "spike_indicator", None)
+        if indicator is not None and indicator.shape != out.shape:
+            indicator = None
         if self.in_sum is None:
-            self.in_sum = torch.zeros_like(x_seq[0])
-            self.out_sum = torch.zeros_like(x_seq[0])
-            self.spiked = torch.zeros_like(x_seq[0], dtype=torch.bool)
+            self.in_sum = torch.zeros(x_seq.shape[1:], dtype=torch.float64, device=x_seq.device)
+            self.out_sum = torch.zeros_like(self.in_sum)
+            self.spiked = torch.zeros(x_seq.shape[1:], dtype=torch.bool, device=x_seq.device)
             self.spike_count = torch.zeros((), dtype=torch.float64, device=x_seq.device)
-        for s in range(x_seq.shape[0]):
-            self.in_sum += x_seq[s].to(self.in_sum.dtype)
-            self.out_sum += o_seq[s]
-            fired = o_seq[s] != 0
-            self.spiked |= fired
-            self.spike_count += fired.sum()
-            self.t += 1
+            self.nonnegative = indicator is not None
+        cuts = sorted(r - self.t for r in self.reads if self.t < r <= self.t + steps)
+        start = 0
+        for end in cuts + ([steps] if not cuts or cuts[-1] != steps else []):
+            seg = slice(start, end)
+            self.in_sum += x_seq[seg].sum(0, dtype=torch.float64)
+            self.out_sum += o_seq[seg].sum(0, dtype=torch.float64)
+            if self.nonnegative and indicator is not None:
+                fired = indicator.view(x_seq.shape)[seg].flatten(0, 1)
+                self.spike_count += row_sums(fired).sum(dtype=torch.float64)
+            else:
+                if self.nonnegative:  # from here on, track "has spiked" explicitly
+                    self.spiked |= self.out_sum > 0
+                    self.nonnegative = False
+                fired = o_seq[seg] != 0
+                self.spiked |= fired.any(0)
+                self.spike_count += fired.sum()
+            self.t += end - start
+            start = end
             if self.t in self.reads:
                 self._record(self.t, module)
 
@@ -158,6 +392,7 @@ class LayerProbe:
         rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
         inside = (z_bar > 0) & (z_bar <= theta)
         silent = self.ann_pre <= 0
+        spiked = self.out_sum > 0 if self.nonnegative else self.spiked
         acc = self.sums.setdefault(T, {k: 0.0 for k in (
             "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
         acc["spikes"] += float(self.spike_count)
@@ -168,7 +403,7 @@ class LayerProbe:
             acc["floor_n"] += float(inside.sum())
         else:
             acc["clip_sum"] = acc["floor_sum"] = float("nan")
-        acc["sin_spiked"] += float((self.spiked & silent).sum())
+        acc["sin_spiked"] += float((spiked & silent).sum())
         acc["sin_n"] += float(silent.sum())
         acc["err_sum"] += float((phi - self.ann_out).abs().sum())
 

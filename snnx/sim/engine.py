@@ -7,6 +7,20 @@ depends on the chunk, not on T. With direct encoding the time-invariant
 prefix (layers before the first neuron) runs once per batch. The network's
 output is accumulated over time and read at every T of the sweep in one pass
 (one pass per T only for neurons whose dynamics depend on T).
+
+Poisson (rate) encoding, ``encoding="poisson"``: at every step each input
+pixel spikes with probability equal to its intensity in [0, 1] (the dataset
+normalisation is undone with ``mean``/``std``, then the 0/1 spike image is
+normalised again the same way, so its expectation is the image the ANN was
+trained on). The first layer is then no longer time-invariant: the whole
+graph runs on time-folded inputs, and the first layer's synapses cost SOPs
+(one per input spike and output reached), not MACs. Draws come from a
+generator seeded per (seed, batch index, step): a run is reproducible, and
+the same whatever the chunk size or the sweep.
+
+Accounting (spikes, SOPs, MACs) is always on: users pay for it, so it is
+written to cost a few vectorised passes per layer and chunk (see
+``accounting``).
 """
 
 from __future__ import annotations
@@ -17,14 +31,18 @@ from typing import Iterable, Sequence
 import torch
 from torch import fx, nn
 
-from snnx.neurons import Neuron
+from snnx.neurons import Neuron, ScatterGatherEncoder
+from snnx.neurons.base import memory_format_of
 from snnx.sim.accounting import LayerProbe, SpikeCounter, SynapseCounter, energy_mj
-from snnx.sim.graph_split import spike_fed_layers, split_time_invariant
+from snnx.sim.graph_split import INPUT, spike_fed_layers, split_time_invariant, synapse_sources
+
+ENCODINGS = ("direct", "poisson")
 
 
 def auto_chunk(device: torch.device) -> int:
-    # Measured (DESIGN.md): on CPU per-step updates beat folding chunks of time
-    # into the batch (cache-bound); on GPUs larger chunks fill the device.
+    # Measured (DESIGN.md, scripts/bench_sim.py): on CPU per-step updates beat
+    # folding chunks of time into the batch (cache-bound); on GPUs larger
+    # chunks fill the device.
     return 1 if device.type == "cpu" else 16
 
 
@@ -36,62 +54,183 @@ class SimResult:
     spikes: dict[int, float]  # spikes summed over images and layers, up to T
     negative_spikes: dict[int, float]
     sops: dict[int, float]  # synaptic operations summed over images, up to T
-    macs_per_image: float
+    macs_per_image: float  # MACs computed once per image (real-valued first layer, direct encoding)
     neurons_per_image: int
     passes: str
     layer_rows: list[dict] = field(default_factory=list)
+    encoding: str = "direct"
+    macs_per_step: float = 0.0  # MACs per image and step (real-valued layers that run every step)
 
     def accuracy(self, T: int) -> float:
         return 100.0 * self.correct[T] / max(self.total, 1)
 
+    def macs(self, T: int) -> float:
+        return self.macs_per_image + self.macs_per_step * T
+
     def per_image(self, T: int) -> dict:
         n = max(self.total, 1)
         sops = self.sops[T] / n
+        macs = self.macs(T)
         return {"acc": self.accuracy(T),
                 "spikes_per_neuron": self.spikes[T] / n / max(self.neurons_per_image, 1),
                 "negative_spikes_per_neuron": self.negative_spikes[T] / n / max(self.neurons_per_image, 1),
-                "sops": sops, "macs": self.macs_per_image,
-                "energy_mj": energy_mj(sops, self.macs_per_image)}
+                "sops": sops, "macs": macs,
+                "energy_mj": energy_mj(sops, macs)}
+
+
+class PoissonEncoder:
+    """Rate coding of one batch: 0/1 spike images, normalised like the data set.
+
+    ``images`` are normalised with ``mean``/``std`` (per channel; None: the
+    images already are intensities in [0, 1]). Step t's spikes are
+    ``rand < intensity`` with a generator seeded from (seed, batch, t).
+    """
+
+    def __init__(self, images: torch.Tensor, *, mean: Sequence[float] | None, std: Sequence[float] | None,
+                 seed: int, batch_index: int):
+        if (mean is None) != (std is None):
+            raise ValueError("Poisson encoding needs both mean and std (or neither, for images in [0, 1])")
+        shape = (1, -1) + (1,) * (images.dim() - 2)
+        if mean is not None:
+            self.mean = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(shape)
+            self.std = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(shape)
+            rates = images * self.std + self.mean
+        else:
+            self.mean = self.std = None
+            rates = images
+        self.rates = rates.clamp(0, 1)
+        self.seed = int(seed)
+        self.batch_index = int(batch_index)
+        self.generator = torch.Generator(device=images.device)
+
+    def _step_seed(self, t: int) -> int:
+        return (((self.seed * 1_000_003) ^ (self.batch_index * 7_919)) * 1_000_033 + t) % (2**63 - 1)
+
+    def chunk(self, t0: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(network input [steps·B, …], spike indicator [steps·B, …]) for steps t0 … t0+steps−1."""
+        rates = self.rates
+        spikes = torch.empty((steps * rates.shape[0], *rates.shape[1:]), dtype=rates.dtype, device=rates.device,
+                             memory_format=memory_format_of(rates)).view(steps, *rates.shape)
+        for s in range(steps):
+            self.generator.manual_seed(self._step_seed(t0 + s))
+            draws = torch.rand(rates.shape, generator=self.generator, dtype=rates.dtype, device=rates.device)
+            torch.lt(draws, rates, out=spikes[s])
+        spikes = spikes.flatten(0, 1)
+        if self.mean is None:
+            return spikes, spikes
+        return (spikes - self.mean) / self.std, spikes
+
+
+def auto_memory_format(snn: nn.Module, device: torch.device, dtype: torch.dtype) -> torch.memory_format:
+    # Measured on this CPU (scripts/bench_sim.py): with float32 the oneDNN convs
+    # and avg-pooling run 1.1–6× faster on channels-last tensors, and the neuron
+    # updates are layout-agnostic. Float64 convs have no channels-last kernel.
+    has_conv = any(isinstance(m, nn.Conv2d) for m in snn.modules())
+    if device.type == "cpu" and dtype in (torch.float32, torch.bfloat16) and has_conv:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 class Simulator:
+    """Simulates a converted network (see the module doc).
+
+    ``memory_format``: "auto" (channels-last for float32 conv nets on CPU),
+    "channels_last" or "contiguous"; it changes the speed, not the maths
+    (though a different conv kernel can round the last bit differently).
+    """
+
     def __init__(self, snn: fx.GraphModule, *, device: torch.device, chunk: int | str = "auto",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, encoding: str = "direct", seed: int = 0,
+                 memory_format: str = "auto"):
         self.device = device
         self.dtype = dtype
         self.snn = snn.to(device=device, dtype=dtype).eval()
+        formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+        if memory_format == "auto":
+            self.memory_format = auto_memory_format(self.snn, device, dtype)
+        elif memory_format in formats:
+            self.memory_format = formats[memory_format]
+        else:
+            raise ValueError(f"memory_format must be auto, channels_last or contiguous, got {memory_format!r}")
+        if self.memory_format == torch.channels_last:
+            self.snn = self.snn.to(memory_format=torch.channels_last)
         self.chunk = auto_chunk(device) if chunk == "auto" else int(chunk)
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1 or 'auto', got {chunk!r}")
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        self.encoding = encoding
+        self.seed = int(seed)
         self.prefix, self.body = split_time_invariant(self.snn)
         self.neurons = [(name, m) for name, m in self.snn.named_modules() if isinstance(m, Neuron)]
         if not self.neurons:
             raise ValueError("the network has no spiking neurons")
+        self.spike_fed, self.real_fed = spike_fed_layers(self.snn)
+        self.sources = synapse_sources(self.snn)
+        self._fanouts: dict = {}  # fan-outs per (layer, input shape), kept across runs
 
-    def _set_steps(self, steps: int, batch: int, counters: Iterable[SynapseCounter]) -> None:
+    def _set_steps(self, steps: int, batch: int, t0: int, counters: Iterable) -> None:
         for _, neuron in self.neurons:
             neuron.time_steps = steps
             neuron.batch_size = batch
         for counter in counters:
             counter.steps = steps
+            counter.t0 = t0
 
     def _reset(self) -> None:
         for _, neuron in self.neurons:
             neuron.reset_state()
 
+    def _synapse_counters(self, poisson: bool, spike_counters: list[SpikeCounter]) -> list[SynapseCounter]:
+        modules = dict(self.snn.named_modules())
+        by_name = {c.name: c for c in spike_counters}
+        counters = []
+        for name in self.spike_fed + self.real_fed:
+            source = self.sources.get(name)
+            if name in self.spike_fed:
+                mode = "sop"
+            elif poisson and source == INPUT:
+                mode = "sop"  # reads the input spikes
+            else:
+                mode = "mac" if not poisson else "mac_step"
+            counters.append(SynapseCounter(modules[name], mode, source=by_name.get(source, source),
+                                           fanouts=self._fanouts, name=name))
+        return counters
+
     @torch.no_grad()
     def run(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], time_steps: Sequence[int], *,
-            ann: nn.Module | None = None, record_layers: bool = False) -> SimResult:
+            ann: nn.Module | None = None, record_layers: bool = False, encoding: str | None = None,
+            mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+            seed: int | None = None, accounting: bool = True) -> SimResult:
+        """Simulate every batch to max(time_steps) and read the accumulated output at each T.
+
+        ``encoding`` (default: the simulator's) is "direct" or "poisson";
+        for Poisson, ``mean``/``std`` are the per-channel normalisation of
+        the images (to be undone; None: images are intensities in [0, 1])
+        and ``seed`` (default: the simulator's) seeds the draws.
+        ``accounting=False`` skips the spike/SOP counters (the result then
+        reports zero spikes and SOPs) — for measuring their cost only.
+        """
+        encoding = self.encoding if encoding is None else encoding
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        poisson = encoding == "poisson"
+        seed = self.seed if seed is None else int(seed)
+        if poisson and any(isinstance(n, ScatterGatherEncoder) for _, n in self.neurons):
+            raise ValueError("this network encodes its own input (scatter-and-gather); use encoding=direct")
         time_steps = sorted(set(int(t) for t in time_steps))
+        if not time_steps or time_steps[0] < 1:
+            raise ValueError(f"time steps must be >= 1, got {time_steps}")
         per_T = any(getattr(n, "depends_on_T", False) for _, n in self.neurons)
         passes = [(T, [T]) for T in time_steps] if per_T else [(time_steps[-1], time_steps)]
         # Offset-spike calibration pre-simulates its first `presim` input steps:
         # the first chunk must hold them (even when T is smaller; reads stay at T).
         presim = max([getattr(n, "presim", 1) for _, n in self.neurons])
 
-        spike_fed, real_fed = spike_fed_layers(self.snn)
-        modules = dict(self.snn.named_modules())
-        synapses = [SynapseCounter(modules[n], True) for n in spike_fed] + \
-                   [SynapseCounter(modules[n], False) for n in real_fed]
-        spikes = [SpikeCounter(name, n) for name, n in self.neurons]
+        spikes = [SpikeCounter(name, n) for name, n in self.neurons] if accounting else []
+        synapses = self._synapse_counters(poisson, spikes) if accounting else []
+        input_fed = [c for c in synapses if c.source == INPUT]
+        counters = [*synapses, *spikes]
         probes = [LayerProbe(name, n) for name, n in self.neurons] if record_layers and ann is not None else []
         ann_sites = {}
         if probes:
@@ -104,13 +243,19 @@ class Simulator:
         neg_tot = {T: 0.0 for T in time_steps}
         sop_tot = {T: 0.0 for T in time_steps}
         total = 0
+        for _, neuron in self.neurons:
+            neuron.track_spikes = accounting
         try:
-            for images, labels in batches:
+            for batch_index, (images, labels) in enumerate(batches):
                 images = images.to(self.device, self.dtype)
+                if images.dim() == 4:
+                    images = images.contiguous(memory_format=self.memory_format)
                 labels = labels.to(self.device)
                 batch = images.shape[0]
                 if probes:
                     ann_values = _ann_activations(ann, ann_sites, images)
+                encoder = PoissonEncoder(images, mean=mean, std=std, seed=seed, batch_index=batch_index) \
+                    if poisson else None
                 for horizon, reads in passes:
                     self._reset()
                     for _, neuron in self.neurons:
@@ -118,22 +263,26 @@ class Simulator:
                             neuron.set_horizon(horizon)
                     for probe in probes:
                         pre, out = ann_values.get(probe.name, (None, None))
-                        if pre is not None:
-                            probe.start_batch(reads, pre, out)
-                    for counter in spikes:
-                        counter.positive.clear(); counter.negative.clear()
-                    for counter in synapses:
-                        counter.per_step.clear()
-                    self._set_steps(1, batch, synapses)
-                    invariant = self.prefix(images)
+                        probe.start_batch(reads, pre, out)
+                    steps_to_run = max(horizon, presim)
+                    for counter in counters:
+                        counter.start(steps_to_run, self.device)
+                    if not poisson:
+                        self._set_steps(1, batch, 0, counters)
+                        invariant = self.prefix(images)
                     accumulated = None
                     outputs = []
                     t = 0
-                    steps_to_run = max(horizon, presim)
                     while t < steps_to_run:
                         steps = min(max(self.chunk, presim) if t == 0 else self.chunk, steps_to_run - t)
-                        self._set_steps(steps, batch, synapses)
-                        out = self.body(*invariant)
+                        self._set_steps(steps, batch, t, counters)
+                        if poisson:
+                            x, indicator = encoder.chunk(t, steps)
+                            for counter in input_fed:
+                                counter.input_indicator = indicator
+                            out = self.snn(x)
+                        else:
+                            out = self.body(*invariant)
                         out = out.view(steps, batch, -1)
                         cumulative = out.cumsum(0) if accumulated is None else accumulated + out.cumsum(0)
                         for s in range(steps):
@@ -143,28 +292,38 @@ class Simulator:
                         t += steps
                     for T, logits in outputs:
                         correct[T] += int((logits.argmax(1) == labels).sum())
-                    pos = torch.cumsum(torch.stack([torch.cat(c.positive) for c in spikes]).sum(0).double(), 0)
-                    neg = torch.cumsum(torch.stack([torch.cat(c.negative) for c in spikes]).sum(0).double(), 0)
-                    if any(c.spike_fed for c in synapses):
-                        sop = torch.cumsum(torch.stack([torch.cat(c.per_step) for c in synapses if c.spike_fed]).sum(0).double(), 0)
-                    else:
-                        sop = torch.zeros(steps_to_run, dtype=torch.float64)
+                    pos = _cumulative([c.positive for c in spikes], steps_to_run)
+                    neg = _cumulative([c.negative for c in spikes], steps_to_run)
+                    sop = _cumulative([c.totals for c in synapses if c.mode == "sop"], steps_to_run)
                     for T in reads:
                         spike_tot[T] += float(pos[T - 1])
                         neg_tot[T] += float(neg[T - 1])
                         sop_tot[T] += float(sop[T - 1])
                 total += batch
         finally:
-            for hook in [*synapses, *spikes, *probes]:
+            for hook in [*counters, *probes]:
                 hook.remove()
-        macs = sum(c.macs_per_image for c in synapses if not c.spike_fed)
+            for _, neuron in self.neurons:
+                neuron.track_spikes = False
+                neuron.spike_indicator = None
+            for counter in input_fed:
+                counter.input_indicator = None
+        macs = sum(c.macs_per_sample for c in synapses if c.mode == "mac")
+        macs_per_step = sum(c.macs_per_sample for c in synapses if c.mode == "mac_step")
         neurons_per_image = sum(c.neurons_per_sample for c in spikes)
         layer_rows = [row for probe in probes for row in probe.rows()]
         return SimResult(time_steps=time_steps, correct=correct, total=total, spikes=spike_tot,
                          negative_spikes=neg_tot, sops=sop_tot, macs_per_image=macs,
                          neurons_per_image=neurons_per_image,
                          passes="one pass per T" if per_T else "one pass for the sweep",
-                         layer_rows=layer_rows)
+                         layer_rows=layer_rows, encoding=encoding, macs_per_step=macs_per_step)
+
+
+def _cumulative(rows: list[torch.Tensor], steps: int) -> torch.Tensor:
+    """Running total over steps of the sum of per-step float64 rows (zeros when there are none)."""
+    if not rows:
+        return torch.zeros(steps, dtype=torch.float64)
+    return torch.stack(rows).sum(0).cumsum(0).cpu()
 
 
 def _ann_activations(ann: nn.Module, sites: dict[str, nn.Module], images: torch.Tensor) -> dict:

@@ -8,9 +8,13 @@ at every step: it is computed once per batch by ``prefix`` and fed to
 
 from __future__ import annotations
 
+import torch
 from torch import fx, nn
 
 from snnx.neurons import Neuron
+from snnx.sim.accounting import INPUT_SOURCE
+
+INPUT = INPUT_SOURCE  # synapse_sources: the layer reads the network input
 
 
 def split_time_invariant(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphModule]:
@@ -62,3 +66,45 @@ def spike_fed_layers(gm: fx.GraphModule) -> tuple[list[str], list[str]]:
         if fed or is_neuron:
             downstream.add(node)
     return spike_fed, real_fed
+
+
+# Nodes that hand their input on unchanged (same values, same order): a
+# synaptic layer behind them sees exactly its source's output.
+_PASS_MODULES = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+_PASS_FUNCTIONS = {torch.flatten, torch.reshape}
+_PASS_METHODS = {"view", "reshape", "flatten", "contiguous"}
+
+
+def _passes_through(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[node.target], _PASS_MODULES)
+    if node.op == "call_function":
+        return node.target in _PASS_FUNCTIONS
+    if node.op == "call_method":
+        return node.target in _PASS_METHODS
+    return False
+
+
+def synapse_sources(gm: fx.GraphModule) -> dict[str, str | None]:
+    """For each conv/linear layer, what its input is, looking through reshapes and identities.
+
+    The name of a neuron module whose output it receives unchanged, ``"<input>"``
+    for the network's input, or None (its input is computed: pooled, summed, …).
+    """
+    modules = dict(gm.named_modules())
+    sources: dict[str, str | None] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], (nn.Conv2d, nn.Linear)):
+            continue
+        arg = node.args[0] if node.args else None
+        while isinstance(arg, fx.Node) and _passes_through(arg, modules) and arg.args:
+            arg = arg.args[0]
+        source = None
+        if isinstance(arg, fx.Node):
+            if arg.op == "placeholder":
+                source = INPUT
+            elif arg.op == "call_module" and isinstance(modules[arg.target], Neuron):
+                source = arg.target
+        sources[node.target] = source
+    return sources
+

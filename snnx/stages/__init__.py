@@ -30,8 +30,8 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def run_stage(cfg: DictConfig) -> dict:
-    from snnx.stages import calibrate, convert, run, simulate, table, train
+    from snnx.stages import calibrate, convert, doctor, run, simulate, table, train
 
     stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
-              "simulate": simulate.run, "run": run.run, "table": table.run}
+              "simulate": simulate.run, "run": run.run, "table": table.run, "doctor": doctor.run}
     return stages[cfg.stage](cfg)

@@ -36,4 +36,21 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
              f"convert={config['convert']['name']}")
     print_results(frame, result["ann_acc"], title)
     log(f"results → {out / 'results.csv'}")
-    return {**upstream, **result, "run_dir": str(out)}
+    findings = run_doctor(cfg, {**upstream, **result}, out)
+    return {**upstream, **result, "run_dir": str(out), "doctor": findings}
+
+
+def run_doctor(cfg: DictConfig, result: dict, out) -> list | None:
+    """`snnx doctor` on the layer rows just recorded (no second simulation), printing only its findings.
+
+    The diagnosis never fails the simulation: a doctor error is reported in one line (raised under debug=true).
+    """
+    from snnx.stages import doctor
+
+    try:
+        return doctor.after_simulate(cfg, result, out)
+    except Exception as exc:
+        if cfg.get("debug", False):
+            raise
+        log(f"doctor: skipped ({type(exc).__name__}: {exc})")
+        return None

@@ -1,0 +1,415 @@
+#!/usr/bin/env python
+"""Benchmark of the snnx simulation engine (issue 5), side by side in one process.
+
+    python scripts/bench_sim.py --quick        # < 3 min on 2 cores (make bench)
+    python scripts/bench_sim.py                # full mode: more repeats, wider nets
+
+Prints every measurement with its details, then, as its last line::
+
+    dense_ratio=… sweep_ratio=… mem_ratio=… sj_ratio=… train_ratio=…
+
+* dense_ratio: simulating T = 32 (engine defaults: chunk=auto, spike/SOP
+  accounting on, record_layers off) / 32 plain ANN forwards of the ANN that
+  was converted (eval mode, PyTorch defaults), same batch (64) and threads;
+  VGG-11 (QCFS, width 0.25) and ResNet-20 on 32×32, the worse of the two.
+* sweep_ratio: the sweep T ∈ {1, 2, 4, …, 64} in one run / one T = 64 run.
+* mem_ratio: peak memory at T = 256 / at T = 16: growth of the peak resident
+  set over the pre-simulation baseline, each in a fresh subprocess (the peak
+  is reset with /proc/self/clear_refs and read from VmHWM, so it sees torch's
+  allocations, which tracemalloc does not; the baseline is taken after the
+  model, the simulator and the input exist).
+* sj_ratio: SpikingJelly 2.0.0 (``RateCodingRecipe``, step-by-step, its
+  default single-step mode) simulating the same ReLU ANN / snnx simulating
+  it (max-norm conversion), T = 32. ``nan`` when spikingjelly is absent.
+* train_ratio: one CS-QCFS training epoch / one ReLU epoch, LeNet on
+  mnist5k, same initial weights, same batches (a minimal SGD loop).
+
+Times are wall-clock; each pair is run interleaved (A B A B …) and the
+minimum of the repeats is used (robust to other processes on the machine);
+medians are printed too. Random weights are fine for timing; QCFS
+thresholds are set from the batch's activations so that layers spike at
+realistic rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from snnx.activations import make_act_factory  # noqa: E402
+from snnx.convert import convert  # noqa: E402
+from snnx.models import create_model  # noqa: E402
+from snnx.sim import Simulator  # noqa: E402
+
+CPU = torch.device("cpu")
+BATCH = 64
+T_DENSE = 32
+QCFS_CONVERT = {"maxpool": "avg", "v_init": None}
+
+
+# -- helpers ------------------------------------------------------------------------
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall-clock seconds of each callable, run in rotating order ``repeats`` times (after warm-up)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            began = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
+def stat(ts: list[float]) -> str:
+    s = sorted(ts)
+    return f"min {s[0]:.3f}s median {s[len(s) // 2]:.3f}s (n={len(s)})"
+
+
+def ratio(times: dict, a: str, b: str) -> float:
+    return min(times[a]) / min(times[b])
+
+
+def machine() -> dict:
+    model = "?"
+    try:
+        model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "cpu": model,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def calibrate_qcfs(ann: nn.Module, x: torch.Tensor, q: float = 0.99) -> None:
+    """Set every QCFS λ to the q-quantile of its positive input on ``x`` (as training would, roughly)."""
+    from snnx.activations import QCFS
+
+    sites = [m for m in ann.modules() if isinstance(m, QCFS)]
+    handles, seen = [], {}
+    for m in sites:
+        handles.append(m.register_forward_hook(lambda mod, inp, out: seen.__setitem__(mod, inp[0].detach())))
+    # One site at a time, in order, so each λ is set before the next layer's input is seen.
+    with torch.no_grad():
+        for m in sites:
+            ann(x)
+            z = seen[m].flatten()
+            z = z[z > 0]
+            sample = z[torch.randperm(z.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
+            m.threshold.fill_(float(torch.quantile(sample, q)) if sample.numel() else 1.0)
+    for h in handles:
+        h.remove()
+
+
+def build(name: str, width: float, act: str = "qcfs", seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    factory = make_act_factory(act, L=4) if act != "relu" else make_act_factory("relu")
+    return create_model(name, in_channels=3, image_size=32, num_classes=10, act_factory=factory, width=width).eval()
+
+
+def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(BATCH, 3, 32, 32, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
+
+
+def ann_forwards(ann: nn.Module, x: torch.Tensor, n: int):
+    def run():
+        with torch.no_grad():
+            for _ in range(n):
+                ann(x)
+    return run
+
+
+def simulate(sim: Simulator, x, y, steps, **kw):
+    return lambda: sim.run([(x, y)], steps, **kw)
+
+
+# -- dense_ratio -----------------------------------------------------------------------
+def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
+    x, y = batch()
+    ann = build(name, width)
+    calibrate_qcfs(ann, x)
+    snn, label = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    sim = Simulator(copy.deepcopy(snn), device=CPU)
+    result = sim.run([(x, y)], [T_DENSE])
+    per = result.per_image(T_DENSE)
+    log(f"[dense] {name} width {width}: {sum(p.numel() for p in ann.parameters()):,} parameters, "
+        f"batch {BATCH}, T = {T_DENSE}, conversion '{label}', chunk {sim.chunk} (auto), "
+        f"memory format {str(sim.memory_format).split('.')[-1]} (auto); spikes/neuron {per['spikes_per_neuron']:.2f}, "
+        f"SOPs/image {per['sops']:.3g}, MACs/image {per['macs']:.3g}")
+    fns = {"ann": ann_forwards(ann, x, T_DENSE), "snn": simulate(sim, x, y, [T_DENSE])}
+    if extras:
+        fns["snn_no_accounting"] = simulate(sim, x, y, [T_DENSE], accounting=False)
+        fns["snn_record_layers"] = simulate(sim, x, y, [T_DENSE], ann=ann, record_layers=True)
+        ann_cl = copy.deepcopy(ann).to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        fns["ann_channels_last"] = ann_forwards(ann_cl, x_cl, T_DENSE)
+        fns["snn_contiguous"] = simulate(Simulator(copy.deepcopy(snn), device=CPU, memory_format="contiguous"),
+                                         x, y, [T_DENSE])
+    times = interleaved(fns, repeats)
+    for k, v in times.items():
+        log(f"  {k:22s} {stat(v)}")
+    dense = ratio(times, "snn", "ann")
+    log(f"  ratio snn / ann (plain forward)            {dense:.3f}")
+    if extras:
+        log(f"  ratio snn / ann in channels_last (same layout as the engine) {ratio(times, 'snn', 'ann_channels_last'):.3f}")
+        log(f"  ratio snn (contiguous layout) / ann        {ratio(times, 'snn_contiguous', 'ann'):.3f}")
+        log(f"  accounting cost: snn / snn without counters {ratio(times, 'snn', 'snn_no_accounting'):.3f}")
+        log(f"  record_layers cost: with / without          {ratio(times, 'snn_record_layers', 'snn'):.3f}")
+    return dense
+
+
+def bench_chunks(name: str, width: float, repeats: int, chunks=(1, 2, 4, 8)) -> None:
+    x, y = batch()
+    ann = build(name, width)
+    calibrate_qcfs(ann, x)
+    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    fns = {"ann": ann_forwards(ann, x, T_DENSE)}
+    for c in chunks:
+        fns[f"chunk={c}"] = simulate(Simulator(copy.deepcopy(snn), device=CPU, chunk=c), x, y, [T_DENSE])
+    times = interleaved(fns, repeats)
+    log(f"[chunk] {name} width {width}, T = {T_DENSE}: ratio to {T_DENSE} ANN forwards per sim.chunk")
+    for c in chunks:
+        log(f"  chunk={c:<3d} {stat(times[f'chunk={c}'])}  ratio {ratio(times, f'chunk={c}', 'ann'):.3f}")
+
+
+# -- sweep_ratio -----------------------------------------------------------------------
+def bench_sweep(name: str, width: float, repeats: int) -> float:
+    x, y = batch()
+    ann = build(name, width)
+    calibrate_qcfs(ann, x)
+    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    sim = Simulator(snn, device=CPU)
+    sweep = [2 ** i for i in range(7)]
+    times = interleaved({"sweep": simulate(sim, x, y, sweep), "T=64": simulate(sim, x, y, [64])}, repeats)
+    r = ratio(times, "sweep", "T=64")
+    log(f"[sweep] {name} width {width}, batch {BATCH}: T in {sweep} in one run vs one T=64 run")
+    for k, v in times.items():
+        log(f"  {k:8s} {stat(v)}")
+    log(f"  ratio {r:.3f}")
+    return r
+
+
+# -- mem_ratio ---------------------------------------------------------------------------
+def _status_kb() -> dict:
+    return {k: int(v) for k, v in re.findall(r"(VmRSS|VmHWM):\s+(\d+) kB", Path("/proc/self/status").read_text())}
+
+
+def mem_child(T: int, name: str, width: float) -> None:
+    """In a fresh process: peak RSS growth (kB) of one simulation to T over the pre-run baseline."""
+    x, y = batch()
+    ann = build(name, width)
+    calibrate_qcfs(ann, x)
+    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    sim = Simulator(snn, device=CPU)
+    del ann
+    import gc
+
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        method = "VmHWM after clear_refs"
+    except OSError:
+        method = "ru_maxrss (peak not resettable)"
+    before = _status_kb()
+    began = time.perf_counter()
+    sim.run([(x, y)], [T])
+    seconds = time.perf_counter() - began
+    after = _status_kb()
+    if method.startswith("ru_maxrss"):
+        import resource
+
+        after["VmHWM"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"T": T, "baseline_kb": before["VmRSS"], "peak_kb": after["VmHWM"],
+                      "growth_kb": after["VmHWM"] - before["VmRSS"], "method": method, "seconds": seconds}))
+
+
+def bench_mem(name: str, width: float, steps: list[int]) -> float:
+    rows = {}
+    for T in steps:
+        out = subprocess.run([sys.executable, __file__, "--mem-child", str(T), "--net", name, "--width", str(width),
+                              "--threads", str(torch.get_num_threads())],
+                             capture_output=True, text=True, check=True)
+        rows[T] = json.loads(out.stdout.strip().splitlines()[-1])
+    log(f"[mem] {name} width {width}, batch {BATCH}, chunk auto; peak RSS growth over the pre-run baseline, "
+        f"fresh process per T ({rows[steps[0]]['method']})")
+    for T, r in rows.items():
+        log(f"  T={T:<4d} baseline {r['baseline_kb'] / 1024:8.1f} MiB  peak {r['peak_kb'] / 1024:8.1f} MiB  "
+            f"growth {r['growth_kb'] / 1024:7.1f} MiB  ({r['seconds']:.2f}s)")
+    m = rows[steps[-1]]["growth_kb"] / max(rows[steps[0]]["growth_kb"], 1)
+    log(f"  ratio growth T={steps[-1]} / T={steps[0]}: {m:.3f}; whole-process peak ratio "
+        f"{rows[steps[-1]]['peak_kb'] / rows[steps[0]]['peak_kb']:.3f}")
+    return m
+
+
+# -- sj_ratio -----------------------------------------------------------------------------
+def bench_sj(name: str, width: float, repeats: int) -> float:
+    try:
+        import spikingjelly
+        from spikingjelly.activation_based import functional
+        from spikingjelly.activation_based.ann2snn import Converter, RateCodingRecipe
+    except ImportError as err:
+        log(f"[sj] spikingjelly is not installed ({err}); install it with `make bench` "
+            "(pip install --no-deps spikingjelly==2.0.0 plus the `bench` extra). sj_ratio=nan")
+        return float("nan")
+    try:
+        from loguru import logger
+
+        logger.disable("spikingjelly")
+    except ImportError:
+        pass
+    from snnx.calibration import calibrate
+
+    x, y = batch()
+    ann = build(name, width, act="relu")
+    recipe = RateCodingRecipe(dataloader=[(x, y)], mode="Max")
+    sj_net = Converter(recipe, device="cpu").convert(copy.deepcopy(ann)).eval()
+    stats = calibrate(ann, [x], percentile=99.9, num_batches=1, device=CPU)
+    snn, label = convert(ann, method="maxnorm", stats=stats, convert={"maxpool": "avg", "v_init": None})
+    sim = Simulator(snn, device=CPU)
+
+    def run_sj():
+        with torch.no_grad():
+            out = torch.zeros(BATCH, 10)
+            for _ in range(T_DENSE):
+                out += sj_net(x)
+            functional.reset_net(sj_net)
+        return out
+
+    agree = float((run_sj().argmax(1) == _snnx_logits(sim, x, T_DENSE).argmax(1)).float().mean())
+    times = interleaved({"spikingjelly": run_sj, "snnx": simulate(sim, x, y, [T_DENSE])}, repeats)
+    r = ratio(times, "spikingjelly", "snnx")
+    log(f"[sj] spikingjelly {spikingjelly.__version__ if hasattr(spikingjelly, '__version__') else '2.0.0'} "
+        f"RateCodingRecipe(mode='Max') step-by-step vs snnx '{label}' (chunk auto, accounting on), "
+        f"{name} width {width} with ReLU, batch {BATCH}, T = {T_DENSE}; "
+        f"predictions agree on {100 * agree:.0f}% of the batch")
+    for k, v in times.items():
+        log(f"  {k:13s} {stat(v)}")
+    log(f"  ratio spikingjelly / snnx {r:.3f}")
+    return r
+
+
+def _snnx_logits(sim: Simulator, x: torch.Tensor, T: int) -> torch.Tensor:
+    readout = [m for m in sim.snn.modules() if isinstance(m, nn.Linear)][-1]
+    outs = []
+    handle = readout.register_forward_hook(lambda m, i, o: outs.append(o.detach().clone()))
+    try:
+        sim.run([(x, torch.zeros(x.shape[0], dtype=torch.long))], [T])
+    finally:
+        handle.remove()
+    return torch.cat([o.view(-1, x.shape[0], o.shape[-1]) for o in outs]).sum(0)
+
+
+# -- train_ratio ---------------------------------------------------------------------------
+def bench_train(repeats: int, limit: int | None) -> float:
+    from snnx.data import build_dataset
+
+    data = build_dataset("mnist5k", "train")
+    images, labels = data.tensors if hasattr(data, "tensors") else zip(*[data[i] for i in range(len(data))])
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    images, labels = images[order], labels[order]
+
+    def make(act):
+        torch.manual_seed(0)
+        factory = make_act_factory("relu") if act == "relu" else make_act_factory("csqcfs", L=4, init_threshold=4.0)
+        return create_model("lenet", in_channels=1, image_size=28, num_classes=10, act_factory=factory)
+
+    relu = make("relu")
+    csqcfs = make("csqcfs")
+    csqcfs.load_state_dict(relu.state_dict(), strict=False)  # same conv/linear/BN weights
+
+    def epoch(initial):
+        def run():
+            model = copy.deepcopy(initial).train()
+            opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+            loss_fn = nn.CrossEntropyLoss()
+            for i in range(0, len(images), 64):
+                loss = loss_fn(model(images[i:i + 64]), labels[i:i + 64])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return run
+
+    times = interleaved({"relu": epoch(relu), "csqcfs": epoch(csqcfs)}, repeats)
+    r = ratio(times, "csqcfs", "relu")
+    log(f"[train] LeNet on mnist5k ({len(images)} images, batch 64, SGD), one epoch, CS-QCFS "
+        f"(L=4, channel-wise, softplus) vs ReLU, same initial weights")
+    for k, v in times.items():
+        log(f"  {k:7s} {stat(v)}")
+    log(f"  ratio csqcfs / relu {r:.3f}")
+    return r
+
+
+# -- main ------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller nets (< 3 min on 2 cores)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
+    parser.add_argument("--mem-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--net", default="vgg11", help=argparse.SUPPRESS)
+    parser.add_argument("--width", type=float, default=0.25, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.mem_child is not None:
+        mem_child(args.mem_child, args.net, args.width)
+        return
+
+    began = time.perf_counter()
+    info = machine()
+    log("snnx simulation benchmark" + (" (--quick)" if args.quick else " (full)"))
+    log("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    try:
+        log(f"oneDNN: {torch.backends.mkldnn.is_available()}, MKL: {torch.backends.mkl.is_available()}")
+    except AttributeError:
+        pass
+    quick = args.quick
+    reps = 3 if quick else 7
+    resnet_width = 0.5 if quick else 1.0
+    dense_vgg = bench_dense("vgg11", 0.25, reps, extras=True)
+    dense_resnet = bench_dense("resnet20", resnet_width, reps, extras=not quick)
+    if not quick:
+        bench_chunks("vgg11", 0.25, reps)
+        bench_chunks("resnet20", resnet_width, reps)
+    else:
+        bench_chunks("vgg11", 0.25, 2)
+    dense = max(dense_vgg, dense_resnet)
+    log(f"[dense] worse of the two nets: {dense:.3f} (vgg11 {dense_vgg:.3f}, resnet20 {dense_resnet:.3f})")
+    sweep = bench_sweep("vgg11", 0.25, reps)
+    mem = bench_mem("vgg11", 0.25, [16, 256] if quick else [16, 64, 256, 512])
+    sj = bench_sj("vgg11", 0.25, reps)
+    train = bench_train(2 if quick else 3, 2000 if quick else None)
+    log(f"total {time.perf_counter() - began:.0f}s; loadavg at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    fmt = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
+    log(f"dense_ratio={fmt(dense)} sweep_ratio={fmt(sweep)} mem_ratio={fmt(mem)} sj_ratio={fmt(sj)} "
+        f"train_ratio={fmt(train)}")
+
+
+if __name__ == "__main__":
+    main()
