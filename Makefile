@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision pinned to the releases this machine's pip serves from disk.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: help install run test test-full clean
+.PHONY: help install run test test-full bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,18 @@ test: $(STAMP)  ## the default test suite (no `slow` tests), < 10 min on 2 cores
 
 test-full: $(STAMP)  ## every test, including the slow ones
 	$(BIN)/python -m pytest -q -m ''
+
+# The benchmark compares with SpikingJelly 2.0.0, installed without its (heavy) declared
+# dependencies; the `bench` extra holds the few its ann2snn module imports.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## simulation-engine benchmark, quick mode (< 3 min on 2 cores)
+	$(BIN)/python scripts/bench_sim.py --quick
 
 clean:  ## remove outputs (the artifact cache too)
 	rm -rf outputs multirun
