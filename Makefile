@@ -64,6 +64,8 @@ CSQCFS_ABL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet20,csqcfs_cifar100_vgg1
 DENGGU_ALL  := denggu_cifar10_cifarnet,denggu_cifar10_vgg16,denggu_cifar10_resnet20,denggu_cifar100_vgg16,denggu_cifar100_resnet20
 MSAT_VGG    := msat_cifar10_vgg16,msat_cifar100_vgg16
 MSAT_RESNET := msat_cifar10_resnet20,msat_cifar100_resnet20
+# The embedded MSAT ablation stops at T = 128 (Table 2's runs go to 256).
+MSAT_ABLATION_T := 'sim.T=[1,2,4,8,16,32,64,128]'
 
 .PHONY: table-csqcfs table-denggu table-msat table-allint tables-embedded \
 	table-csqcfs-embedded table-denggu-embedded table-msat-embedded table-allint-embedded
@@ -118,8 +120,8 @@ table-denggu-embedded: $(STAMP)  ## Deng & Gu Tables 1, 4, 5 at embedded scale (
 table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate plots at embedded scale
 	rm -rf $(EMBEDDED)/msat
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/lenet experiment=embedded_msat convert=maxnorm,pnorm,channelnorm,msat_vgg16
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-det experiment=embedded_msat sim.record_layers=false convert.use_dtt=false convert.use_det=true,false
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-dtt experiment=embedded_msat sim.record_layers=false convert.use_dtt=true convert.use_det=false convert.fixed_fraction=null,0.7
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-det experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=false convert.use_det=true,false
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-dtt experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=true convert.use_det=false convert.fixed_fraction=null,0.7
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/opt experiment=embedded_msat sim.record_layers=false act=clip convert=shift
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/resnet20 experiment=embedded_msat_resnet20 convert=maxnorm,pnorm,msat_resnet20
 	$(TABLE) table=msat_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/msat table.name=msat_table2_embedded 'table.T=[8,16,32,64,128,256]'
@@ -129,7 +131,8 @@ table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate pl
 
 table-allint-embedded: $(STAMP)  ## all-integer SNN Tables 1-5 at embedded scale (mnist5k LeNet, digits VGG)
 	rm -rf $(EMBEDDED)/allint
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/grid experiment=embedded_allint,embedded_allint_vgg act.k=0,1,2 train.weight_quant=none,ternary convert.integer=false,true
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/grid experiment=embedded_allint act.k=0,1,2 train.weight_quant=none,ternary convert.integer=false,true
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/vgg experiment=embedded_allint_vgg act.k=0,1,2
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/norm experiment=embedded_allint act=relu train.weight_quant=none convert=maxnorm,pnorm
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/qcfs experiment=embedded_allint,embedded_allint_vgg act=qcfs train.weight_quant=none convert=qcfs
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/shift experiment=embedded_allint act=clip train.weight_quant=none convert=shift 'sim.T=[2,4,8,16,32,64]'
