@@ -119,7 +119,8 @@ table-denggu-embedded: $(STAMP)  ## Deng & Gu Tables 1, 4, 5 at embedded scale (
 
 table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate plots at embedded scale
 	rm -rf $(EMBEDDED)/msat
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/lenet experiment=embedded_msat convert=maxnorm,pnorm,channelnorm,msat_vgg16
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/lenet experiment=embedded_msat convert=maxnorm,msat_vgg16
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/norm experiment=embedded_msat sim.record_layers=false convert=pnorm,channelnorm
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-det experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=false convert.use_det=true,false
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-dtt experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=true convert.use_det=false convert.fixed_fraction=null,0.7
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/opt experiment=embedded_msat sim.record_layers=false act=clip convert=shift
@@ -131,11 +132,10 @@ table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate pl
 
 table-allint-embedded: $(STAMP)  ## all-integer SNN Tables 1-5 at embedded scale (mnist5k LeNet, digits VGG)
 	rm -rf $(EMBEDDED)/allint
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/grid experiment=embedded_allint act.k=0,1,2 train.weight_quant=none,ternary convert.integer=false,true
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/vgg experiment=embedded_allint_vgg act.k=0,1,2
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/grid experiment=embedded_allint,embedded_allint_vgg act.k=0,1,2 train.weight_quant=none,ternary convert.integer=false,true
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/norm experiment=embedded_allint act=relu train.weight_quant=none convert=maxnorm,pnorm
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/qcfs experiment=embedded_allint,embedded_allint_vgg act=qcfs train.weight_quant=none convert=qcfs
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/shift experiment=embedded_allint act=clip train.weight_quant=none convert=shift 'sim.T=[2,4,8,16,32,64]'
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/allint/shift experiment=embedded_allint act=clip train.weight_quant=none convert=shift 'sim.T=[2,4,8,16,32,64,128]'
 	$(TABLE) table=allint_table1 table.embedded=true table.sweep_dir=$(EMBEDDED)/allint table.name=allint_table1_embedded table.embedded_filters.dataset=mnist5k
 	$(TABLE) table=allint_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/allint table.name=allint_table2_embedded table.embedded_filters.dataset=mnist5k
 	$(TABLE) table=allint_table3 table.embedded=true table.sweep_dir=$(EMBEDDED)/allint table.name=allint_table3_embedded table.embedded_filters.dataset=digits

@@ -24,11 +24,13 @@ Prints every measurement with its details, then, as its last line::
 * train_ratio: one CS-QCFS training epoch / one ReLU epoch, LeNet on
   mnist5k, same initial weights, same batches (a minimal SGD loop).
 
-Times are wall-clock; each pair is run interleaved (A B A B …) and the
-minimum of the repeats is used (robust to other processes on the machine);
-medians are printed too. Random weights are fine for timing; QCFS
-thresholds are set from the batch's activations so that layers spike at
-realistic rates.
+Times are wall-clock. The compared callables run in rounds (one of each
+per round, the order rotating, after one warm-up round); a ratio is the
+median over rounds of the ratio within the round — on a shared machine the
+load drifts, and both sides of a round run under the same load. The ratio
+of the minima is printed next to it. Random weights are fine for timing;
+QCFS thresholds are set from the batch's activations so that layers spike
+at realistic rates.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # torch.profiler: no start/stop chatter
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -89,8 +93,28 @@ def stat(ts: list[float]) -> str:
     return f"min {s[0]:.3f}s median {s[len(s) // 2]:.3f}s (n={len(s)})"
 
 
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
 def ratio(times: dict, a: str, b: str) -> float:
+    """time(a) / time(b): the median over rounds of the ratio within a round (a and b ran back to back).
+
+    On a shared machine the load drifts; a ratio taken within a round sees
+    both sides under the same load, and the median drops rounds where a
+    burst hit one side only.
+    """
+    return median([ta / tb for ta, tb in zip(times[a], times[b])])
+
+
+def ratio_of_minima(times: dict, a: str, b: str) -> float:
     return min(times[a]) / min(times[b])
+
+
+def ratios(times: dict, a: str, b: str) -> str:
+    return f"{ratio(times, a, b):.3f} (ratio of minima {ratio_of_minima(times, a, b):.3f})"
 
 
 def machine() -> dict:
@@ -174,12 +198,12 @@ def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
     for k, v in times.items():
         log(f"  {k:22s} {stat(v)}")
     dense = ratio(times, "snn", "ann")
-    log(f"  ratio snn / ann (plain forward)            {dense:.3f}")
+    log(f"  ratio snn / ann (plain forward): {ratios(times, 'snn', 'ann')}")
     if extras:
-        log(f"  ratio snn / ann in channels_last (same layout as the engine) {ratio(times, 'snn', 'ann_channels_last'):.3f}")
-        log(f"  ratio snn (contiguous layout) / ann        {ratio(times, 'snn_contiguous', 'ann'):.3f}")
-        log(f"  accounting cost: snn / snn without counters {ratio(times, 'snn', 'snn_no_accounting'):.3f}")
-        log(f"  record_layers cost: with / without          {ratio(times, 'snn_record_layers', 'snn'):.3f}")
+        log(f"  ratio snn / ann in channels_last (the engine's layout): {ratios(times, 'snn', 'ann_channels_last')}")
+        log(f"  ratio snn (contiguous layout) / ann: {ratios(times, 'snn_contiguous', 'ann')}")
+        log(f"  accounting cost, snn / snn without counters: {ratios(times, 'snn', 'snn_no_accounting')}")
+        log(f"  record_layers cost, with / without: {ratios(times, 'snn_record_layers', 'snn')}")
     return dense
 
 
@@ -194,7 +218,7 @@ def bench_chunks(name: str, width: float, repeats: int, chunks=(1, 2, 4, 8)) -> 
     times = interleaved(fns, repeats)
     log(f"[chunk] {name} width {width}, T = {T_DENSE}: ratio to {T_DENSE} ANN forwards per sim.chunk")
     for c in chunks:
-        log(f"  chunk={c:<3d} {stat(times[f'chunk={c}'])}  ratio {ratio(times, f'chunk={c}', 'ann'):.3f}")
+        log(f"  chunk={c:<3d} {stat(times[f'chunk={c}'])}  ratio {ratios(times, f'chunk={c}', 'ann')}")
 
 
 # -- sweep_ratio -----------------------------------------------------------------------
@@ -210,7 +234,7 @@ def bench_sweep(name: str, width: float, repeats: int) -> float:
     log(f"[sweep] {name} width {width}, batch {BATCH}: T in {sweep} in one run vs one T=64 run")
     for k, v in times.items():
         log(f"  {k:8s} {stat(v)}")
-    log(f"  ratio {r:.3f}")
+    log(f"  ratio {ratios(times, 'sweep', 'T=64')}")
     return r
 
 
@@ -268,6 +292,7 @@ def bench_mem(name: str, width: float, steps: list[int]) -> float:
 
 # -- sj_ratio -----------------------------------------------------------------------------
 def bench_sj(name: str, width: float, repeats: int) -> float:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its calibration progress bar
     try:
         import spikingjelly
         from spikingjelly.activation_based import functional
@@ -309,7 +334,7 @@ def bench_sj(name: str, width: float, repeats: int) -> float:
         f"predictions agree on {100 * agree:.0f}% of the batch")
     for k, v in times.items():
         log(f"  {k:13s} {stat(v)}")
-    log(f"  ratio spikingjelly / snnx {r:.3f}")
+    log(f"  ratio spikingjelly / snnx {ratios(times, 'spikingjelly', 'snnx')}")
     return r
 
 
@@ -344,12 +369,12 @@ def bench_train(repeats: int, limit: int | None) -> float:
     csqcfs = make("csqcfs")
     csqcfs.load_state_dict(relu.state_dict(), strict=False)  # same conv/linear/BN weights
 
-    def epoch(initial):
+    def epoch(initial, n=len(images)):
         def run():
             model = copy.deepcopy(initial).train()
             opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
             loss_fn = nn.CrossEntropyLoss()
-            for i in range(0, len(images), 64):
+            for i in range(0, n, 64):
                 loss = loss_fn(model(images[i:i + 64]), labels[i:i + 64])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -362,7 +387,19 @@ def bench_train(repeats: int, limit: int | None) -> float:
         f"(L=4, channel-wise, softplus) vs ReLU, same initial weights")
     for k, v in times.items():
         log(f"  {k:7s} {stat(v)}")
-    log(f"  ratio csqcfs / relu {r:.3f}")
+    log(f"  ratio csqcfs / relu {ratios(times, 'csqcfs', 'relu')}")
+    # Where the difference goes: the activation's own forward and backward (torch.profiler, 10 batches).
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, model in (("relu", relu), ("csqcfs", csqcfs)):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            epoch(model, 640)()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        act = sum(e.cpu_time_total for e in events if e.key in (
+            "_QuantisedClipFn", "_QuantisedClipFnBackward", "aten::relu", "aten::threshold_backward"))
+        log(f"  profile {name:7s}: activation forward+backward {act / 1e6:.2f}s of {total / 1e6:.2f}s CPU "
+            f"({100 * act / max(total, 1):.0f}%)")
     return r
 
 
@@ -390,7 +427,7 @@ def main() -> None:
     except AttributeError:
         pass
     quick = args.quick
-    reps = 3 if quick else 7
+    reps = 5 if quick else 9
     resnet_width = 0.5 if quick else 1.0
     dense_vgg = bench_dense("vgg11", 0.25, reps, extras=True)
     dense_resnet = bench_dense("resnet20", resnet_width, reps, extras=not quick)
@@ -398,13 +435,13 @@ def main() -> None:
         bench_chunks("vgg11", 0.25, reps)
         bench_chunks("resnet20", resnet_width, reps)
     else:
-        bench_chunks("vgg11", 0.25, 2)
+        bench_chunks("vgg11", 0.25, 3)
     dense = max(dense_vgg, dense_resnet)
     log(f"[dense] worse of the two nets: {dense:.3f} (vgg11 {dense_vgg:.3f}, resnet20 {dense_resnet:.3f})")
     sweep = bench_sweep("vgg11", 0.25, reps)
     mem = bench_mem("vgg11", 0.25, [16, 256] if quick else [16, 64, 256, 512])
     sj = bench_sj("vgg11", 0.25, reps)
-    train = bench_train(2 if quick else 3, 2000 if quick else None)
+    train = bench_train(3 if quick else 5, 2000 if quick else None)
     log(f"total {time.perf_counter() - began:.0f}s; loadavg at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     fmt = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
     log(f"dense_ratio={fmt(dense)} sweep_ratio={fmt(sweep)} mem_ratio={fmt(mem)} sj_ratio={fmt(sj)} "

@@ -509,3 +509,27 @@ def test_poisson_rejects_a_network_with_its_own_encoder():
     sim = Simulator(torch.fx.GraphModule(root, LeafNeurons().trace(root)), device=torch.device("cpu"))
     with pytest.raises(ValueError, match="scatter-and-gather"):
         sim.run([(torch.rand(2, 1, 4, 4), torch.zeros(2, dtype=torch.long))], [2], encoding="poisson")
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_layer_diagnostics_agree_with_the_spike_counters(chunk):
+    from snnx.activations import QCFS
+
+    torch.manual_seed(0)
+    ann = TinyNet(act=lambda: QCFS(4, init_threshold=1.0)).eval()
+    images, labels = torch.randn(24, 1, 8, 8), torch.randint(0, 3, (24,))
+    snn, _ = convert(ann, method="qcfs", stats=None, convert={"maxpool": "error", "v_init": None})
+    sim = Simulator(snn, device=torch.device("cpu"), chunk=chunk)
+    batches = [(images[:16], labels[:16]), (images[16:], labels[16:])]
+    result = sim.run(batches, [3, 8], ann=ann, record_layers=True)
+    neurons = {"act1": 4 * 8 * 8, "act2": 6 * 4 * 4, "act3": 12}
+    for T in (3, 8):
+        rows = [r for r in result.layer_rows if r["T"] == T]
+        from_rates = sum(r["firing_rate"] * neurons[r["layer"]] * 24 * T for r in rows)
+        assert from_rates == pytest.approx(result.spikes[T], rel=1e-9)
+    other = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=5 - chunk, memory_format="contiguous")
+    again = other.run(batches, [3, 8], ann=ann, record_layers=True)
+    for a, b in zip(result.layer_rows, again.layer_rows):
+        assert a["layer"] == b["layer"] and a["T"] == b["T"]
+        assert a["firing_rate"] == pytest.approx(b["firing_rate"], abs=1e-3)
+        assert a["floor_error"] == pytest.approx(b["floor_error"], abs=1e-3)

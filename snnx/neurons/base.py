@@ -89,6 +89,11 @@ class Neuron(nn.Module):
         self.t = 0
         self.spike_indicator = None
 
+    def release_buffers(self) -> None:
+        """Drop the reusable output/spike buffers (the engine calls this at the end of a run)."""
+        self.__dict__.pop("_out_buffer", None)
+        self.__dict__.pop("_spike_buffer", None)
+
     def initial_potential(self, x_t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(x_t) * (theta * self.v_init)
 

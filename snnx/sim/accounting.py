@@ -314,6 +314,16 @@ class SpikeCounter:
         self.handle.remove()
 
 
+def _accumulate(acc: torch.Tensor, seq: torch.Tensor, start: int, end: int) -> None:
+    """acc (float64) += Σ_{t in [start, end)} seq[t], in one pass."""
+    if seq.stride(0) == 0:  # a constant input expanded over the chunk
+        acc.add_(seq[start], alpha=end - start)
+    elif end - start == 1:
+        acc.add_(seq[start])
+    else:
+        acc.add_(seq[start:end].sum(0, dtype=torch.float64))
+
+
 class LayerProbe:
     """Per-layer conversion diagnostics at the read-out steps (ALGORITHMS.md, layers.csv).
 
@@ -356,31 +366,34 @@ class LayerProbe:
         if indicator is not None and indicator.shape != out.shape:
             indicator = None
         if self.in_sum is None:
-            self.in_sum = torch.zeros(x_seq.shape[1:], dtype=torch.float64, device=x_seq.device)
+            self.in_sum = torch.zeros_like(x_seq[0], dtype=torch.float64)  # in the input's memory layout
             self.out_sum = torch.zeros_like(self.in_sum)
-            self.spiked = torch.zeros(x_seq.shape[1:], dtype=torch.bool, device=x_seq.device)
+            self.spiked = torch.zeros_like(self.in_sum, dtype=torch.bool)
             self.spike_count = torch.zeros((), dtype=torch.float64, device=x_seq.device)
             self.nonnegative = indicator is not None
         cuts = sorted(r - self.t for r in self.reads if self.t < r <= self.t + steps)
         start = 0
+        if self.nonnegative and indicator is None:  # from here on, track "has spiked" and the count explicitly
+            self.spiked |= self.out_sum > 0
+            self.spike_count += self._counted_so_far(module)
+            self.nonnegative = False
         for end in cuts + ([steps] if not cuts or cuts[-1] != steps else []):
-            seg = slice(start, end)
-            self.in_sum += x_seq[seg].sum(0, dtype=torch.float64)
-            self.out_sum += o_seq[seg].sum(0, dtype=torch.float64)
-            if self.nonnegative and indicator is not None:
-                fired = indicator.view(x_seq.shape)[seg].flatten(0, 1)
-                self.spike_count += row_sums(fired).sum(dtype=torch.float64)
-            else:
-                if self.nonnegative:  # from here on, track "has spiked" explicitly
-                    self.spiked |= self.out_sum > 0
-                    self.nonnegative = False
-                fired = o_seq[seg] != 0
+            _accumulate(self.in_sum, x_seq, start, end)
+            _accumulate(self.out_sum, o_seq, start, end)
+            if not self.nonnegative:
+                fired = o_seq[start:end] != 0
                 self.spiked |= fired.any(0)
                 self.spike_count += fired.sum()
             self.t += end - start
             start = end
             if self.t in self.reads:
                 self._record(self.t, module)
+
+    def _counted_so_far(self, module) -> torch.Tensor:
+        """Spikes so far of a θ·s neuron with a constant θ > 0: Σ out / θ, exact once rounded."""
+        from snnx.neurons import broadcast_channels
+
+        return (self.out_sum / broadcast_channels(module.threshold, self.out_sum)).round().sum()
 
     def _record(self, T: int, module):
         from snnx.neurons import broadcast_channels
@@ -393,9 +406,10 @@ class LayerProbe:
         inside = (z_bar > 0) & (z_bar <= theta)
         silent = self.ann_pre <= 0
         spiked = self.out_sum > 0 if self.nonnegative else self.spiked
+        spike_count = self._counted_so_far(module) if self.nonnegative else self.spike_count
         acc = self.sums.setdefault(T, {k: 0.0 for k in (
             "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
-        acc["spikes"] += float(self.spike_count)
+        acc["spikes"] += float(spike_count)
         acc["neurons"] += self.in_sum.numel()
         if rate_coded:
             acc["clip_sum"] += float((z_bar - theta).clamp_min(0).sum())
