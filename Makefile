@@ -51,7 +51,9 @@ clean:  ## remove outputs (the artifact cache too)
 # and VGG), a few minutes each on 2 CPU cores; tables go to $(ROOT)/tables/<layout>_embedded.csv + .png.
 # Every trained ANN is cached under $(ROOT)/cache, so a sweep over conversions trains it once and a
 # rerun only simulates. LAUNCHER picks Hydra's launcher: basic (one job after another), joblib
-# (parallel local processes) or submitit_slurm (needs `pip install -e '.[slurm]'`).
+# (parallel local processes), or site_slurm / submitit_slurm (one Slurm job each; needs
+# `pip install -e '.[slurm]'`; edit conf/hydra/launcher/site_slurm.yaml for the cluster first).
+# Multi-GPU training of one ANN is torchrun's job, not a launcher's (README, "Scale-out").
 LAUNCHER ?= basic
 ROOT     ?= outputs
 SNNX     := $(BIN)/snnx

@@ -194,6 +194,8 @@ def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
         fns["ann_channels_last"] = ann_forwards(ann_cl, x_cl, T_DENSE)
         fns["snn_contiguous"] = simulate(Simulator(copy.deepcopy(snn), device=CPU, memory_format="contiguous"),
                                          x, y, [T_DENSE])
+        # sim.compile=true: the IF steps of wide layers fused by torch.compile (compiled in the warm-up round).
+        fns["snn_compiled"] = simulate(Simulator(copy.deepcopy(snn), device=CPU, compile=True), x, y, [T_DENSE])
     times = interleaved(fns, repeats)
     for k, v in times.items():
         log(f"  {k:22s} {stat(v)}")
@@ -204,6 +206,7 @@ def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
         log(f"  ratio snn (contiguous layout) / ann: {ratios(times, 'snn_contiguous', 'ann')}")
         log(f"  accounting cost, snn / snn without counters: {ratios(times, 'snn', 'snn_no_accounting')}")
         log(f"  record_layers cost, with / without: {ratios(times, 'snn_record_layers', 'snn')}")
+        log(f"  sim.compile=true, compiled / eager: {ratios(times, 'snn_compiled', 'snn')}")
     return dense
 
 

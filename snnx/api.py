@@ -66,10 +66,16 @@ def convert(model: nn.Module, config: Mapping, *, method: str | None = None, sta
 
 def simulate(snn: nn.Module, data: Dataset, time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), *,
              batch_size: int = 250, device: str = "auto", chunk: int | str = "auto",
-             dtype: torch.dtype = torch.float32) -> dict[int, float]:
-    """Accuracy (%) at every T of ``time_steps``, simulated in one pass."""
+             dtype: torch.dtype = torch.float32, encoding: str = "direct", seed: int = 0,
+             mean=None, std=None, compile: bool = False) -> dict[int, float]:
+    """Accuracy (%) at every T of ``time_steps``, simulated in one pass.
+
+    ``encoding="poisson"`` rate-codes the images (``mean``/``std``: their
+    normalisation, to be undone; None: intensities in [0, 1]), seeded by ``seed``.
+    """
     from snnx.sim import Simulator
 
-    simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype)
-    result = simulator.run(DataLoader(data, batch_size=batch_size), time_steps)
+    simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype, encoding=encoding,
+                          seed=seed, compile=compile)
+    result = simulator.run(DataLoader(data, batch_size=batch_size), time_steps, mean=mean, std=std)
     return {T: result.accuracy(T) for T in result.time_steps}

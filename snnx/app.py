@@ -10,6 +10,11 @@ and OmegaConf raise) end as one paragraph on stderr and exit status 2, with a
 traceback only under ``debug=true``. In a multirun a failing job does not stop
 the others: each failure is reported where it happens and listed again when
 the sweep ends (exit status 2).
+
+With ``objective.metric`` set the job returns that number (a float) instead of
+its result dict, which is what an optimising sweeper (Optuna) needs. Under
+torchrun, the processes other than rank 0 get a throw-away Hydra run
+directory: rank 0's is the run's record.
 """
 
 from __future__ import annotations
@@ -287,6 +292,17 @@ def precheck(stage: str, args: list[str], *, semantic: bool = True) -> list[Dict
 
     overrides, flags = split_args(args)
     multirun = any(f in _MULTIRUN_FLAGS for f in flags)
+    printing = [i for i, f in enumerate(flags) if f in ("--cfg", "-c", "--info", "-i")]
+    if multirun and printing:
+        i = printing[0]
+        info = " ".join(flags[i:i + 2]) if i + 1 < len(flags) and not flags[i + 1].startswith("-") else flags[i]
+        raise ConfigError(f"-m and {flags[i]} cannot be combined (Hydra prints one config, it does not sweep).",
+                          key="-m", fix=f"Drop -m: `snnx {stage} {info} …` prints the config with the same overrides "
+                          "(`--cfg hydra` shows the launcher and the sweeper).")
+    if multirun and os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+        raise ConfigError("a multirun cannot run under torchrun: each sweep job would be shared by all its processes.",
+                          key="-m / torchrun", fix="Run one job per torchrun command (a shell loop over the settings), "
+                          "or sweep without torchrun.")
     try:
         jobs, swept = _sweep_combinations(overrides) if multirun else ([overrides], [])
     except Exception as exc:  # a malformed sweep override
@@ -316,13 +332,17 @@ def report_error(exc: BaseException, debug: bool) -> None:
     print(f"snnx: error: {exc}", file=sys.stderr, flush=True)
 
 
-def run_stage(cfg: DictConfig) -> dict:
+def run_stage(cfg: DictConfig) -> dict | float | None:
+    """The stage's result dict, or the number objective.metric names (None in a torchrun helper process)."""
     from snnx import stages
     from snnx.validate import validate
 
     # Already checked (and its notes printed) before launch; this sorts sim.T again in the job's config.
     validate(cfg, check_paths=True, note=None)
-    return stages.run_stage(cfg)
+    result = stages.run_stage(cfg)
+    if cfg.objective.metric is not None:
+        return stages.objective_value(cfg, result)
+    return result
 
 
 # -- multirun failure bookkeeping -----------------------------------------------------
@@ -364,6 +384,12 @@ def _report_failures(path: str, swept: list[str]) -> int:
 
 
 # -- entry -------------------------------------------------------------------------
+def _failed_value(cfg: DictConfig) -> float | None:
+    """A failed multirun job's return: NaN for an optimising sweeper (Optuna records the trial as failed)."""
+    objective = cfg.get("objective")
+    return float("nan") if objective is not None and objective.get("metric") is not None else None
+
+
 def launch(stage: str, args: list[str]) -> None:
     import hydra
 
@@ -387,6 +413,12 @@ def launch(stage: str, args: list[str]) -> None:
             report_error(exc, debug)
             raise SystemExit(exc.exit_code)
 
+    helper_dir = None
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and os.environ.get("RANK", "0") not in ("", "0"):
+        # A torchrun process other than rank 0 writes nothing that lasts: its run directory is temporary.
+        helper_dir = tempfile.mkdtemp(prefix="snnx-rank-")
+        overrides = [*overrides, f"hydra.run.dir={helper_dir}", "hydra.output_subdir=null"]
+
     failures_path = None
     if multirun:
         fd, failures_path = tempfile.mkstemp(prefix="snnx-multirun-", suffix=".jsonl")
@@ -402,13 +434,13 @@ def launch(stage: str, args: list[str]) -> None:
             if multirun:
                 # One failing job must not stop the others; the failures are listed at the end.
                 _record_failure(exc, user_error=True)
-                return None
+                return _failed_value(cfg)
             raise SystemExit(exc.exit_code)
         except Exception as exc:
             if multirun:
                 traceback.print_exception(exc)
                 _record_failure(exc, user_error=False)
-                return None
+                return _failed_value(cfg)
             raise
 
     # Hydra's own help composes only its config, which has no `stage` key.
@@ -417,6 +449,10 @@ def launch(stage: str, args: list[str]) -> None:
     try:
         app()
     finally:
+        if helper_dir is not None:
+            import shutil
+
+            shutil.rmtree(helper_dir, ignore_errors=True)
         if failures_path is not None:
             status = _report_failures(failures_path, swept)
             os.environ.pop(_FAILURES_ENV, None)

@@ -150,6 +150,14 @@ class TableConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """The number a job returns to a sweeper that optimises (hydra-optuna-sweeper); see validate.OBJECTIVE_METRICS."""
+
+    metric: Optional[str] = None  # null: return nothing | acc | conversion_loss | spikes_per_neuron | sops | energy_mj | ann_acc
+    T: Optional[int] = None  # which row of results.csv: one of sim.T; null = the largest
+
+
+@dataclass
 class PathsConfig:
     root: str = "outputs"
 
@@ -169,9 +177,10 @@ class SnnxConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     table: TableConfig = field(default_factory=TableConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
-GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "table", "experiment")
+GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "table", "experiment", "hparams_search")
 
 
 def register_configs() -> None:

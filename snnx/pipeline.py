@@ -23,6 +23,7 @@ from snnx.artifacts import (ann_dir, ann_key, artifact_lock, atomic_save, atomic
                             stable_hash, write_csv)
 from snnx.console import log
 from snnx.errors import CheckpointError, ConfigError
+from snnx.data.info import dataset_info
 
 RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
                   "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj", "seed", "ann_key",
@@ -83,7 +84,13 @@ class TrainedANN:
 
 
 def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
-    """The trained ANN for ``config``: an explicit ckpt, the cache, or a new training run."""
+    """The trained ANN for ``config``: an explicit ckpt, the cache, or a new training run.
+
+    In a torchrun process group every rank calls this together: rank 0 holds the
+    cache lock and decides (reuse or train), all ranks train, rank 0 writes, and
+    then every rank reads the finished ANN from the cache.
+    """
+    from snnx.distributed import current, main_lock
     from snnx.trainer import seed_everything
 
     if config.get("ckpt"):
@@ -94,13 +101,15 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
     key = ann_key(config)
     directory = ann_dir(config["paths"]["root"], key)
     final = directory / "model.pt"
-    with artifact_lock(directory):
-        if final.exists():
+    ctx = current()
+    with main_lock(directory, ctx):
+        if ctx.broadcast(final.exists()):
             model, data = load_ann(final, key=str(final))
             log(f"ANN {key}: reusing {final} (test acc {data['metrics'].get('test_acc', float('nan')):.2f}%)")
             return TrainedANN(model, data["config"], key, final, dict(data["metrics"]))
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(directory / "key.json", _key_json(config))
+        if ctx.is_main:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(directory / "key.json", _key_json(config))
         if config["train"]["two_stage"]:
             model, metrics = _finetune_channelwise(config, directory, device)
         else:
@@ -110,13 +119,19 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
             metrics = _train(config, model, directory, device, lr=train_cfg["lr"], epochs=train_cfg["epochs"],
                              stage_name="train")
         model = model.cpu().eval()
-        _save_final(model, config, key, metrics["epochs"], metrics, final)
-        log(f"ANN {key}: saved {final}")
+        if ctx.is_main:
+            _save_final(model, config, key, metrics["epochs"], metrics, final)
+            log(f"ANN {key}: saved {final}")
+        if ctx.enabled:
+            # Every rank goes on with the saved ANN: rank 0's BatchNorm buffers, plain BatchNorm layers.
+            ctx.barrier()
+            model, _ = load_ann(final, key=str(final))
         return TrainedANN(model, dict(config), key, final, {k: v for k, v in metrics.items() if k != "rows"})
 
 
 def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.device, *, lr: float, epochs: int,
            stage_name: str) -> dict:
+    from snnx import distributed
     from snnx.trainer import train_epochs
 
     train_cfg = config["train"]
@@ -124,13 +139,20 @@ def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.dev
     train_set = dataset(config, "train")
     test_set = dataset(config, "test", augment=False)
     workers = config["dataset"]["num_workers"]
-    train_loader = loader(train_set, train_cfg["batch_size"], shuffle=True, generator=generator, num_workers=workers)
+    ctx = distributed.current()
+    if ctx.enabled:
+        # train.batch_size is the global batch; each rank takes its share of it.
+        train_loader = distributed.train_loader(train_set, train_cfg["batch_size"], ctx, generator, workers)
+    else:
+        train_loader = loader(train_set, train_cfg["batch_size"], shuffle=True, generator=generator,
+                              num_workers=workers)
     test_loader = loader(test_set, 500, num_workers=workers)
+    where = f"{device}" if not ctx.enabled else f"{ctx.world_size} processes (DDP) on {device.type}"
     log(f"ANN {directory.name}: {stage_name} {config['model']['name']} with act={config['act']['name']} on "
-        f"{config['dataset']['name']} ({len(train_set)} train / {len(test_set)} test images) on {device}")
+        f"{config['dataset']['name']} ({len(train_set)} train / {len(test_set)} test images) on {where}")
     return train_epochs(model, train_loader=train_loader, test_loader=test_loader, loader_generator=generator,
                         train=train_cfg, lr=lr, epochs=epochs, out_dir=directory, config=config, device=device,
-                        log=log, stage_name=stage_name, before_epoch=_epoch_hooks(config))
+                        log=log, stage_name=stage_name, before_epoch=_epoch_hooks(config), ctx=ctx)
 
 
 def stage_one_config(config: Mapping) -> dict:
@@ -223,33 +245,53 @@ def needs_stats(config: Mapping) -> bool:
     return config["convert"]["name"] in CALIBRATED or config["convert"]["name"] == "msat"
 
 
-def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.device, run_dir: Path) -> dict:
+def make_simulator(config: Mapping, snn, device: torch.device, dtype: torch.dtype, *, chunk=None):
+    """The Simulator for ``config["sim"]`` (encoding seeded by the run seed; compile checked here)."""
     from snnx.sim import Simulator
+
+    sim = config["sim"]
+    try:
+        return Simulator(snn, device=device, chunk=sim["chunk"] if chunk is None else chunk, dtype=dtype,
+                         encoding=sim["encoding"], seed=config["seed"], compile=sim["compile"])
+    except ValueError as err:
+        key = "sim.compile" if sim["compile"] and "torch.compile" in str(err) else "sim.encoding"
+        fix = ("Run without it: sim.compile=false." if key == "sim.compile"
+               else "Use sim.encoding=direct for this network.")
+        raise ConfigError(f"{err}.", key=key, fix=fix) from None
+
+
+def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.device, run_dir: Path) -> dict:
     from snnx.sim.accounting import E_MAC_PJ, ann_macs
 
     sim = config["sim"]
     dtype = torch.float64 if sim["dtype"] == "float64" else torch.float32
     test_set = dataset(config, "test", augment=False)
     test_loader = loader(test_set, sim["batch_size"])
-    simulator = Simulator(snn, device=device, chunk=sim["chunk"], dtype=dtype)
+    simulator = make_simulator(config, snn, device, dtype)
+    encoding = "" if sim["encoding"] == "direct" else f", {sim['encoding']} encoding"
     log(f"simulating {len(test_set)} test images for T up to {max(sim['T'])} "
-        f"(chunk {simulator.chunk}, {device}, {sim['dtype']})")
+        f"(chunk {simulator.chunk}, {device}, {sim['dtype']}{encoding}{', compiled' if simulator.compile else ''})")
     from snnx.trainer import evaluate
 
     ann_model = copy.deepcopy(ann.model).to(device, dtype)
     ann_acc = evaluate(ann_model, test_loader, device).acc if dtype == torch.float32 else \
         _evaluate_dtype(ann_model, test_loader, device, dtype)
-    result = simulator.run(test_loader, sim["T"], ann=ann_model, record_layers=sim["record_layers"])
+    info = dataset_info(config["dataset"]["name"])
+    result = simulator.run(test_loader, sim["T"], ann=ann_model, record_layers=sim["record_layers"],
+                           mean=info.mean, std=info.std)
     macs_ann = ann_macs(copy.deepcopy(ann.model).float().cpu(), test_set[0][0].unsqueeze(0))
     created = dt.datetime.now().isoformat(timespec="seconds")
     config_hash = stable_hash(config)
     run_id = run_dir.name
+    # The method column says how it was simulated: one pass or one per T, and a non-default encoding.
+    method_label = "; ".join([method, result.passes] + ([f"{result.encoding} encoding"]
+                                                         if result.encoding != "direct" else []))
     rows = []
     for T in result.time_steps:
         stats = result.per_image(T)
         rows.append({"run_id": run_id, "dataset": config["dataset"]["name"], "model": config["model"]["name"],
                      "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
-                     "method": f"{method}; {result.passes}", "T": T, "acc": stats["acc"], "ann_acc": ann_acc,
+                     "method": method_label, "T": T, "acc": stats["acc"], "ann_acc": ann_acc,
                      "conversion_loss": ann_acc - stats["acc"], "spikes_per_neuron": stats["spikes_per_neuron"],
                      "sops": stats["sops"], "macs": stats["macs"], "energy_mj": stats["energy_mj"],
                      "seed": config["seed"], "ann_key": ann.key, "config_hash": config_hash, "created": created,

@@ -4,6 +4,11 @@ Everything the next epoch depends on (weights, optimizer and scheduler state,
 the RNG states and the data-order generator) is saved atomically after each
 completed epoch in ``last.pt``; a rerun of the same command resumes from it
 and ends with the same weights as an uninterrupted run.
+
+Under torchrun (``train.distributed=true``) the same loop runs on every rank
+with the model in DistributedDataParallel; ``snnx.distributed`` says how the
+global batch is shared and why the result matches one process. Only rank 0
+evaluates and writes; every rank reads the same ``last.pt`` to resume.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from snnx.artifacts import atomic_save, load_checkpoint, write_csv
+from snnx.distributed import Context
 from snnx.errors import SnnxError
 
 
@@ -121,19 +127,25 @@ def train_epochs(
     log: Callable[[str], None],
     stage_name: str = "train",
     before_epoch: Callable[[nn.Module, int], None] | None = None,
+    ctx: Context | None = None,
 ) -> dict:
     """Train ``model`` for ``epochs`` epochs, resuming from ``out_dir/<stage_name>_last.pt``.
 
     Returns the final metrics. Writes ``train.csv`` and ``last.pt`` after every
-    epoch; the caller writes the finished checkpoint.
+    epoch; the caller writes the finished checkpoint. With a distributed ``ctx``
+    the loader must be :func:`snnx.distributed.train_loader`'s; every rank
+    returns the same metrics, and only rank 0 writes.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = ctx or Context()
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     last_path = out_dir / f"{stage_name}_last.pt"
     csv_path = out_dir / f"{stage_name}.csv"
     model.to(device)
     optimizer = make_optimizer(model, train, lr)
     scheduler = make_scheduler(optimizer, train, epochs)
     criterion = nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"])
+    summed = nn.CrossEntropyLoss(label_smoothing=train["label_smoothing"], reduction="sum")
     rows: list[dict] = []
     start_epoch = 0
     if last_path.exists():
@@ -141,11 +153,27 @@ def train_epochs(
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
+        # A distributed run saves every rank's RNG; a run of another size takes rank 0's (and decorrelates below).
+        per_rank = state.get("rng_ranks")
+        restore_rng(per_rank[ctx.rank] if per_rank is not None and len(per_rank) == ctx.world_size else state["rng"])
         loader_generator.set_state(state["loader_generator"])
         rows = list(state["rows"])
         start_epoch = int(state["epoch"]) + 1
         log(f"{stage_name}: resuming after epoch {start_epoch} of {epochs} from {last_path}")
+        if per_rank is None or len(per_rank) != ctx.world_size:
+            from snnx.distributed import decorrelate_rng
+
+            decorrelate_rng(ctx)
+    elif ctx.enabled:
+        from snnx.distributed import decorrelate_rng
+
+        decorrelate_rng(ctx)
+    net = model
+    if ctx.enabled:
+        from snnx.distributed import wrap
+
+        net = wrap(model, device, ctx, find_unused=before_epoch is not None)
+        sampler = train_loader.batch_sampler
 
     for epoch in range(start_epoch, epochs):
         if before_epoch is not None:
@@ -157,36 +185,63 @@ def train_epochs(
         batches = len(train_loader)
         for batch_index, (images, labels) in enumerate(train_loader):
             images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss = criterion(logits, labels)
-            if not torch.isfinite(loss):
-                raise diverged(f"the training loss became {loss.item()}", epoch, batch_index, batches, current_lr,
+            logits = net(images)
+            if ctx.enabled:
+                # Summed loss × world_size / global batch: DDP's gradient average is then the global batch mean.
+                batch_loss = summed(logits, labels)
+                loss = batch_loss * sampler.loss_weight(batch_index)
+                finite = ctx.all_finite(batch_loss)
+            else:
+                loss = criterion(logits, labels)
+                finite = bool(torch.isfinite(loss))
+            if not finite:
+                value = loss.item() if not torch.isfinite(loss) else float("nan")
+                raise diverged(f"the training loss became {value}", epoch, batch_index, batches, current_lr,
                                last_path, config, stage_name)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * labels.numel()
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += labels.numel()
+            if ctx.enabled:
+                real = sampler.real_items(batch_index)
+                if real:
+                    loss_sum += batch_loss.item()
+                    correct += (logits.argmax(1) == labels).sum().item()
+                    seen += real
+            else:
+                loss_sum += loss.item() * labels.numel()
+                correct += (logits.argmax(1) == labels).sum().item()
+                seen += labels.numel()
+        if ctx.enabled:
+            loss_sum, correct, seen = ctx.total([loss_sum, float(correct), float(seen)])
         # The last step can break the weights (or BN statistics) without a loss to show it: never save such an epoch.
         if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
             raise diverged("the weights became NaN/inf by the end of the epoch", epoch, batches - 1, batches,
                            current_lr, last_path, config, stage_name)
         scheduler.step()
-        test = evaluate(model, test_loader, device)
-        row = {"stage": stage_name, "epoch": epoch + 1, "lr": current_lr, "train_loss": loss_sum / seen,
-               "train_acc": 100.0 * correct / seen, "test_loss": test.loss, "test_acc": test.acc,
-               "seconds": round(time.perf_counter() - began, 3)}
-        rows.append(row)
-        log(f"{stage_name} epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} "
-            f"train {row['train_acc']:.2f}% test {test.acc:.2f}% ({row['seconds']:.1f}s)")
-        # CSV first, then the resume point: a kill in between leaves a CSV one row ahead, which the
-        # resumed run rewrites from the checkpoint's rows (each epoch appears once).
-        write_csv(pd.DataFrame(rows), csv_path)
-        atomic_save({"config": dict(config), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch, "rows": rows,
-                     "rng": capture_rng(), "loader_generator": loader_generator.get_state(),
-                     "metrics": {"test_acc": test.acc}}, last_path)
+        # Evaluation draws from the global RNG (the test loader's base seed): capture the RNG after it.
+        test = evaluate(model, test_loader, device) if ctx.is_main else None
+        rng = capture_rng() if not ctx.enabled else ctx.gather(capture_rng())
+        row = None
+        if ctx.is_main:
+            row = {"stage": stage_name, "epoch": epoch + 1, "lr": current_lr, "train_loss": loss_sum / seen,
+                   "train_acc": 100.0 * correct / seen, "test_loss": test.loss, "test_acc": test.acc,
+                   "seconds": round(time.perf_counter() - began, 3)}
+            rows.append(row)
+            log(f"{stage_name} epoch {epoch + 1}/{epochs}: loss {row['train_loss']:.4f} "
+                f"train {row['train_acc']:.2f}% test {test.acc:.2f}% ({row['seconds']:.1f}s)")
+            # CSV first, then the resume point: a kill in between leaves a CSV one row ahead, which the
+            # resumed run rewrites from the checkpoint's rows (each epoch appears once).
+            write_csv(pd.DataFrame(rows), csv_path)
+            extra = {"rng": rng} if not ctx.enabled else {"rng": rng[0], "rng_ranks": rng}
+            atomic_save({"config": dict(config), "state_dict": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                         "rows": rows, **extra, "loader_generator": loader_generator.get_state(),
+                         "metrics": {"test_acc": test.acc}}, last_path)
+        if ctx.enabled:
+            # Rank 0's row once its checkpoint is written: also keeps the ranks in step.
+            row = ctx.broadcast(row)
+            if not ctx.is_main:
+                rows.append(row)
     if not rows:
         raise SnnxError("no epoch was trained.", key="train.epochs", fix="Set train.epochs ≥ 1.")
     final = rows[-1]

@@ -123,6 +123,54 @@ def check_train(cfg: DictConfig) -> None:
                               key="train.two_stage", fix="Use act=csqcfs (or cqcfs/sqcfs) with train=two_stage.")
 
 
+def check_distributed(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
+    """train.distributed against how the process was started (torchrun sets WORLD_SIZE)."""
+    from snnx.distributed import env_world_size
+
+    world = env_world_size()
+    if cfg.stage == "table":
+        return
+    if world > 1 and not cfg.train.distributed:
+        raise ConfigError(f"torchrun started {world} processes but train.distributed=false, so each would train "
+                          "and write the same run on its own.", key="train.distributed",
+                          fix="Add train.distributed=true to train data-parallel, or run snnx without torchrun.")
+    if world > 1 and cfg.train.batch_size < world:
+        raise ConfigError(f"the global batch of {cfg.train.batch_size} cannot be shared by {world} processes "
+                          "(train.batch_size is the global batch, split across the processes).",
+                          key="train.batch_size", fix=f"Use train.batch_size ≥ {world}.")
+    if world <= 1 and cfg.train.distributed and note is not None:
+        note("train.distributed=true but snnx was not started by torchrun: training runs in this one process "
+             "(launch with `torchrun --nproc_per_node=N -m snnx.cli train … train.distributed=true`).")
+
+
+# objective.metric: results.csv columns read at T = objective.T, and the ANN's test accuracy.
+OBJECTIVE_METRICS = ("acc", "conversion_loss", "spikes_per_neuron", "sops", "energy_mj", "ann_acc")
+_METRIC_ALIASES = {"snn_acc": "acc", "accuracy": "acc", "loss": "conversion_loss", "energy": "energy_mj"}
+
+
+def check_objective(cfg: DictConfig) -> None:
+    obj = cfg.objective
+    if obj.metric is None:
+        if obj.T is not None:
+            raise ConfigError(f"objective.T={obj.T} is set but there is no metric to read at it.",
+                              key="objective.metric", fix="Set objective.metric=acc (or another metric), or drop objective.T.")
+        return
+    if obj.metric not in OBJECTIVE_METRICS:
+        close = _METRIC_ALIASES.get(str(obj.metric)) or next(iter(
+            difflib.get_close_matches(str(obj.metric), OBJECTIVE_METRICS, n=1)), None)
+        hint = f"Did you mean objective.metric={close}? " if close else ""
+        raise ConfigError(f"unknown metric {obj.metric!r}.", key="objective.metric",
+                          fix=f"{hint}Use one of: {', '.join(OBJECTIVE_METRICS)} (the results.csv columns at "
+                              "objective.T, or the ANN's test accuracy).")
+    stages = ("train", "run", "simulate") if obj.metric == "ann_acc" else ("run", "simulate")
+    if cfg.stage not in stages:
+        raise ConfigError(f"`snnx {cfg.stage}` computes no {obj.metric}, so it cannot return it to a sweeper.",
+                          key="objective.metric", fix=f"Use `snnx {' or snnx '.join(stages)}`, or objective.metric=null.")
+    if obj.metric != "ann_acc" and obj.T is not None and obj.T not in list(cfg.sim.T):
+        raise ConfigError(f"T={obj.T} is not simulated: sim.T is {list(cfg.sim.T)}.", key="objective.T",
+                          fix="Pick one of sim.T, add it to sim.T, or set objective.T=null (the largest T).")
+
+
 def check_convert(cfg: DictConfig) -> None:
     conv = cfg.convert
     if not 0 < conv.percentile <= 100:
@@ -158,6 +206,10 @@ def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note)
     if chunk != "auto":
         _positive_int(chunk, "sim.chunk", "Use sim.chunk=auto or an integer ≥ 1.")
     _positive_int(cfg.sim.batch_size, "sim.batch_size", "Use e.g. sim.batch_size=250.")
+    if cfg.sim.encoding == "poisson" and cfg.convert.name == "allint" and cfg.stage in CONVERTING_STAGES:
+        raise ConfigError("convert=allint encodes its own input (the scatter-and-gather first layer), so "
+                          "sim.encoding=poisson cannot apply to it.", key="sim.encoding / convert",
+                          fix="Use sim.encoding=direct with convert=allint.")
 
 
 def check_device(cfg: DictConfig) -> None:
@@ -373,6 +425,8 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     check_device(cfg)
     check_act(cfg)
     check_train(cfg)
+    check_distributed(cfg, note)
+    check_objective(cfg)
     check_convert(cfg)
     check_sim(cfg, note)
     check_data_options(cfg)

@@ -59,6 +59,9 @@ CASES = [
     ("qcfs-needs-qcfs-act", ["convert=qcfs", "act=relu"], "convert / act", "Use act=qcfs"),
     ("cos-needs-qcfs-act", ["convert=cos", "act=clip"], "convert / act", "Use act=qcfs"),
     ("model-too-big", ["model=vgg16"], "model / dataset", "model=cifarnet"),
+    ("poisson-allint", ["act=quant", "convert=allint", "sim.encoding=poisson"], "sim.encoding / convert",
+     "sim.encoding=direct"),
+    ("encoding-option", ["sim.encoding=rate"], "sim.encoding", "poisson"),
     # files
     ("cifar10-missing", ["dataset=cifar10", "model=cifarnet", "dataset.root={empty}"], "dataset.root",
      "cifar-10-batches-py"),

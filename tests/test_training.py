@@ -7,6 +7,7 @@ test_cli.py::test_multirun_runtime_failure_does_not_stop_the_others.)
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 
 from snnx.app import compose
@@ -98,3 +99,61 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     assert kept["epoch"] == 0  # the completed first epoch
     assert all(torch.isfinite(t).all() for t in kept["state_dict"].values() if t.is_floating_point())
     assert list(pd.read_csv(directory / "train.csv")["epoch"]) == [1]
+
+
+# CS-QCFS two-stage: stage 1 layer-wise QCFS (its own cache entry), stage 2 channel-wise softplus λ_c.
+TWO_STAGE = [*(a for a in TINY if a != "train=smoke"), "act=csqcfs", "convert=qcfs", "train=two_stage",
+             "train.epochs=3", "train.finetune_epochs=3", "model.dropout=0.2", "dataset.limit_train=512",
+             "seed=7"]
+
+
+# Four CLI processes (the clean run, two victims, the final rerun): 35-50 s on the shared 2 cores.
+@pytest.mark.slow
+def test_two_stage_sigkill_in_each_stage_then_rerun_matches_an_uninterrupted_run(tmp_path):
+    from snnx.artifacts import ann_dir, ann_key
+    from snnx.pipeline import stage_one_config
+
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    config = plain_config(validate(compose("train", TWO_STAGE), check_paths=False, note=None))
+    keys = {"stage1": ann_key(stage_one_config(config)), "stage2": ann_key(config)}
+    one, two = (ann_dir(killed_root, keys[s]) for s in ("stage1", "stage2"))
+    args = [*TWO_STAGE, f"paths.root={killed_root}"]
+    clean = snnx_popen("train", *TWO_STAGE, f"paths.root={clean_root}", cwd=tmp_path)
+
+    def kill_when(path, proc) -> str:
+        try:
+            assert wait_for(path.exists, timeout=240, proc=proc), proc.communicate()[0]
+            kill_group(proc)
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+        assert proc.returncode == -9
+        return proc.stdout.read()
+
+    # Killed in stage 1, after its first epoch.
+    kill_when(one / "train_last.pt", snnx_popen("train", *args, cwd=tmp_path))
+    assert not (one / "model.pt").exists(), "stage 1 finished before it was killed"
+    assert (two / "key.json").exists() and not (two / "finetune_last.pt").exists()
+    # The rerun resumes stage 1, finishes it, and is killed in stage 2 after its first epoch.
+    out = kill_when(two / "finetune_last.pt", snnx_popen("train", *args, cwd=tmp_path))
+    assert "train: resuming" in out
+    assert (one / "model.pt").exists() and not (two / "model.pt").exists(), "stage 2 finished before the kill"
+    assert torch.load(two / "finetune_last.pt", weights_only=True)["epoch"] < 2
+    # The third run reuses stage 1 and resumes stage 2.
+    done = snnx("train", *args, cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert f"ANN {keys['stage1']}: reusing" in done.stdout and "finetune: resuming" in done.stdout
+    assert "finetune epoch 1/3" not in done.stdout and "finetune epoch 3/3" in done.stdout
+    out, _ = clean.communicate(timeout=300)
+    assert clean.returncode == 0, out
+
+    cols = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+    for stage, csv in (("stage1", "train.csv"), ("stage2", "finetune.csv")):
+        mine, theirs = ann_dir(killed_root, keys[stage]), ann_dir(clean_root, keys[stage])
+        assert_same_weights(_state(mine / "model.pt"), _state(theirs / "model.pt"))
+        log = pd.read_csv(mine / csv)
+        assert list(log["epoch"]) == [1, 2, 3]
+        pd.testing.assert_frame_equal(log[cols], pd.read_csv(theirs / csv)[cols])
+        assert not list(mine.glob(".*.tmp"))
+    metrics = torch.load(two / "model.pt", weights_only=True)["metrics"]
+    assert metrics["stage1_key"] == keys["stage1"]

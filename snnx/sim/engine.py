@@ -141,8 +141,24 @@ def auto_memory_format(snn: nn.Module, device: torch.device, dtype: torch.dtype)
     return torch.contiguous_format
 
 
+def check_compile_works(device: torch.device, dtype: torch.dtype) -> None:
+    """Compile the fused IF step once on a tiny input; raise ValueError if torch.compile cannot run here."""
+    from snnx.neurons.base import fused_if_step
+
+    v = torch.zeros(4, 3, device=device, dtype=dtype)
+    out = torch.empty_like(v)
+    try:
+        fused_if_step(v, torch.ones_like(v), torch.tensor(0.5, device=device, dtype=dtype), None, None, out)
+    except Exception as err:  # inductor needs a working C++ (CPU) or Triton (CUDA) toolchain
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"torch.compile does not work on this machine ({type(err).__name__}: {first})") from None
+
+
 class Simulator:
     """Simulates a converted network (see the module doc).
+
+    ``compile``: fuse the IF family's per-step updates with torch.compile
+    (layers of at least ``COMPILE_MIN_NUMEL`` neurons; same results bit for bit).
 
     ``memory_format``: "auto" (channels-last for float32 conv nets on CPU),
     "channels_last" or "contiguous"; it changes the speed, not the maths
@@ -151,7 +167,7 @@ class Simulator:
 
     def __init__(self, snn: fx.GraphModule, *, device: torch.device, chunk: int | str = "auto",
                  dtype: torch.dtype = torch.float32, encoding: str = "direct", seed: int = 0,
-                 memory_format: str = "auto"):
+                 memory_format: str = "auto", compile: bool = False):
         self.device = device
         self.dtype = dtype
         self.snn = snn.to(device=device, dtype=dtype).eval()
@@ -175,6 +191,11 @@ class Simulator:
         self.neurons = [(name, m) for name, m in self.snn.named_modules() if isinstance(m, Neuron)]
         if not self.neurons:
             raise ValueError("the network has no spiking neurons")
+        self.compile = bool(compile)
+        if self.compile:
+            check_compile_works(device, dtype)
+        for _, neuron in self.neurons:
+            neuron.compiled = self.compile
         self.spike_fed, self.real_fed = spike_fed_layers(self.snn)
         self.sources = synapse_sources(self.snn)
         self._fanouts: dict = {}  # fan-outs per (layer, input shape), kept across runs

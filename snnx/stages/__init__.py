@@ -7,6 +7,7 @@ Each stage turns the composed Hydra config into a plain dict and calls
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -34,4 +35,41 @@ def run_stage(cfg: DictConfig) -> dict:
 
     stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
               "simulate": simulate.run, "run": run.run, "table": table.run, "doctor": doctor.run}
+    # torchrun sets WORLD_SIZE; validate() has made sure train.distributed=true then (but for `table`).
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and distributed_training(cfg):
+        return {}
     return stages[cfg.stage](cfg)
+
+
+def distributed_training(cfg: DictConfig) -> bool:
+    """Under torchrun: every rank trains the ANN together (DDP), then rank 0 alone runs the stage.
+
+    Returns True in the processes other than rank 0, which then have nothing left to do.
+    """
+    from snnx import distributed
+    from snnx.pipeline import ensure_ann
+    from snnx.trainer import resolve_device
+
+    config = plain_config(cfg)
+    if cfg.stage != "table" and config["train"]["distributed"]:
+        device = resolve_device(config["device"])
+        distributed.setup(device)
+        try:
+            if not config.get("ckpt"):
+                ensure_ann(config, device)  # collective: rank 0 writes the cache entry, every rank waits for it
+        finally:
+            distributed.teardown()
+    # The process group is gone: rank 0's stage finds the ANN in the cache and goes on alone.
+    return distributed.is_helper_process()
+
+
+def objective_value(cfg: DictConfig, result: dict) -> float | None:
+    """``objective.metric`` of a finished stage (at ``objective.T``), for a sweeper that optimises."""
+    metric = cfg.objective.metric
+    if metric is None or not result:
+        return None
+    if metric == "ann_acc":
+        return float(result["ann_acc"] if "ann_acc" in result else result["metrics"]["test_acc"])
+    frame = result["results"]
+    T = cfg.objective.T if cfg.objective.T is not None else int(frame["T"].max())
+    return float(frame.loc[frame["T"] == T, metric].iloc[0])

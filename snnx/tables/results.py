@@ -24,7 +24,7 @@ IDENTITY_KEY = "_identity"  # what determines the numbers, seed excluded: runs s
 # Config keys that say where/how a run went, not what it measured: left out of
 # the identity, so repeats of one setting with different seeds (or a T sweep
 # split over two runs) share a cell.
-_NOT_IDENTITY_PREFIXES = ("paths.", "hydra.", "table.")
+_NOT_IDENTITY_PREFIXES = ("paths.", "hydra.", "table.", "objective.")
 _NOT_IDENTITY_KEYS = {
     "seed", "stage", "device", "debug", "ckpt", "dataset.root", "dataset.download", "dataset.num_workers",
     "train.distributed", "convert.calib_batch_size", "sim.name", "sim.T", "sim.chunk", "sim.batch_size",
