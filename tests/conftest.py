@@ -1,4 +1,4 @@
-"""Shared helpers for the tests that drive the real `snnx` CLI as a subprocess.
+"""Shared test helpers: driving the real `snnx` CLI as a subprocess, and running a neuron over time.
 
 Every CLI test passes ``paths.root=<tmp dir>`` (and runs in a tmp cwd), so
 nothing is written into the repository.
@@ -22,6 +22,20 @@ TINY = ["dataset=digits", "model=lenet", "model.width=0.25", "train=smoke", "sim
         "convert.calib_size=200", "sim.batch_size=360"]
 # The ANN the session fixture trains (a ReLU LeNet on digits).
 RELU = [*TINY, "act=relu", "convert=maxnorm"]
+
+
+def run_folded(neuron, xs, chunk: int = 1):
+    """Outputs [T, …] of ``neuron`` on the input sequence ``xs`` [T, B, …]: time folded into the batch,
+    ``chunk`` steps per forward (state reset first)."""
+    import torch
+
+    neuron.reset_state()
+    outs = []
+    for start in range(0, xs.shape[0], chunk):
+        part = xs[start:start + chunk]
+        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
+        outs.append(neuron(part.flatten(0, 1)).view(part.shape))
+    return torch.cat(outs)
 
 
 def cli_env() -> dict:

@@ -19,21 +19,12 @@ from snnx.errors import ConfigError
 from snnx.neurons import ScatterGatherEncoder, SignedDualThresholdNeuron, dual_thresholds
 from snnx.sim import Simulator
 
+from conftest import run_folded
+
 CPU = torch.device("cpu")
 
 
 # -- helpers -----------------------------------------------------------------------
-def run_neuron(neuron, xs: torch.Tensor, chunk: int = 1) -> torch.Tensor:
-    """Outputs [T, …] of ``neuron`` on the input sequence ``xs`` [T, B, …], ``chunk`` steps per forward."""
-    neuron.reset_state()
-    outs = []
-    for start in range(0, xs.shape[0], chunk):
-        part = xs[start:start + chunk]
-        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
-        outs.append(neuron(part.flatten(0, 1)).view(part.shape))
-    return torch.cat(outs)
-
-
 def random_bn(channels: int, gen: torch.Generator):
     mean = torch.randn(channels, generator=gen, dtype=torch.float64)
     std = torch.rand(channels, generator=gen, dtype=torch.float64) * 2 + 0.2
@@ -123,7 +114,7 @@ def test_constant_input_identity(k):
     xs = torch.zeros(T, 50, 6, dtype=torch.float64)
     xs[0] = 2 ** k * z
     neuron = SignedDualThresholdNeuron(theta_plus0, delta)
-    counts = run_neuron(neuron, xs).cumsum(0)
+    counts = run_folded(neuron, xs).cumsum(0)
     for t in range(1, T + 1):
         assert torch.equal(counts[t - 1], torch.minimum(n, torch.tensor(float(t))))
     assert torch.equal(neuron.count, n)
@@ -141,7 +132,7 @@ def test_identity_with_input_spread_over_time(k):
     T = 6 + 6 * int(parts.abs().sum(0).max() * 2 ** k / float(delta.min())) + 6  # generous: n steps after the last input
     xs = torch.zeros(T, 80, 4, dtype=torch.float64)
     xs[:6] = parts * 2 ** k
-    out = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta), xs)
+    out = run_folded(SignedDualThresholdNeuron(theta_plus0, delta), xs)
     assert bool((out.abs() <= 1).all())
     counts = out.cumsum(0)
     assert bool((counts >= 0).all())  # the clamp ṽ = max(v, θ⁻₀) keeps the count non-negative
@@ -156,8 +147,8 @@ def test_fire_on_equal_decides_ties():
     z = torch.tensor([0.5, 1.5, 2.5, 1.2, -0.5], dtype=torch.float64)
     xs = torch.zeros(6, 1, 5, dtype=torch.float64)
     xs[0, 0] = z
-    up = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=True), xs).sum(0)[0]
-    down = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=False), xs).sum(0)[0]
+    up = run_folded(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=True), xs).sum(0)[0]
+    down = run_folded(SignedDualThresholdNeuron(theta_plus0, delta, fire_on_equal=False), xs).sum(0)[0]
     assert up.tolist() == [1, 2, 3, 1, 0]
     assert down.tolist() == [0, 1, 2, 1, 0]
 
@@ -168,14 +159,14 @@ def test_integer_neuron_is_integer_only_and_matches_float():
     theta_plus0, delta = dual_thresholds(0, mean, std, gamma, beta)
     ints = torch.randint(-3, 4, (30, 40, 5), generator=gen)
     scale = 10000
-    fl = run_neuron(SignedDualThresholdNeuron(theta_plus0, delta), ints.double())
+    fl = run_folded(SignedDualThresholdNeuron(theta_plus0, delta), ints.double())
     neuron = SignedDualThresholdNeuron(torch.round(theta_plus0 * scale).long(), torch.round(delta * scale).long())
-    out = run_neuron(neuron, ints * scale)
+    out = run_folded(neuron, ints * scale)
     assert out.dtype == torch.int64 and neuron.v.dtype == torch.int64 and neuron.count.dtype == torch.int64
     assert all(not b.is_floating_point() for b in neuron.buffers())
     assert torch.equal(out.double(), fl)
     with pytest.raises(TypeError):
-        run_neuron(neuron, ints.double())
+        run_folded(neuron, ints.double())
 
 
 def test_neuron_multistep_equals_step_by_step():
@@ -184,9 +175,9 @@ def test_neuron_multistep_equals_step_by_step():
     theta_plus0, delta = dual_thresholds(1, mean, std, gamma, beta)
     xs = torch.randint(-2, 3, (19, 6, 3, 2, 2), generator=gen) * 10000
     neuron = SignedDualThresholdNeuron(torch.round(theta_plus0 * 10000).long(), torch.round(delta * 10000).long())
-    stepwise = run_neuron(neuron, xs, 1)
+    stepwise = run_folded(neuron, xs, 1)
     for chunk in (4, 19):
-        assert torch.equal(run_neuron(neuron, xs, chunk), stepwise)
+        assert torch.equal(run_folded(neuron, xs, chunk), stepwise)
 
 
 def test_scatter_gather_encoder():
@@ -379,3 +370,118 @@ def test_preset_composes():
         cfg = compose("config", overrides=["convert=allint", "convert.integer=true"])
     assert cfg.convert.name == "allint" and cfg.convert.integer and cfg.convert.int_scale == 10000
     assert cfg.convert.fire_on_equal
+
+
+def _vgg_allint_with_odd_bn_stats(x, *, k: int, pool: str) -> nn.Module:
+    """A tiny ``vgg11_allint`` (ternary weights) whose BNs have running statistics far from the batch ones.
+
+    Running stats are first measured on 256 digits, then shifted/rescaled, γ drawn in ±[0.5, 1.5] (some
+    negative) and β random: eval-mode and train-mode outputs differ a lot, as after a short training run.
+    """
+    from snnx.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("vgg11_allint", in_channels=1, image_size=8, num_classes=10,
+                         act_factory=make_act_factory("quant", k=k), width=0.0625, batch_norm=True, pool=pool,
+                         dropout=0.0)
+    apply_ternary(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for bn in bns:
+        bn.momentum = None  # cumulative average: the running stats are those of this one batch
+    model.train()
+    with torch.no_grad():
+        model(x[:256])
+        gen = torch.Generator().manual_seed(1)
+        for bn in bns:
+            c = bn.num_features
+            bn.running_mean += 0.3 * torch.randn(c, generator=gen) * bn.running_var.sqrt()
+            bn.running_var *= torch.rand(c, generator=gen) * 1.5 + 0.5
+            sign = torch.where(torch.rand(c, generator=gen) < 0.15, -1.0, 1.0)
+            bn.weight.copy_((torch.rand(c, generator=gen) + 0.5) * sign)
+            bn.bias.copy_(torch.randn(c, generator=gen) * 0.3)
+    return model.eval().double()
+
+
+@pytest.mark.parametrize("k,T", [(0, 48), (1, 128)])
+def test_vgg_allint_avg_pool_snn_equals_its_ann(digits, k, T):
+    """Regression (the avg-pool "SNN above its ANN" report): at large T the converted vgg11_allint computes its
+    eval-mode ANN (running BN statistics, ternary weights) with average pooling (float: window mean of unit
+    spikes; integer: window sum, pool area folded into the thresholds).
+
+    Float mode is exact: every neuron's net spike count equals the ANN's level round(2^k·ReLU(BN(z))) and the
+    readout holds 2^k × the ANN's logits. Integer mode rounds θ⁺₀ and δ to integers (× int_scale·gain), so
+    θ⁺ + m·δ is off by ≤ (1 + m)/2 integer units: a neuron whose 2^k·y lies within (1 + m)/(2·δ_int) of a
+    rounding tie may settle one level away (and that propagates); anything else is exact. T must exceed the
+    largest level (~110 here for k = 1; necessary, not sufficient — deeper layers settle later): read earlier,
+    the SNN's counts are capped by the steps it has had, and it is not yet the ANN.
+    """
+    import copy
+
+    from snnx.neurons import Neuron
+
+    (x, _), _ = digits
+    model = _vgg_allint_with_odd_bn_stats(x, k=k, pool="avg")
+    images = x[300:316].double()
+    pre, levels = {}, {}
+
+    def record(name, i, o):
+        pre[name], levels[name] = i[0], o * 2 ** k
+
+    handles = [m.register_forward_hook(lambda m, i, o, n=name: record(n, i, o))
+               for name, m in model.named_modules() if isinstance(m, Quant)]
+    with torch.no_grad():
+        ann = model(images)
+    for h in handles:
+        h.remove()
+    with torch.no_grad():
+        batch_stats = copy.deepcopy(model).train()(images)
+    assert float((batch_stats - ann).abs().max()) > 1.0  # the running stats matter
+    assert max(int(v.max()) for v in levels.values()) < T  # every level is reachable within T
+    for integer in (False, True):
+        snn, _ = convert_allint(model, convert={"integer": integer})
+        neurons = {name: m for name, m in snn.named_modules() if isinstance(m, Neuron)}
+        counts: dict[str, torch.Tensor] = {}
+
+        def count(m, _i, o, name):
+            counts[name] = counts.get(name, 0) + o.view(m.time_steps, -1, *o.shape[1:]).double().sum(0)
+
+        for name, m in neurons.items():
+            m.register_forward_hook(lambda m, i, o, n=name: count(m, i, o, n))
+        _, logits = simulate(snn, images, torch.zeros(len(images), dtype=torch.long), T, chunk=16,
+                             dtype=torch.float64)
+        assert list(counts) == list(levels)
+        if not integer:
+            for name, level in levels.items():
+                assert torch.equal(counts[name], level), name
+            torch.testing.assert_close(logits[-1], 2 ** k * ann, rtol=1e-9, atol=1e-9)
+            continue
+        wrong = {name: counts[name] != level for name, level in levels.items()}
+        first = next((name for name in levels if wrong[name].any()), None)
+        if first is not None:  # its inputs are exact: only rounding ties may flip
+            bad = wrong[first]
+            channel = bad.nonzero()[:, 1]
+            delta = neurons[first].delta[channel].double()
+            m = torch.maximum(levels[first][bad], counts[first][bad]) + 1
+            y = pre[first][bad] * 2 ** k
+            tie = torch.floor(y) + 0.5
+            assert bool(((y - tie).abs() <= (1 + m) / (2 * delta)).all()), first
+        hidden = sum(int(w.sum()) for w in wrong.values()) / sum(w.numel() for w in wrong.values())
+        assert hidden < 0.01
+        assert torch.equal(logits[-1].argmax(-1), ann.argmax(-1))
+
+
+def test_layer_diagnostics_read_signed_spike_counts_as_levels(digits):
+    """layers.csv for allint: a net spike count stands for count·2^−k of activation (not a rate), so once the
+    SNN equals its ANN (float mode, large T) every layer's error vs the ANN is zero."""
+    from snnx.sim import Simulator
+
+    (x, _), _ = digits
+    model = _vgg_allint_with_odd_bn_stats(x, k=0, pool="avg")
+    images = x[300:316].double()
+    snn, _ = convert_allint(model, convert={"integer": False})
+    sim = Simulator(snn, device=torch.device("cpu"), chunk=16, dtype=torch.float64)
+    result = sim.run([(images, torch.zeros(len(images), dtype=torch.long))], [4, 48], ann=model,
+                     record_layers=True)
+    late = [r for r in result.layer_rows if r["T"] == 48]
+    assert late and all(r["ann_error"] < 1e-9 for r in late), late
+    assert any(r["ann_error"] > 0.01 for r in result.layer_rows if r["T"] == 4)  # not settled at T = 4

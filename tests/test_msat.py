@@ -16,6 +16,8 @@ from snnx.errors import ConfigError
 from snnx.neurons import IFNeuron, MSATNeuron
 from snnx.sim import Simulator
 
+from conftest import run_folded
+
 CPU = torch.device("cpu")
 PARAMS = dict(alpha=0.3, k_a=0.8, k_i=1.5, C=5.0, tau_mp=0.5, tau_rd=0.7, v_t=-1.0)
 
@@ -55,17 +57,6 @@ def run_steps(neuron, xs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor
         outs.append(neuron(xs[t]))
         thetas.append(getattr(neuron, "theta_t", None))
     return torch.stack(outs), thetas
-
-
-def run_folded(neuron, xs: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Time folded into the batch, ``chunk`` steps per forward."""
-    neuron.reset_state()
-    outs = []
-    for start in range(0, xs.shape[0], chunk):
-        part = xs[start:start + chunk]
-        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
-        outs.append(neuron(part.flatten(0, 1)).view(part.shape))
-    return torch.cat(outs)
 
 
 def readout_of(snn) -> nn.Module:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnx.models.layers import ActFactory, ConvBNAct, mlp_head, pool2d, scaled
+from snnx.models.layers import ActFactory, conv_stack, mlp_head, pool2d, scaled
 from snnx.models.registry import register_model
 
 # Conv channels, "P" = 2×2 pooling.
@@ -24,18 +24,9 @@ class CIFARNet(nn.Module):
                  act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
                  dropout: float):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels, side = in_channels, image_size
-        for item in _CFG:
-            if item == "P":
-                layers.append(pool2d(pool, 2))
-                side //= 2
-            else:
-                out = scaled(item, width)
-                layers.append(ConvBNAct(channels, out, 3, padding=1, batch_norm=batch_norm,
-                                        act_factory=act_factory))
-                channels = out
-        self.features = nn.Sequential(*layers)
+        self.features, channels, side = conv_stack(_CFG, in_channels=in_channels, image_size=image_size, width=width,
+                                                   batch_norm=batch_norm, act_factory=act_factory,
+                                                   pool_layer=lambda _channels: pool2d(pool, 2))
         self.classifier = mlp_head(channels * side * side, [scaled(h, width) for h in _HIDDEN],
                                    num_classes, act_factory=act_factory, dropout=dropout)
 

@@ -7,7 +7,7 @@ activation factory are never re-initialised by a sweep over the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from torch import nn
 
@@ -60,6 +60,27 @@ class ConvBNAct(nn.Sequential):
         if batch_norm:
             self.bn = batch_norm2d(out_ch)
         self.act = act_factory(out_ch)
+
+
+def conv_stack(cfg: Sequence[int | str], *, in_channels: int, image_size: int, width: float, batch_norm: bool,
+               act_factory: ActFactory, pool_layer: Callable[[int], nn.Module]) -> tuple[nn.Sequential, int, int]:
+    """The VGG-style feature stack: ``(features, channels, side)`` for a config of conv widths and "P"s.
+
+    An int is a 3×3 (padding 1) :class:`ConvBNAct` with ``scaled(item, width)`` output channels; "P" is
+    ``pool_layer(channels)`` (a 2×2, stride-2 downsampling) and halves the side (floor). Modules are numbered
+    in ``cfg`` order (``features.<i>``), so checkpoints keep their keys.
+    """
+    layers: list[nn.Module] = []
+    channels, side = in_channels, image_size
+    for item in cfg:
+        if item == "P":
+            layers.append(pool_layer(channels))
+            side //= 2
+        else:
+            out = scaled(item, width)
+            layers.append(ConvBNAct(channels, out, 3, padding=1, batch_norm=batch_norm, act_factory=act_factory))
+            channels = out
+    return nn.Sequential(*layers), channels, side
 
 
 def pool2d(pool: str, kernel_size: int, stride: int | None = None,

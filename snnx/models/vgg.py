@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnx.models.layers import ActFactory, ConvBNAct, mlp_head, pool2d, scaled
+from snnx.models.layers import ActFactory, conv_stack, mlp_head, pool2d, scaled
 from snnx.models.registry import register_model
 
 _CFGS: dict[str, tuple] = {
@@ -37,18 +37,9 @@ class VGG(nn.Module):
                  act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
                  dropout: float):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels, side = in_channels, image_size
-        for item in cfg:
-            if item == "P":
-                layers.append(pool2d(pool, 2))
-                side //= 2
-            else:
-                out = scaled(item, width)
-                layers.append(ConvBNAct(channels, out, 3, padding=1, batch_norm=batch_norm,
-                                        act_factory=act_factory))
-                channels = out
-        self.features = nn.Sequential(*layers)
+        self.features, channels, side = conv_stack(cfg, in_channels=in_channels, image_size=image_size, width=width,
+                                                   batch_norm=batch_norm, act_factory=act_factory,
+                                                   pool_layer=lambda _channels: pool2d(pool, 2))
         if side > _MAX_SIDE:
             self.avgpool = nn.AdaptiveAvgPool2d(_MAX_SIDE)
             side = _MAX_SIDE

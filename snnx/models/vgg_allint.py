@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from snnx.models.layers import ActFactory, ConvBNAct, mlp_head, pool2d, scaled
+from snnx.models.layers import ActFactory, ConvBNAct, conv_stack, mlp_head, pool2d, scaled
 from snnx.models.registry import register_model
 
 _CFG = (96, 256, "P", 384, "P", 384, 256, "P", 1024)
@@ -24,22 +24,14 @@ class VGGAllInt(nn.Module):
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
                  width: float, batch_norm: bool, pool: str, dropout: float):
         super().__init__()
-        layers: list[nn.Module] = []
-        channels, side = in_channels, image_size
-        for item in _CFG:
-            if item == "P":
-                if pool == "conv":
-                    layers.append(ConvBNAct(channels, channels, 2, stride=2, batch_norm=batch_norm,
-                                            act_factory=act_factory))
-                else:
-                    layers.append(pool2d(pool, 2))
-                side //= 2
-            else:
-                out = scaled(item, width)
-                layers.append(ConvBNAct(channels, out, 3, padding=1, batch_norm=batch_norm,
-                                        act_factory=act_factory))
-                channels = out
-        self.features = nn.Sequential(*layers)
+        def pool_layer(channels: int) -> nn.Module:
+            if pool == "conv":
+                return ConvBNAct(channels, channels, 2, stride=2, batch_norm=batch_norm, act_factory=act_factory)
+            return pool2d(pool, 2)
+
+        self.features, channels, side = conv_stack(_CFG, in_channels=in_channels, image_size=image_size, width=width,
+                                                   batch_norm=batch_norm, act_factory=act_factory,
+                                                   pool_layer=pool_layer)
         self.classifier = mlp_head(channels * side * side, [scaled(_HIDDEN, width)], num_classes,
                                    act_factory=act_factory, dropout=dropout)
 

@@ -399,10 +399,11 @@ class LayerProbe:
         from snnx.neurons import broadcast_channels
 
         theta = broadcast_channels(module.threshold, self.in_sum)
-        # Signed all-integer neurons emit ±1 standing for `unit` (2^−k) of activation.
         z_bar = self.in_sum / T
-        phi = self.out_sum * getattr(module, "unit", 1.0) / T
         rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
+        # θ·s neurons code the activation as a rate (Σ out / T); the signed all-integer neurons as a
+        # count: each net ±1 spike stands for `unit` (2^−k) of activation, whatever T is.
+        phi = self.out_sum / T if rate_coded else self.out_sum * module.unit
         inside = (z_bar > 0) & (z_bar <= theta)
         silent = self.ann_pre <= 0
         spiked = self.out_sum > 0 if self.nonnegative else self.spiked

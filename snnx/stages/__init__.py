@@ -30,6 +30,20 @@ def run_dir(cfg: DictConfig) -> Path:
         return path
 
 
+def prepare_snn(config: dict, upstream: dict | None, device) -> tuple:
+    """``(ann, stats, snn, method)``: the upstream stage's ANN and statistics when it passed them on, else the
+    cached (or newly trained / calibrated) ones; stats is None for methods that need none."""
+    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
+
+    ann = upstream["ann"] if upstream else ensure_ann(config, device)
+    stats = None
+    if needs_stats(config):
+        stats = upstream.get("stats") if upstream else None
+        stats = stats if stats is not None else ensure_stats(config, ann, device)
+    snn, method = build_snn(config, ann, stats)
+    return ann, stats, snn, method
+
+
 def run_stage(cfg: DictConfig) -> dict:
     from snnx.stages import calibrate, convert, doctor, run, simulate, table, train
 

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from snnx.artifacts import atomic_save, write_csv
 from snnx.console import log
 from snnx.neurons import Neuron
-from snnx.stages import plain_config, run_dir
+from snnx.stages import plain_config, prepare_snn, run_dir
 from snnx.trainer import resolve_device
 
 
@@ -25,15 +25,8 @@ def neuron_table(snn):
 
 
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
-    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
-
     config = plain_config(cfg)
-    device = resolve_device(config["device"])
-    ann = upstream["ann"] if upstream else ensure_ann(config, device)
-    stats = None
-    if needs_stats(config):
-        stats = upstream["stats"] if upstream and upstream.get("stats") is not None else ensure_stats(config, ann, device)
-    snn, method = build_snn(config, ann, stats)
+    ann, stats, snn, method = prepare_snn(config, upstream, resolve_device(config["device"]))
     out = run_dir(cfg)
     table = neuron_table(snn)
     write_csv(table, out / "neurons.csv")

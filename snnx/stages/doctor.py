@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from snnx import doctor
 from snnx.artifacts import write_csv
 from snnx.console import console, log
-from snnx.stages import plain_config, run_dir
+from snnx.stages import plain_config, prepare_snn, run_dir
 from snnx.trainer import resolve_device
 
 # At most this many test images (one batch of sim.batch_size, capped): the doctor stays quick.
@@ -131,16 +131,10 @@ def _dtype(config: Mapping) -> torch.dtype:
 # -- the stage --------------------------------------------------------------------------
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     from snnx.data import dataset_info
-    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
 
     config = plain_config(cfg)
     device = resolve_device(config["device"])
-    ann = upstream["ann"] if upstream else ensure_ann(config, device)
-    stats = None
-    if needs_stats(config):
-        stats = upstream.get("stats") if upstream else None
-        stats = stats if stats is not None else ensure_stats(config, ann, device)
-    snn, method = build_snn(config, ann, stats)
+    ann, stats, snn, method = prepare_snn(config, upstream, device)
     images, labels = _test_batch(config, min(config["sim"]["batch_size"], MAX_IMAGES))
     out = run_dir(cfg)
     log(f"doctor: {method}, {len(images)} test images, T up to {max(config['sim']['T'])}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Iterator
 import numpy as np
 import pandas as pd
 
@@ -222,18 +223,36 @@ def _setting_texts(identities: list[str]) -> dict[str, str]:
     return texts
 
 
-def snnx_rows(labelled: pd.DataFrame, layout: Layout, columns: list[Column]) -> list[Row]:
-    if labelled.empty:
-        return []
-    frame = labelled.copy()
+def _latest_replicates(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame`` (modified) with ``seed``/``_seed``/spec-setting columns filled in and one row per setting, seed
+    and ``keys``: a re-run of the same thing replaces the older one (newest ``created`` kept)."""
     frame["seed"] = frame["seed"] if "seed" in frame.columns else 0
     frame["_seed"] = frame["seed"].map(norm).fillna("")
     if SPEC_SETTING not in frame.columns:
         frame[SPEC_SETTING] = ""
     if "created" in frame.columns:
         frame = frame.sort_values("created", kind="stable")
+    return frame.drop_duplicates(subset=[IDENTITY_KEY, "_seed", *keys], keep="last")
+
+
+def _settings(frame: pd.DataFrame, group_keys: list[str], *, sort: bool) -> Iterator[tuple[dict, str, pd.DataFrame, list[str]]]:
+    """(row keys, setting text, the setting's rows, their config hashes) per row group × spec setting × setting."""
+    for keyvals, group in frame.groupby(group_keys, dropna=False, sort=sort):
+        keyvals = keyvals if isinstance(keyvals, tuple) else (keyvals,)
+        base = {k: ("" if norm(v) is None else norm(v)) for k, v in zip(group_keys, keyvals)}
+        for spec_setting, sub in group.groupby(SPEC_SETTING, sort=True):
+            settings = _setting_texts(list(dict.fromkeys(sub[IDENTITY_KEY])))
+            for ident, by_setting in sub.groupby(IDENTITY_KEY, sort=False):
+                setting = ", ".join(x for x in (spec_setting, settings[ident]) if x)
+                hashes = sorted(set(by_setting["config_hash"].astype(str))) if "config_hash" in by_setting else []
+                yield base, setting, by_setting, hashes
+
+
+def snnx_rows(labelled: pd.DataFrame, layout: Layout, columns: list[Column]) -> list[Row]:
+    if labelled.empty:
+        return []
     # One value per setting, seed and T: a re-run of the same thing replaces the older one.
-    frame = frame.drop_duplicates(subset=[IDENTITY_KEY, "_seed", "T"], keep="last")
+    frame = _latest_replicates(labelled.copy(), ["T"])
     group_keys = [k for k in layout.rows if k != "T"]
     for key in group_keys:
         if key not in frame.columns:
@@ -241,28 +260,21 @@ def snnx_rows(labelled: pd.DataFrame, layout: Layout, columns: list[Column]) -> 
                               fix="Use results.csv columns (dataset, model, act, L, convert, …), dotted config keys, "
                                   f"or '{LABEL_KEY}' for the layout's row labels.")
     rows: list[Row] = []
-    for keyvals, group in frame.groupby(group_keys, dropna=False, sort=False):
-        keyvals = keyvals if isinstance(keyvals, tuple) else (keyvals,)
-        base = {k: ("" if norm(v) is None else norm(v)) for k, v in zip(group_keys, keyvals)}
-        for spec_setting, sub in group.groupby(SPEC_SETTING, sort=True):
-            settings = _setting_texts(list(dict.fromkeys(sub[IDENTITY_KEY])))
-            for ident, by_setting in sub.groupby(IDENTITY_KEY, sort=False):
-                setting = ", ".join(x for x in (spec_setting, settings[ident]) if x)
-                per_seed = [_replicate_values(rep, layout, columns) for _, rep in by_setting.groupby("_seed", sort=True)]
-                hashes = sorted(set(by_setting["config_hash"].astype(str))) if "config_hash" in by_setting else []
-                if layout.layout == "long":
-                    steps = list(dict.fromkeys(t for vals in per_seed for t in vals))
-                    for t in steps:
-                        at_t = [vals[t] for vals in per_seed if t in vals]
-                        cells = _aggregate(at_t, columns, len(at_t), layout.value)
-                        if cells:
-                            rows.append(Row(keys={**base, "T": t}, source="snnx", setting=setting, cells=cells,
-                                            n=len(at_t), hashes=hashes))
-                else:
-                    cells = _aggregate(per_seed, columns, len(per_seed), layout.value)
-                    if cells:
-                        rows.append(Row(keys=dict(base), source="snnx", setting=setting, cells=cells,
-                                        n=len(per_seed), hashes=hashes))
+    for base, setting, by_setting, hashes in _settings(frame, group_keys, sort=False):
+        per_seed = [_replicate_values(rep, layout, columns) for _, rep in by_setting.groupby("_seed", sort=True)]
+        if layout.layout == "long":
+            steps = list(dict.fromkeys(t for vals in per_seed for t in vals))
+            for t in steps:
+                at_t = [vals[t] for vals in per_seed if t in vals]
+                cells = _aggregate(at_t, columns, len(at_t), layout.value)
+                if cells:
+                    rows.append(Row(keys={**base, "T": t}, source="snnx", setting=setting, cells=cells,
+                                    n=len(at_t), hashes=hashes))
+        else:
+            cells = _aggregate(per_seed, columns, len(per_seed), layout.value)
+            if cells:
+                rows.append(Row(keys=dict(base), source="snnx", setting=setting, cells=cells,
+                                n=len(per_seed), hashes=hashes))
     return rows
 
 
@@ -477,34 +489,20 @@ def build_layer_table(layout: Layout, results: pd.DataFrame, read_layers) -> Tab
         frames.append(layers)
     if not frames:
         return TableResult(layout, pd.DataFrame(), [], [], layout.title, notes)
-    data = pd.concat(frames, ignore_index=True)
-    data["seed"] = data["seed"] if "seed" in data.columns else 0
-    data["_seed"] = data["seed"].map(norm).fillna("")
-    if SPEC_SETTING not in data.columns:
-        data[SPEC_SETTING] = ""
-    if "created" in data.columns:
-        data = data.sort_values("created", kind="stable")
-    data = data.drop_duplicates(subset=[IDENTITY_KEY, "_seed", "T", "layer"], keep="last")
+    data = _latest_replicates(pd.concat(frames, ignore_index=True), ["T", "layer"])
     specs = layout.T or [TSpec.parse(int(t)) for t in sorted(data["T"].unique())]
     columns = [Column(s.label, "T", s) for s in specs]
     group_keys = [k for k in layout.rows if k not in ("T", "layer")]
     rows: list[Row] = []
-    for keyvals, group in data.groupby(group_keys, dropna=False, sort=True):
-        keyvals = keyvals if isinstance(keyvals, tuple) else (keyvals,)
-        base = {k: ("" if norm(v) is None else norm(v)) for k, v in zip(group_keys, keyvals)}
-        for spec_setting, sub in group.groupby(SPEC_SETTING, sort=True):
-            settings = _setting_texts(list(dict.fromkeys(sub[IDENTITY_KEY])))
-            for ident, by_setting in sub.groupby(IDENTITY_KEY, sort=False):
-                setting = ", ".join(x for x in (spec_setting, settings[ident]) if x)
-                hashes = sorted(set(by_setting["config_hash"].astype(str))) if "config_hash" in by_setting else []
-                n_seeds = by_setting["_seed"].nunique()
-                for (index, layer), by_layer in by_setting.groupby(["_layer_index", "layer"], sort=True):
-                    per_seed = [{c.label: _tspec_value(rep, c.spec, metric) for c in columns}
-                                for _, rep in by_layer.groupby("_seed")]
-                    cells = _aggregate(per_seed, [Column(c.label, metric, c.spec) for c in columns], n_seeds)
-                    if cells:
-                        rows.append(Row(keys={**base, "layer": layer}, source="snnx", setting=setting, cells=cells,
-                                        n=n_seeds, hashes=hashes, order=(int(index),)))
+    for base, setting, by_setting, hashes in _settings(data, group_keys, sort=True):
+        n_seeds = by_setting["_seed"].nunique()
+        for (index, layer), by_layer in by_setting.groupby(["_layer_index", "layer"], sort=True):
+            per_seed = [{c.label: _tspec_value(rep, c.spec, metric) for c in columns}
+                        for _, rep in by_layer.groupby("_seed")]
+            cells = _aggregate(per_seed, [Column(c.label, metric, c.spec) for c in columns], n_seeds)
+            if cells:
+                rows.append(Row(keys={**base, "layer": layer}, source="snnx", setting=setting, cells=cells,
+                                n=n_seeds, hashes=hashes, order=(int(index),)))
     frame_layout = Layout(**{**layout.__dict__, "rows": [*group_keys, "layer"], "layout": "wide"})
     what = {"sin_ratio": "SIN ratio"}.get(metric, metric.replace("_", " "))
     title = layout.title if what.lower() in layout.title.lower() else f"{layout.title} — {what} per layer"
