@@ -3,6 +3,7 @@
 
     python scripts/bench_sim.py --quick        # < 3 min on 2 cores (make bench)
     python scripts/bench_sim.py                # full mode: more repeats, wider nets
+    python scripts/bench_sim.py --quick --only train   # the train_ratio section alone
 
 Prints every measurement with its details, then, as its last line::
 
@@ -22,7 +23,9 @@ Prints every measurement with its details, then, as its last line::
   default single-step mode) simulating the same ReLU ANN / snnx simulating
   it (max-norm conversion), T = 32. ``nan`` when spikingjelly is absent.
 * train_ratio: one CS-QCFS training epoch / one ReLU epoch, LeNet on
-  mnist5k, same initial weights, same batches (a minimal SGD loop).
+  mnist5k, same initial weights, same batches (a minimal SGD loop); both
+  eager. The same epochs under torch.compile (train.compile=true) are
+  printed beside it, for information.
 
 Times are wall-clock. The compared callables run in rounds (one of each
 per round, the order rotating, after one warm-up round); a ratio is the
@@ -372,13 +375,14 @@ def bench_train(repeats: int, limit: int | None) -> float:
     csqcfs = make("csqcfs")
     csqcfs.load_state_dict(relu.state_dict(), strict=False)  # same conv/linear/BN weights
 
-    def epoch(initial, n=len(images)):
+    def epoch(initial, n=len(images), compiled=False):
         def run():
             model = copy.deepcopy(initial).train()
+            net = torch.compile(model) if compiled else model  # as train.compile=true does
             opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
             loss_fn = nn.CrossEntropyLoss()
             for i in range(0, n, 64):
-                loss = loss_fn(model(images[i:i + 64]), labels[i:i + 64])
+                loss = loss_fn(net(images[i:i + 64]), labels[i:i + 64])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -391,6 +395,20 @@ def bench_train(repeats: int, limit: int | None) -> float:
     for k, v in times.items():
         log(f"  {k:7s} {stat(v)}")
     log(f"  ratio csqcfs / relu {ratios(times, 'csqcfs', 'relu')}")
+    # train.compile=true (informational; the headline ratio is eager vs eager). Compiled in the warm-up round.
+    try:
+        began = time.perf_counter()
+        ctimes = interleaved({"relu": epoch(relu), "relu_compiled": epoch(relu, compiled=True),
+                              "csqcfs_compiled": epoch(csqcfs, compiled=True)}, repeats)
+    except Exception as err:  # no C++ compiler, unsupported platform, ...
+        log(f"  train.compile: torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+    else:
+        log(f"  train.compile=true (torch.compile of the training forward; warm-up round with compilation "
+            f"included {time.perf_counter() - began - sum(map(sum, ctimes.values())):.0f}s):")
+        for k in ("relu_compiled", "csqcfs_compiled"):
+            log(f"  {k:15s} {stat(ctimes[k])}")
+        log(f"  ratio csqcfs compiled / relu compiled {ratios(ctimes, 'csqcfs_compiled', 'relu_compiled')}")
+        log(f"  ratio csqcfs compiled / relu eager {ratios(ctimes, 'csqcfs_compiled', 'relu')}")
     # Where the difference goes: the activation's own forward and backward (torch.profiler, 10 batches).
     from torch.profiler import ProfilerActivity, profile
 
@@ -411,6 +429,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller nets (< 3 min on 2 cores)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
+    parser.add_argument("--only", choices=("train",), default=None,
+                        help="run one section only (its ratio; the others print nan)")
     parser.add_argument("--mem-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--net", default="vgg11", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=float, default=0.25, help=argparse.SUPPRESS)
@@ -432,6 +452,11 @@ def main() -> None:
     quick = args.quick
     reps = 5 if quick else 9
     resnet_width = 0.5 if quick else 1.0
+    if args.only == "train":
+        train = bench_train(3 if quick else 5, 2000 if quick else None)
+        log(f"total {time.perf_counter() - began:.0f}s")
+        log(f"dense_ratio=nan sweep_ratio=nan mem_ratio=nan sj_ratio=nan train_ratio={train:.3f}")
+        return
     dense_vgg = bench_dense("vgg11", 0.25, reps, extras=True)
     dense_resnet = bench_dense("resnet20", resnet_width, reps, extras=not quick)
     if not quick:

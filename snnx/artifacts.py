@@ -24,6 +24,8 @@ from snnx.errors import CheckpointError
 
 # Dataset keys that say where files are or how they are read, not what is learnt.
 _DATASET_KEYS_NOT_HASHED = ("root", "download", "num_workers", "limit_test")
+# Train keys that say how training runs (processes, compiler), not what it learns.
+_TRAIN_KEYS_NOT_HASHED = ("distributed", "compile")
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -34,7 +36,7 @@ def stable_hash(payload: Any, length: int = 16) -> str:
 def ann_key_payload(config: Mapping[str, Any]) -> dict:
     """The part of a resolved config that determines the trained ANN."""
     dataset = {k: v for k, v in config["dataset"].items() if k not in _DATASET_KEYS_NOT_HASHED}
-    train = {k: v for k, v in config["train"].items() if k not in ("distributed",)}
+    train = {k: v for k, v in config["train"].items() if k not in _TRAIN_KEYS_NOT_HASHED}
     return {
         "dataset": dataset,
         "model": dict(config["model"]),

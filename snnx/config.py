@@ -70,6 +70,9 @@ class TrainConfig:
     finetune_lr_scale: float = 0.1
     weight_quant: str = "none"  # none | ternary (all-integer SNN)
     distributed: bool = False
+    # Training forward (and its backward) through torch.compile; evaluation and checkpoints use the
+    # plain module. Not part of the ANN cache key (like distributed): it changes speed, not what is learnt.
+    compile: bool = False
 
 
 @dataclass

@@ -62,7 +62,7 @@ COLUMNS = ["T", "layer", "finding", "value", "severity", "message", "suggestion"
 # Config keys that do not change the recipe: where files go, how fast it runs, which T are read.
 IGNORED_KEYS = ("stage", "seed", "device", "debug", "ckpt", "paths", "table", "hydra", "dataset.root",
                 "dataset.download", "dataset.num_workers", "sim.T", "sim.chunk", "sim.batch_size", "sim.compile",
-                "sim.record_layers", "sim.dtype", "train.distributed", "objective")
+                "sim.record_layers", "sim.dtype", "train.distributed", "train.compile", "objective")
 
 SUGGEST = {
     "dead": "raise T, start at v0 = θ/2 (convert.v_init=0.5), or lower θ (convert=pnorm)",

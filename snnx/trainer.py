@@ -174,6 +174,11 @@ def train_epochs(
 
         net = wrap(model, device, ctx, find_unused=before_epoch is not None)
         sampler = train_loader.batch_sampler
+    if train.get("compile", False):
+        # Training steps only: evaluation, the NaN check and the checkpoints use `model` itself,
+        # so state_dict keys carry no `_orig_mod.` prefix. The first batches include compile time.
+        net = torch.compile(net)
+        log(f"{stage_name}: train.compile=true, training forward and backward through torch.compile")
 
     for epoch in range(start_epoch, epochs):
         if before_epoch is not None:

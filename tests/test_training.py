@@ -157,3 +157,32 @@ def test_two_stage_sigkill_in_each_stage_then_rerun_matches_an_uninterrupted_run
         assert not list(mine.glob(".*.tmp"))
     metrics = torch.load(two / "model.pt", weights_only=True)["metrics"]
     assert metrics["stage1_key"] == keys["stage1"]
+
+
+def test_train_compile_is_not_part_of_the_ann_cache_key():
+    from snnx.artifacts import ann_key
+
+    keys = {flag: ann_key(plain_config(validate(compose("train", [*TINY, "act=csqcfs", f"train.compile={flag}"]),
+                                                check_paths=False, note=None)))
+            for flag in ("false", "true")}
+    assert keys["false"] == keys["true"]
+
+
+# torch.compile of a CS-QCFS LeNet from a cold inductor cache: about 30 s on the shared 2 cores.
+@pytest.mark.slow
+def test_train_compile_trains_like_eager_and_saves_plain_state_dict_keys(tmp_path):
+    runs = {}
+    for flag in ("false", "true"):
+        root = tmp_path / flag
+        cfg = validate(compose("train", [*TINY, "act=csqcfs", f"train.compile={flag}", f"paths.root={root}"]),
+                       note=None)
+        ensure_ann(plain_config(cfg), torch.device("cpu"))
+        (directory,) = cache_dirs(root)
+        runs[flag] = (directory, pd.read_csv(directory / "train.csv"), _state(directory / "model.pt"))
+    (eager_dir, eager_log, eager_sd), (comp_dir, comp_log, comp_sd) = runs["false"], runs["true"]
+    assert comp_dir.name == eager_dir.name  # same cache key
+    assert comp_sd.keys() == eager_sd.keys()  # the module's own state_dict, no `_orig_mod.` prefix
+    for name in eager_sd:
+        assert torch.allclose(comp_sd[name].double(), eager_sd[name].double(), rtol=1e-3, atol=1e-4), name
+    for col in ("train_loss", "test_loss"):
+        assert comp_log[col].tolist() == pytest.approx(eager_log[col].tolist(), rel=1e-3)

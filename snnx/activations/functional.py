@@ -34,12 +34,14 @@ class _QuantisedClipFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, lam, L: int, phi: float, clip_after: bool):  # type: ignore[override]
-        ratio = x / lam
+        # The same operations, in the same order, as the formulas above; in place on
+        # the one fresh tensor (each new full-size tensor costs page faults on CPU).
+        r = torch.div(x, lam)
         if clip_after:
-            level = torch.floor(ratio * L + phi).clamp_(0, L)
+            r.mul_(L).add_(phi).floor_().clamp_(0, L)
         else:
-            level = torch.floor(ratio.clamp(0, 1) * L + phi)
-        y = lam * level / L
+            r.clamp_(0, 1).mul_(L).add_(phi).floor_()
+        y = r.mul_(lam).div_(L)  # λ·level/L (λ·level = level·λ exactly)
         ctx.save_for_backward(x, lam, y)
         return y
 
@@ -47,6 +49,8 @@ class _QuantisedClipFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
         x, lam, y = ctx.saved_tensors
+        if _lean_backward_applies(x, lam, y, grad_y):
+            return _lean_backward(ctx, x, lam, y, grad_y) + (None, None, None)
         grad_x = grad_lam = None
         inside = (x >= 0) & (x <= lam)
         if ctx.needs_input_grad[0]:
@@ -56,6 +60,55 @@ class _QuantisedClipFn(torch.autograd.Function):
             dlam = torch.where(inside, (y - x) / lam, above.to(y.dtype))
             grad_lam = (grad_y * dlam).sum_to_size(lam.shape).to(lam.dtype)
         return grad_x, grad_lam, None, None, None
+
+
+def _lean_backward_applies(x, lam, y, grad_y) -> bool:
+    """Whether :func:`_lean_backward` gives the general backward's bits here.
+
+    Eager on CPU, one floating dtype, λ > 0 (so not NaN), λ no larger than x,
+    and x, y, grad_y in one memory layout (then the product ``grad_y·∂y/∂λ``
+    has the general path's layout, and its sum adds in the same order).
+    Under torch.compile the general form is traced instead: Inductor fuses it,
+    and the data-dependent λ check would break the graph.
+    """
+    return (not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and x.dtype == lam.dtype == y.dtype == grad_y.dtype and x.is_floating_point()
+            and x.shape == y.shape == grad_y.shape and _strides(x) == _strides(y) == _strides(grad_y)
+            and bool((lam > 0).all()))
+
+
+def _strides(t: torch.Tensor) -> tuple:
+    """The strides that define the memory layout (those of dims of size > 1)."""
+    return tuple(st for st, n in zip(t.stride(), t.shape) if n > 1)
+
+
+def _lean_backward(ctx, x, lam, y, grad_y):
+    """The backward of :class:`_QuantisedClipFn` with two full-size temporaries and no ``where``.
+
+    Bit for bit the general backward's result (for λ > 0): the same
+    ``(y − x)/λ``, products and sum; only the selections are done by
+    vectorised blends on a float region code instead of boolean masks
+    (``torch.where``/``masked_fill`` on CPU are an order of magnitude
+    slower, and every full-size temporary costs page faults).
+    """
+    A = torch.ops.aten
+    grad_x = grad_lam = None
+    # Region code k = −2·[x ≥ 0] + 3·[x > λ]: 0 below 0 (or NaN), −2 inside [0, λ], 1 above λ
+    # (λ > 0, so x > λ implies x ≥ 0). The comparisons write 1.0/0.0 straight into float tensors.
+    k = torch.ge(x, 0, out=torch.empty_like(x)).mul_(-2)
+    t = torch.gt(x, lam, out=torch.empty_like(x))
+    k.add_(t, alpha=3)  # small integers: exact
+    if ctx.needs_input_grad[1]:
+        torch.sub(y, x, out=t).div_(lam)
+        # ∂y/∂λ: (y − x)/λ inside (k = −2 ∈ (−3, −1)), +0 elsewhere ...
+        A.hardtanh_backward.grad_input(t, k, -3.0, -1.0, grad_input=t)
+        # ... then 1 above: max(+0, 1) = 1; below max(+0, 0) = +0; inside max((y − x)/λ, −2) keeps
+        # the value, since y ≥ 0 and x ≤ λ there make (y − x)/λ ≥ −1.
+        torch.maximum(t, k, out=t)
+        grad_lam = t.mul_(grad_y).sum_to_size(lam.shape)
+    if ctx.needs_input_grad[0]:
+        grad_x = A.hardtanh_backward.grad_input(grad_y, k, -3.0, -1.0, grad_input=k)  # grad_y inside, +0 elsewhere
+    return grad_x, grad_lam
 
 
 def qcfs(x: torch.Tensor, lam: torch.Tensor, L: int, phi: float = 0.5) -> torch.Tensor:

@@ -27,7 +27,7 @@ IDENTITY_KEY = "_identity"  # what determines the numbers, seed excluded: runs s
 _NOT_IDENTITY_PREFIXES = ("paths.", "hydra.", "table.", "objective.")
 _NOT_IDENTITY_KEYS = {
     "seed", "stage", "device", "debug", "ckpt", "dataset.root", "dataset.download", "dataset.num_workers",
-    "train.distributed", "convert.calib_batch_size", "sim.name", "sim.T", "sim.chunk", "sim.batch_size",
+    "train.distributed", "train.compile", "convert.calib_batch_size", "sim.name", "sim.T", "sim.chunk", "sim.batch_size",
     "sim.record_layers", "sim.compile",
 }
 # Without a saved config, these results.csv columns stand for the identity.
