@@ -163,6 +163,15 @@ def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(BATCH, 3, 32, 32, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
 
 
+def qcfs_setup(name: str, width: float):
+    """(ANN, its QCFS conversion, the conversion's label, images, labels) on the benchmark batch."""
+    x, y = batch()
+    ann = build(name, width)
+    calibrate_qcfs(ann, x)
+    snn, label = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    return ann, snn, label, x, y
+
+
 def ann_forwards(ann: nn.Module, x: torch.Tensor, n: int):
     def run():
         with torch.no_grad():
@@ -177,10 +186,7 @@ def simulate(sim: Simulator, x, y, steps, **kw):
 
 # -- dense_ratio -----------------------------------------------------------------------
 def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
-    x, y = batch()
-    ann = build(name, width)
-    calibrate_qcfs(ann, x)
-    snn, label = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    ann, snn, label, x, y = qcfs_setup(name, width)
     sim = Simulator(copy.deepcopy(snn), device=CPU)
     result = sim.run([(x, y)], [T_DENSE])
     per = result.per_image(T_DENSE)
@@ -214,10 +220,7 @@ def bench_dense(name: str, width: float, repeats: int, extras: bool) -> float:
 
 
 def bench_chunks(name: str, width: float, repeats: int, chunks=(1, 2, 4, 8)) -> None:
-    x, y = batch()
-    ann = build(name, width)
-    calibrate_qcfs(ann, x)
-    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    ann, snn, _, x, y = qcfs_setup(name, width)
     fns = {"ann": ann_forwards(ann, x, T_DENSE)}
     for c in chunks:
         fns[f"chunk={c}"] = simulate(Simulator(copy.deepcopy(snn), device=CPU, chunk=c), x, y, [T_DENSE])
@@ -229,10 +232,7 @@ def bench_chunks(name: str, width: float, repeats: int, chunks=(1, 2, 4, 8)) -> 
 
 # -- sweep_ratio -----------------------------------------------------------------------
 def bench_sweep(name: str, width: float, repeats: int) -> float:
-    x, y = batch()
-    ann = build(name, width)
-    calibrate_qcfs(ann, x)
-    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    ann, snn, _, x, y = qcfs_setup(name, width)
     sim = Simulator(snn, device=CPU)
     sweep = [2 ** i for i in range(7)]
     times = interleaved({"sweep": simulate(sim, x, y, sweep), "T=64": simulate(sim, x, y, [64])}, repeats)
@@ -251,10 +251,7 @@ def _status_kb() -> dict:
 
 def mem_child(T: int, name: str, width: float) -> None:
     """In a fresh process: peak RSS growth (kB) of one simulation to T over the pre-run baseline."""
-    x, y = batch()
-    ann = build(name, width)
-    calibrate_qcfs(ann, x)
-    snn, _ = convert(ann, method="qcfs", stats=None, convert=QCFS_CONVERT)
+    ann, snn, _, x, y = qcfs_setup(name, width)
     sim = Simulator(snn, device=CPU)
     del ann
     import gc

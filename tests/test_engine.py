@@ -553,9 +553,14 @@ class WideNet(nn.Module):
 
 
 @pytest.mark.parametrize("method", ["maxnorm", "shift"])
-def test_compiled_steps_match_the_eager_path_bit_for_bit(method):
+def test_compiled_steps_match_the_eager_path_bit_for_bit(method, monkeypatch):
+    import snnx.neurons.base as neuron_base
     from snnx.calibration import calibrate
     from snnx.neurons.base import COMPILE_MIN_NUMEL
+
+    fused_calls = []
+    real_fused_step = neuron_base.fused_if_step
+    monkeypatch.setattr(neuron_base, "fused_if_step", lambda *a: fused_calls.append(1) or real_fused_step(*a))
 
     torch.manual_seed(0)
     ann = WideNet().eval()
@@ -572,6 +577,10 @@ def test_compiled_steps_match_the_eager_path_bit_for_bit(method):
             results.append(sim.run([(images, labels)], [2, 7], accounting=accounting))
             potentials.append([n.v.clone() for _, n in sim.neurons])
         eager, fused = results
+        # The compiled run took the fused path: 1 warm-up call + 2 layers × the steps simulated (one pass to
+        # T = 7, or, for the T-dependent shift, passes of 2 and 7 steps); the eager run none.
+        assert len(fused_calls) == 1 + 2 * (7 if method == "maxnorm" else 2 + 7)
+        fused_calls.clear()
         assert eager.correct == fused.correct and eager.spikes == fused.spikes and eager.sops == fused.sops
         assert all(torch.equal(a, b) for a, b in zip(*potentials))
         if accounting:
