@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from . import kernels
+
 
 class _QuantisedClipFn(torch.autograd.Function):
     """QCFS-family quantiser with an explicit backward.
@@ -34,6 +36,11 @@ class _QuantisedClipFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, lam, L: int, phi: float, clip_after: bool):  # type: ignore[override]
+        ctx.kernel_plan = how = kernels.plan(x, lam)
+        if how is not None:  # one fused pass on CPU, same bits
+            y = kernels.forward(x, how, L, phi, clip_after)
+            ctx.save_for_backward(x, lam, y)
+            return y
         # The same operations, in the same order, as the formulas above; in place on
         # the one fresh tensor (each new full-size tensor costs page faults on CPU).
         r = torch.div(x, lam)
@@ -49,6 +56,12 @@ class _QuantisedClipFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
         x, lam, y = ctx.saved_tensors
+        how = ctx.kernel_plan
+        fused = None if how is None else kernels.backward(x, lam.shape, how, y, grad_y)
+        if fused is not None:  # one pass on CPU; ∂L/∂λ is summed in another order
+            grad_x, grad_lam = fused
+            needs = ctx.needs_input_grad
+            return (grad_x if needs[0] else None), (grad_lam if needs[1] else None), None, None, None
         if _lean_backward_applies(x, lam, y, grad_y):
             return _lean_backward(ctx, x, lam, y, grad_y) + (None, None, None)
         grad_x = grad_lam = None
