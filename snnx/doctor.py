@@ -78,6 +78,8 @@ SUGGEST = {
     "chance_ann": "train the ANN first (more train.epochs, a working train.lr)",
     "bn": "put the BN right after a conv/linear (not after pooling, an add or in a shortcut) so it folds",
     "preset": "drop the override to follow the preset's recipe",
+    "rate_limit": "expect the SNN at large T near the limit, not the ANN; train with a larger act.L, "
+                  "or read the SNN at T = act.L (exact for QCFS)",
 }
 
 
@@ -117,6 +119,7 @@ class Report:
     accuracy: dict[int, float] = field(default_factory=dict)
     ann_acc: float | None = None
     images: int = 0
+    rate_limit_acc: float | None = None  # the ANN with clip(x, 0, λ) for its quantisers (None: no quantiser)
 
 
 # -- helpers on modules --------------------------------------------------------------
@@ -220,6 +223,56 @@ def ann_activation_stats(ann: nn.Module, names: Sequence[str], images: torch.Ten
                        "mean_abs": float(out.abs().mean()),
                        "positive_fraction": float((out > 0).double().mean())}
     return stats, logits
+
+
+class _ClipAt(nn.Module):
+    """clip(x, 0, θ) with a trained layer / channel threshold: a quantiser's T → ∞ rate limit."""
+
+    def __init__(self, threshold: torch.Tensor):
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.threshold if self.threshold.dim() == 0 else \
+            self.threshold.view(-1, *([1] * (x.dim() - 2)))
+        return torch.minimum(torch.relu(x), theta.to(x.dtype))
+
+
+def rate_limit_accuracy(ann: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Accuracy (%) of ``ann`` with every QCFS-family quantiser replaced by clip(x, 0, λ); None if it has none.
+
+    An IF neuron with θ = λ and v0 = θ/2 fed a constant z for T steps emits
+    λ·floor(z·T/λ + ½)/T (clipped to [0, λ]): the quantiser with T levels
+    instead of L. As T grows that tends to clip(z, 0, λ), so this network is
+    what a QCFS conversion approaches at large T — its accuracy, not the
+    ANN's, is the large-T ceiling (up to the per-layer errors the rows show).
+    """
+    from snnx.activations import CSQCFS, QCFS
+
+    model = copy.deepcopy(ann).eval()
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (QCFS, CSQCFS)):
+                setattr(parent, name, _ClipAt(child.conversion_threshold().to(images.device)))
+                replaced += 1
+    if not replaced:
+        return None
+    with torch.no_grad():
+        return 100.0 * float((model(images).argmax(1) == labels).double().mean())
+
+
+def rate_limit_findings(ann_acc: float | None, limit_acc: float | None, images: int) -> list[Finding]:
+    """A note when the quantiser's clip limit scores clearly below the ANN (≥ 2 images and ≥ 0.5 points)."""
+    if ann_acc is None or limit_acc is None or images <= 0:
+        return []
+    gap = ann_acc - limit_acc
+    if gap < 0.5 or gap * images / 100.0 < 2 - 1e-9:
+        return []
+    return [Finding(None, "", "rate_limit_below_ann", float(limit_acc), "warning",
+                    f"the ANN with its quantisers replaced by clip(x, 0, λ) — what the SNN tends to as T "
+                    f"grows — scores {limit_acc:.1f} % vs the ANN's {ann_acc:.1f} %: this ANN relies on its "
+                    f"L-level quantisation", SUGGEST["rate_limit"])]
 
 
 def add_ann_stats(infos: Mapping[str, LayerInfo], stats: Mapping[str, dict]) -> None:
@@ -565,9 +618,11 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
     rows = [{**row, "active_fraction": active.get(row["layer"], {}).get(int(row["T"]), float("nan"))}
             for row in result.layer_rows]
     accuracy = {T: result.accuracy(T) for T in result.time_steps}
+    limit = rate_limit_accuracy(ann, images, labels) if all(i.rate_coded for i in infos.values()) else None
     findings = diagnose(rows, infos, order=order, accuracy=accuracy, ann_acc=ann_acc, num_classes=num_classes,
-                        batchnorms=batchnorms, departures=departures)
-    return Report(findings, rows, accuracy, ann_acc, int(images.shape[0]))
+                        batchnorms=batchnorms,
+                        departures=[*rate_limit_findings(ann_acc, limit, int(images.shape[0])), *departures])
+    return Report(findings, rows, accuracy, ann_acc, int(images.shape[0]), limit)
 
 
 def frame(findings: Iterable[Finding]):

@@ -337,3 +337,34 @@ def test_simulate_runs_the_doctor_on_its_own_rows(trained, monkeypatch):
     first = result["doctor"][0]
     assert (first.T, first.layer) == (1, "features.0.act") and first.finding in ("dead_layer", "nearly_dead_layer")
     assert set(table["T"].dropna()) == {1}
+
+
+def test_rate_limit_is_the_ann_with_its_quantisers_clipped():
+    """A net that needs its 1-level quantiser (0.6 → 1) fails with clip(x, 0, λ) (0.6 stays 0.6)."""
+    from snnx.activations import QCFS
+
+    net = nn.Sequential(nn.Linear(2, 2, bias=False), QCFS(1, init_threshold=1.0), nn.Linear(2, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+        net[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+        net[2].bias.copy_(torch.tensor([0.0, 0.8]))
+    images = torch.tensor([[0.6, 0.1]] * 10)
+    labels = torch.zeros(10, dtype=torch.long)
+    with torch.no_grad():
+        assert (net(images).argmax(1) == labels).all()
+    assert doctor.rate_limit_accuracy(net, images, labels) == 0.0
+    assert isinstance(net[1], QCFS)  # the ANN itself is untouched
+    [finding] = doctor.rate_limit_findings(100.0, 0.0, 10)
+    assert finding.finding == "rate_limit_below_ann" and finding.T is None and "0.0 %" in finding.message
+    assert doctor.rate_limit_accuracy(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), images, labels) is None
+
+
+@pytest.mark.parametrize("ann_acc,limit,images,expected", [
+    (97.7, 96.9, 1000, True),   # 8 images
+    (97.7, 97.4, 1000, False),  # 0.3 points
+    (100.0, 99.0, 100, False),  # one image only
+    (100.0, 98.0, 100, True),
+    (97.0, None, 1000, False),
+])
+def test_rate_limit_finding_needs_two_images_and_half_a_point(ann_acc, limit, images, expected):
+    assert bool(doctor.rate_limit_findings(ann_acc, limit, images)) == expected

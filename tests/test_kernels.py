@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnx.activations import CSQCFS, QCFS, kernels
+from snnx import kernels
+from snnx.activations import CSQCFS, QCFS
+from snnx.kernels import quantiser
 from snnx.activations.functional import _QuantisedClipFn
 
 pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba not importable")
@@ -44,7 +46,7 @@ def _run(x, lam, L, phi, clip_after, grad):
 
 def _count_calls(monkeypatch):
     calls = []
-    table = kernels._kernels
+    table = quantiser._kernels()
     for name in list(table):
         if name.startswith(("forward_", "backward_")):
             fn = table[name]
@@ -120,3 +122,101 @@ def test_training_step_is_the_same_with_and_without_kernels(monkeypatch):
     assert torch.equal(results[0][0], results[1][0])
     for a, b in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the IF neuron kernel
+def _neuron(kind, dtype):
+    from snnx.neurons import IFNeuron, OffsetCalibratedIFNeuron, ShiftedIFNeuron
+
+    theta = torch.tensor([0.6, 1.0, 1.7, 0.9])
+    made = {
+        "if-layer": lambda: IFNeuron(torch.tensor(0.8), 0.5),
+        "if-channel": lambda: IFNeuron(theta, 0.25),
+        "shifted-if": lambda: ShiftedIFNeuron(theta, 0.0),
+        "cos": lambda: OffsetCalibratedIFNeuron(theta, 0.5, presim=3),
+    }[kind]().to(dtype)
+    if kind == "shifted-if":
+        made.set_horizon(7)
+    return made
+
+
+def _chunks(neuron, x, steps_per_chunk, batch, track):
+    """Outputs, final v and per-chunk spike counts (kernel) or indicators (torch) of a chunked run."""
+    neuron.reset_state()
+    neuron.track_spikes = track
+    outs, counts = [], []
+    for steps, part in steps_per_chunk(x):
+        neuron.time_steps, neuron.batch_size = steps, batch
+        out = neuron(part)
+        outs.append(out.clone())
+        counts.append(neuron.spike_counts.clone() if neuron.spike_counts is not None else
+                      None if neuron.spike_indicator is None else neuron.spike_indicator.clone())
+    return torch.cat(outs), neuron.v.clone(), counts
+
+
+def _channel_sums(indicator, shape):
+    """What the kernel counts, from a 0/1 indicator: spikes per (row, position), channels summed."""
+    if len(shape) == 2:
+        return indicator.sum(1)
+    return indicator.sum(1) if len(shape) == 4 else indicator.sum(1).reshape(indicator.shape[0], -1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["if-layer", "if-channel", "shifted-if", "cos"])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw", "rows", "ncl", "constant"])
+@pytest.mark.parametrize("track", [False, True])
+def test_if_kernel_equals_the_torch_path(monkeypatch, dtype, kind, layout, track):
+    from snnx.kernels import neuron as neuron_kernels
+
+    batch, steps = 3, 9
+    shape = {"rows": (batch, 4), "ncl": (batch, 4, 5)}.get(layout, (batch, 4, 5, 3))
+    g = torch.Generator().manual_seed(2)
+    if layout == "constant":  # direct encoding: one [B, …] current for the whole chunk
+        z = (torch.randn(shape, generator=g, dtype=dtype) * 0.8 + 0.3).contiguous(memory_format=torch.channels_last)
+
+        def chunks(_):
+            return [(4, z), (5, z)]
+    else:
+        x = torch.randn((steps * batch, *shape[1:]), generator=g, dtype=dtype) * 0.8 + 0.3
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def chunks(x):
+            return [(4, x[:4 * batch]), (5, x[4 * batch:])]
+    calls = []
+    fn = neuron_kernels._kernels()
+    for name in list(fn):
+        monkeypatch.setitem(fn, name, lambda *a, _f=fn[name], _n=name: (calls.append(_n), _f(*a))[1])
+    fused = _chunks(_neuron(kind, dtype), None if layout == "constant" else x, chunks, batch, track)
+    assert len(calls) == 2, calls  # both chunks ran in the kernel
+    monkeypatch.setenv("SNNX_NUMBA", "0")
+    plain = _chunks(_neuron(kind, dtype), None if layout == "constant" else x, chunks, batch, track)
+    assert len(calls) == 2
+    assert torch.equal(fused[0], plain[0]) and fused[0].stride() == plain[0].stride()
+    assert torch.equal(fused[1], plain[1])
+    for counts, indicator in zip(fused[2], plain[2]):
+        if not track:
+            assert counts is None and indicator is None
+        else:
+            assert torch.equal(counts, _channel_sums(indicator, shape))
+
+
+def test_simulation_results_are_the_same_with_and_without_the_neuron_kernel(monkeypatch):
+    from snnx.convert import convert
+    from snnx.models import create_model
+    from snnx.activations import make_act_factory
+    from snnx.sim import Simulator
+
+    torch.manual_seed(0)
+    ann = create_model("lenet", in_channels=1, image_size=28, num_classes=10,
+                       act_factory=make_act_factory("qcfs", L=4, init_threshold=2.0)).eval()
+    snn, _ = convert(ann, method="qcfs", stats=None, convert={"name": "qcfs", "v_init": 0.5})
+    images, labels = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SNNX_NUMBA", flag)
+        sim = Simulator(__import__("copy").deepcopy(snn), device=torch.device("cpu"), chunk=3)
+        r = sim.run([(images, labels)], [1, 4, 8])
+        results.append((r.correct, r.spikes, r.sops))
+    assert results[0] == results[1]
+    assert results[0][1][8] > 0

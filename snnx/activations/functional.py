@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from . import kernels
+from snnx.kernels import quantiser as kernels
 
 
 class _QuantisedClipFn(torch.autograd.Function):

@@ -25,6 +25,8 @@ import sys
 import torch
 from torch import nn
 
+from snnx.kernels.neuron import if_chunk
+
 
 def broadcast_channels(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Shape a 0-dim or per-channel [C] tensor to broadcast over [B, C, …]."""
@@ -52,7 +54,8 @@ def _is_shared(buf: torch.Tensor) -> bool:
 
 
 # Plain per-chunk state of every neuron (never parameters, buffers or modules).
-_PLAIN_STATE = frozenset({"v", "t", "time_steps", "batch_size", "track_spikes", "spike_indicator", "compiled"})
+_PLAIN_STATE = frozenset({"v", "t", "time_steps", "batch_size", "track_spikes", "spike_indicator", "spike_counts",
+                          "compiled"})
 
 # sim.compile: one IF step (charge, fire, reset, emit) fused by torch.compile into a single
 # pass over memory instead of four. Measured on the 2-core CPU (scripts/bench_sim.py
@@ -106,6 +109,8 @@ class Neuron(nn.Module):
         self.track_spikes = False  # set by the engine's accounting
         self.compiled = False  # set by the engine for sim.compile (IF family: fused steps)
         self.spike_indicator: torch.Tensor | None = None  # this chunk's spikes as 0/1 (see module doc)
+        # ... or, from the fused kernel, their counts per (step·row, position): channels summed
+        self.spike_counts: torch.Tensor | None = None
 
     def __setattr__(self, name: str, value) -> None:
         # Per-step bookkeeping skips nn.Module's parameter/buffer/submodule checks (hot path).
@@ -119,6 +124,7 @@ class Neuron(nn.Module):
         self.v = None
         self.t = 0
         self.spike_indicator = None
+        self.spike_counts = None
 
     def release_buffers(self) -> None:
         """Drop the reusable output/spike buffers (the engine calls this at the end of a run)."""
@@ -217,9 +223,17 @@ class IFNeuron(Neuron):
         if self.track_spikes and not hasattr(self, "_positive_theta"):
             self._positive_theta = bool((self.threshold > 0).all())
         track = self.track_spikes and self._positive_theta
+        compiled = self.__dict__.get("compiled", False) and v.numel() >= COMPILE_MIN_NUMEL
+        if not compiled:  # the whole chunk in one fused pass (snnx.kernels.neuron), where it applies
+            counts = if_chunk(x_seq, v, self.threshold, bias, out, track)
+            if counts is not False:
+                self.t += steps
+                self.spike_indicator = None
+                self.spike_counts = counts
+                return out_flat
+        self.spike_counts = None
         spikes_flat = self._buffer("_spike_buffer", flat_shape, x_seq, fmt, guard=False) if track else out_flat
         spikes = spikes_flat.view(x_seq.shape)
-        compiled = self.__dict__.get("compiled", False) and v.numel() >= COMPILE_MIN_NUMEL
         for t in range(steps):
             if compiled:
                 fused_if_step(v, x_seq[t], theta, bias, spikes[t] if track else None, out[t])

@@ -293,6 +293,12 @@ class SpikeCounter:
         if self.positive is None:
             return
         span = slice(self.t0, self.t0 + steps)
+        counts = getattr(module, "spike_counts", None)
+        if counts is not None and counts.shape[0] == out.shape[0]:
+            # The fused kernel's spikes per (row, position), channels summed: as the hist below.
+            self.hist, self.hist_t0 = counts, self.t0
+            self.positive[span] += counts.reshape(steps, -1).sum(1, dtype=torch.float64)
+            return
         indicator = getattr(module, "spike_indicator", None)
         if indicator is not None and indicator.shape == out.shape:
             if indicator.dim() == 4 and _cheap_channel_sum(indicator):

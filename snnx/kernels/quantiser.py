@@ -1,53 +1,29 @@
-"""Fused CPU kernels (numba) for the QCFS-family quantiser's forward and backward.
+"""The QCFS-family quantiser's forward and backward, one pass each (numba; see :mod:`snnx.kernels`).
 
 Eager torch spends one memory pass per elementwise op; the quantiser's forward is
 seven of them and its backward about ten, against one each for ReLU — on a
 small CPU net that made a CS-QCFS training epoch ~1.2× a ReLU one (bench_sim's
-train_ratio). These kernels do each direction in one pass, parallel over the
-batch:
+train_ratio). Here each direction is one pass, parallel over the batch:
 
 - forward: the same operations in the same order and dtype as the torch
-  forward in :mod:`.functional`, so ``y`` is bit for bit the same (the tests
-  check it on step boundaries);
+  forward in :mod:`snnx.activations.functional`, so ``y`` is bit for bit the
+  same (the tests check it on step boundaries);
 - backward: ∂L/∂x is bit for bit the same (a mask on ``x`` against λ); ∂L/∂λ
   is the same sum added in a different order (per image, then over the
   batch), so it may differ in the last bits.
 
-Used when numba imports, the tensor is a float32/float64 CPU tensor in NCHW
-(or channels_last) or [B, C] layout, λ is a scalar or one value per channel,
-and torch is not tracing/compiling; otherwise the torch code runs. Set
-``SNNX_NUMBA=0`` to force the torch code (the benchmark measures both).
-numba compiles each kernel on first use (a few seconds) and caches the
-machine code next to this file (or numba's user cache directory).
+Taken when the tensor is in NCHW (or channels_last) or [B, C] layout and λ is
+a scalar or one value per channel (:func:`plan`); otherwise the torch code runs.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-_kernels = None  # the jitted functions, or False once numba proved unusable
-_threads = None
-
-
-def enabled() -> bool:
-    """Whether the numba kernels are switched on and importable."""
-    return os.environ.get("SNNX_NUMBA", "1") != "0" and _load() is not False
-
-
-def _load():
-    global _kernels
-    if _kernels is None:
-        try:
-            _kernels = _build()
-        except Exception:  # numba missing or broken: the torch code is the fallback
-            _kernels = False
-    return _kernels
+from snnx import kernels as _common
 
 
 def _build():
-    import numba
     import numpy as np
     from numba import njit, prange
 
@@ -132,7 +108,7 @@ def _build():
                     d = (ys[c] - xv) * inv_th[c]
                     acc[c] += gv * (d if inside else (one if xv > th else zero))
 
-    return {"numba": numba, "np": np, "forward_ncm": forward_ncm, "forward_rc": forward_rc,
+    return {"forward_ncm": forward_ncm, "forward_rc": forward_rc,
             "backward_ncm": backward_ncm, "backward_rc": backward_rc}
 
 
@@ -145,9 +121,7 @@ def plan(x: torch.Tensor, lam: torch.Tensor):
     against ``x`` ``[N, C, …]``. NCHW-contiguous x is read as [N, C, H·W]
     ("ncm"); channels_last as [N·H·W, C] ("rc"); [B, C] as rows ("rc").
     """
-    if (x.device.type != "cpu" or x.dtype not in _DTYPES or lam.dtype != x.dtype or lam.device != x.device
-            or x.dim() == 0 or x.numel() == 0 or torch.compiler.is_compiling() or torch.jit.is_tracing()
-            or not enabled()):
+    if x.dim() == 0 or x.numel() == 0 or not _common.applies(x, lam) or _kernels() is None:
         return None
     cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     if not (cl or x.is_contiguous()):
@@ -164,7 +138,8 @@ def plan(x: torch.Tensor, lam: torch.Tensor):
     return "ncm", cl, (x.shape[0], x.shape[1], -1), channels
 
 
-_DTYPES = (torch.float32, torch.float64)
+def _kernels() -> dict | None:
+    return _common.load(__name__, _build)
 
 
 def _view(t: torch.Tensor, how):
@@ -174,27 +149,13 @@ def _view(t: torch.Tensor, how):
     return t.detach().reshape(how[2]).numpy()
 
 
-def _sync_threads(kernels) -> None:
-    # numba keeps its own thread count: use as many threads as torch does.
-    global _threads
-    want = torch.get_num_threads()
-    if want != _threads:
-        kernels["numba"].set_num_threads(max(1, min(want, kernels["numba"].config.NUMBA_NUM_THREADS)))
-        _threads = want
-
-
-def _scalars(kernels, dtype: torch.dtype, *values: float):
-    t = kernels["np"].float32 if dtype == torch.float32 else kernels["np"].float64
-    return tuple(t(v) for v in values)
-
-
 def forward(x: torch.Tensor, how, L: int, phi: float, clip_after: bool) -> torch.Tensor:
     """The quantiser's forward in one pass (``how`` from :func:`plan`)."""
-    kernels = _kernels
-    _sync_threads(kernels)
+    kernels = _kernels()
+    _common.sync_threads()
     y = torch.empty_like(x)  # x's memory format, so the same view applies
     power_of_two = L & (L - 1) == 0
-    Lt, inv_L, phit, zero, one = _scalars(kernels, x.dtype, L, 1 / L if power_of_two else 0, phi, 0, 1)
+    Lt, inv_L, phit, zero, one = _common.scalars(x.dtype, L, 1 / L if power_of_two else 0, phi, 0, 1)
     kernels["forward_" + how[0]](_view(x, how), how[3].detach().contiguous().numpy(), Lt, inv_L, phit, zero, one,
                                  bool(clip_after), _view(y, how))
     return y
@@ -204,18 +165,18 @@ def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Ten
     """(∂L/∂x, ∂L/∂λ summed to ``lam_shape``) in one pass, or None if ``grad_y`` is laid out otherwise."""
     if grad_y.dtype != x.dtype or grad_y.shape != x.shape or grad_y.stride() != x.stride():
         return None  # e.g. an expanded grad_y, or another memory layout: torch handles it
-    kernels = _kernels
-    _sync_threads(kernels)
+    kernels = _kernels()
+    _common.sync_threads()
     grad_x = torch.empty_like(x)
     xv = _view(x, how)
     if how[0] == "ncm":
         parts = torch.empty(xv.shape[0], xv.shape[1], dtype=x.dtype)
     else:  # rows in up to 64 blocks, one partial sum per block and channel
         parts = torch.empty(min(xv.shape[0], 64), xv.shape[1], dtype=x.dtype)
-    zero, one = _scalars(kernels, x.dtype, 0, 1)
+    zero, one = _common.scalars(x.dtype, 0, 1)
     kernels["backward_" + how[0]](xv, how[3].detach().contiguous().numpy(), _view(y, how), _view(grad_y, how),
                                   zero, one, _view(grad_x, how), parts.numpy())
     return grad_x, parts.sum(0).reshape(lam_shape)
 
 
-__all__ = ["backward", "enabled", "forward", "plan"]
+__all__ = ["backward", "forward", "plan"]

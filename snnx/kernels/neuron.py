@@ -1,0 +1,163 @@
+"""The IF neuron over a time chunk in one pass (numba; see :mod:`snnx.kernels`).
+
+The torch in-place path (:meth:`snnx.neurons.IFNeuron._forward_inplace`) makes
+four passes over memory per step — ``v += z``, ``s = [v ≥ θ]``, ``out = θ·s``,
+``v −= out`` — and the accounting two more per chunk (channel sums of the
+spikes). Here each neuron's v stays in a register for the whole chunk: the
+input currents are read once, the outputs written once, and the per-position
+spike counts the accounting needs (:class:`snnx.sim.accounting.SpikeCounter`)
+come out of the same loop. The float operations and their order are those of
+the torch path (``(v + z) + bias``, ``s·θ``, ``v − s·θ``), so outputs and
+membrane potentials are bit for bit the same (tests/test_kernels.py).
+
+Layouts: per step ``[B, C, H, W]`` channels-last (read as positions × channels),
+``[B, F]`` (rows × features), or contiguous ``[B, C, …]`` (batch × channel ×
+positions); θ and the optional per-step bias are one value or one per channel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from snnx import kernels as _common
+
+
+def _build():
+    from numba import njit, prange
+
+    # x: [S, P, C] (or [1, P, C] when ``const``: the same input every step); v: [P, C];
+    # theta, bias: [C]; out: [S, P, C]; counts: [S, P] spikes per (step, position), if ``track``.
+    @njit(parallel=True, cache=True)
+    def if_positions(x, const, v, theta, bias, has_bias, zero, one, out, track, counts):
+        steps = out.shape[0]
+        for p in prange(v.shape[0]):
+            vs = v[p]
+            for t in range(steps):
+                xs = x[0, p] if const else x[t, p]
+                os = out[t, p]
+                n = zero
+                for c in range(v.shape[1]):
+                    vv = vs[c] + xs[c]
+                    if has_bias:
+                        vv = vv + bias[c]
+                    th = theta[c]
+                    s = one if vv >= th else zero
+                    o = s * th
+                    os[c] = o
+                    vs[c] = vv - o
+                    n += s
+                if track:
+                    counts[t, p] = n
+
+    # x: [S, B, C, M] (or [1, B, C, M]); v: [B, C, M]; out: [S, B, C, M]; counts: [S, B, M]
+    # (channels summed per position).
+    @njit(parallel=True, cache=True)
+    def if_channels(x, const, v, theta, bias, has_bias, zero, one, out, track, counts):
+        steps = out.shape[0]
+        for b in prange(v.shape[0]):
+            if track:
+                for t in range(steps):
+                    counts[t, b, :] = zero
+            for c in range(v.shape[1]):
+                th = theta[c]
+                bi = bias[c]
+                vs = v[b, c]
+                for t in range(steps):
+                    xs = x[0, b, c] if const else x[t, b, c]
+                    os = out[t, b, c]
+                    ns = counts[t, b]
+                    for m in range(v.shape[2]):
+                        vv = vs[m] + xs[m]
+                        if has_bias:
+                            vv = vv + bi
+                        s = one if vv >= th else zero
+                        o = s * th
+                        os[m] = o
+                        vs[m] = vv - o
+                        if track:
+                            ns[m] += s
+
+    return {"positions": if_positions, "channels": if_channels}
+
+
+def _kernels() -> dict | None:
+    return _common.load(__name__, _build)
+
+
+def _per_channel(value: torch.Tensor, channels: int, like: torch.Tensor) -> torch.Tensor | None:
+    """A 0-dim / broadcastable per-channel tensor as a contiguous [C] array, or None if it is not one."""
+    if value.numel() not in (1, channels) or value.device.type != "cpu":
+        return None
+    # Same dtype, or float32 values against float64 state: torch promotes those exactly, as .to does.
+    if not (value.dtype == like.dtype or (value.dtype == torch.float32 and like.dtype == torch.float64)):
+        return None
+    return value.detach().to(like.dtype).reshape(-1).expand(channels).contiguous()
+
+
+def _layout(seq: torch.Tensor, v: torch.Tensor, out: torch.Tensor):
+    """(kind, x view, v view, out view, const) of [S, B, …] input/output and [B, …] state, or None.
+
+    The views must not copy (``view``, not ``reshape``): the kernel writes v and out in place.
+    """
+    const = seq.shape[0] > 1 and seq.stride(0) == 0
+    x = seq[:1] if const else seq
+    steps = out.shape[0]
+    try:
+        if v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous():
+            c = v.shape[1]
+            return ("positions", x.permute(0, 1, 3, 4, 2).view(x.shape[0], -1, c),
+                    v.permute(0, 2, 3, 1).view(-1, c), out.permute(0, 1, 3, 4, 2).view(steps, -1, c), const)
+        if v.dim() == 2 and v.is_contiguous():
+            return "positions", x.view(x.shape[0], v.shape[0], v.shape[1]), v, out, const
+        if v.dim() >= 3 and v.is_contiguous():
+            b, c = v.shape[:2]
+            return ("channels", x.view(x.shape[0], b, c, -1), v.view(b, c, -1), out.view(steps, b, c, -1), const)
+    except RuntimeError:  # not expressible as a view (an unusual stride): the torch code runs
+        return None
+    return None
+
+
+def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias: torch.Tensor | None,
+             out_seq: torch.Tensor, track: bool) -> torch.Tensor | None | bool:
+    """Run the IF dynamics over the chunk in place (``v``, ``out_seq``).
+
+    Returns the spike counts per (step·row, position) — ``[S·B, H, W]`` for a
+    4-d layer, ``[S·B]`` for ``[B, F]``, ``[S·B, M]`` otherwise — when
+    ``track``, None when not, and False when the kernel does not apply (the
+    caller then runs the torch code; nothing was written).
+    """
+    channels = v.shape[1] if v.dim() >= 2 else 0
+    if (channels == 0 or v.numel() == 0 or not _common.applies(x_seq, v, out_seq)
+            or out_seq.shape[1:] != v.shape or x_seq.shape[1:] != v.shape or _kernels() is None):
+        return False
+    theta = _per_channel(threshold, channels, v)
+    extra = None if bias is None else _per_channel(bias, channels, v)
+    if theta is None or (bias is not None and extra is None):
+        return False
+    layout = _layout(x_seq, v, out_seq)
+    if layout is None:
+        return False
+    kind, x, v_view, out, const = layout
+    # The output keeps x's per-step layout only if both match v's (the buffers are made that way).
+    if x.stride()[1:] != v_view.stride() or out.stride()[1:] != v_view.stride():
+        return False
+    steps = out_seq.shape[0]
+    if kind == "positions":
+        counts = torch.empty((steps, v_view.shape[0]), dtype=v.dtype) if track else torch.empty((1, 1), dtype=v.dtype)
+    else:
+        counts = torch.empty((steps, v_view.shape[0], v_view.shape[2]), dtype=v.dtype) if track else \
+            torch.empty((1, 1, 1), dtype=v.dtype)
+    zero, one = _common.scalars(v.dtype, 0, 1)
+    _common.sync_threads()
+    _kernels()[kind](x.numpy(), const, v_view.numpy(), theta.numpy(),
+                     (extra if extra is not None else theta).numpy(), extra is not None, zero, one,
+                     out.numpy(), bool(track), counts.numpy())
+    if not track:
+        return None
+    rows = steps * v.shape[0]
+    if v.dim() == 4:
+        return counts.view(rows, v.shape[2], v.shape[3])
+    return counts.view(rows) if v.dim() == 2 else counts.view(rows, -1)
+
+
+__all__ = ["if_chunk"]
