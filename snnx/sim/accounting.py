@@ -368,18 +368,21 @@ class LayerProbe:
         x_seq = module.unfold(inputs[0])
         steps = x_seq.shape[0]
         o_seq = out.view(x_seq.shape)
+        # Outputs that are θ·s with θ > 0 (the neuron published its spikes as a 0/1 indicator or,
+        # from the fused kernel, as counts): spikes are then read off Σ out, not tracked step by step.
         indicator = getattr(module, "spike_indicator", None)
-        if indicator is not None and indicator.shape != out.shape:
-            indicator = None
+        counts = getattr(module, "spike_counts", None)
+        published = ((indicator is not None and indicator.shape == out.shape)
+                     or (counts is not None and counts.shape[0] == out.shape[0]))
         if self.in_sum is None:
             self.in_sum = torch.zeros_like(x_seq[0], dtype=torch.float64)  # in the input's memory layout
             self.out_sum = torch.zeros_like(self.in_sum)
             self.spiked = torch.zeros_like(self.in_sum, dtype=torch.bool)
             self.spike_count = torch.zeros((), dtype=torch.float64, device=x_seq.device)
-            self.nonnegative = indicator is not None
+            self.nonnegative = published
         cuts = sorted(r - self.t for r in self.reads if self.t < r <= self.t + steps)
         start = 0
-        if self.nonnegative and indicator is None:  # from here on, track "has spiked" and the count explicitly
+        if self.nonnegative and not published:  # from here on, track "has spiked" and the count explicitly
             self.spiked |= self.out_sum > 0
             self.spike_count += self._counted_so_far(module)
             self.nonnegative = False
