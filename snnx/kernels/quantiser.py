@@ -82,8 +82,9 @@ def _build():
                     gv = gs[m]
                     inside = (xv >= zero) & (xv <= th)
                     gxs[m] = gv if inside else zero
-                    d = (ys[m] - xv) * inv_th
-                    acc += gv * (d if inside else (one if xv > th else zero))
+                    above = one if xv > th else zero
+                    d = (ys[m] - xv) * inv_th  # two flat selects vectorise better than nested ones
+                    acc += gv * (d if inside else above)
                 parts[n, c] = acc
 
     @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
@@ -105,8 +106,9 @@ def _build():
                     gv = gs[c]
                     inside = (xv >= zero) & (xv <= th)
                     gxs[c] = gv if inside else zero
+                    above = one if xv > th else zero
                     d = (ys[c] - xv) * inv_th[c]
-                    acc[c] += gv * (d if inside else (one if xv > th else zero))
+                    acc[c] += gv * (d if inside else above)
 
     return {"forward_ncm": forward_ncm, "forward_rc": forward_rc,
             "backward_ncm": backward_ncm, "backward_rc": backward_rc}
