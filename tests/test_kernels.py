@@ -12,7 +12,7 @@ import torch
 
 from snnx import kernels
 from snnx.activations import CSQCFS, QCFS
-from snnx.kernels import quantiser
+from snnx.kernels import probe, quantiser
 from snnx.activations.functional import _QuantisedClipFn
 
 pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba not importable")
@@ -220,3 +220,40 @@ def test_simulation_results_are_the_same_with_and_without_the_neuron_kernel(monk
         results.append((r.correct, r.spikes, r.sops))
     assert results[0] == results[1]
     assert results[0][1][8] > 0
+
+
+@pytest.mark.parametrize("method", ["qcfs", "allint"])
+def test_layer_diagnostics_are_the_same_with_and_without_the_probe_kernels(monkeypatch, method):
+    """layers.csv's numbers from the fused accumulate / read-out kernels vs the torch code."""
+    import copy
+
+    from snnx.activations import make_act_factory
+    from snnx.convert import convert
+    from snnx.models import create_model
+    from snnx.sim import Simulator
+
+    torch.manual_seed(0)
+    act = make_act_factory("qcfs", L=4, init_threshold=2.0) if method == "qcfs" else make_act_factory("quant", k=1)
+    ann = create_model("lenet", in_channels=1, image_size=28, num_classes=10, act_factory=act).eval()
+    conv = {"name": "qcfs", "v_init": 0.5} if method == "qcfs" else {"name": "allint"}
+    snn, _ = convert(ann, method=method, stats=None, convert=conv)
+    images, labels = torch.randn(12, 1, 28, 28), torch.randint(0, 10, (12,))
+    calls = []
+    fn = probe._kernels()
+    for name in list(fn):
+        monkeypatch.setitem(fn, name, lambda *a, _f=fn[name], _n=name: (calls.append(_n), _f(*a))[1])
+    rows = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SNNX_NUMBA", flag)
+        sim = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=3)
+        rows.append(sim.run([(images, labels)], [1, 2, 5, 8], ann=ann, record_layers=True).layer_rows)
+        if flag == "1":
+            assert "read_out" in calls and any(c.startswith("accumulate") for c in calls)
+    assert len(rows[0]) == len(rows[1]) > 0
+    for fused, plain in zip(*rows):
+        assert fused.keys() == plain.keys()
+        for key in fused:
+            if isinstance(fused[key], float):
+                assert fused[key] == pytest.approx(plain[key], rel=1e-9, abs=1e-12, nan_ok=True), key
+            else:
+                assert fused[key] == plain[key], key

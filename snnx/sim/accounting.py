@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from snnx.kernels import probe as probe_kernels
 from snnx.neurons.base import memory_format_of
 
 E_AC_PJ = 0.9
@@ -353,6 +354,7 @@ class LayerProbe:
         self.handle = neuron.register_forward_hook(self)
 
     def _reset_batch(self):
+        self._ann_laid = None
         self.t = 0
         self.in_sum = self.out_sum = self.spiked = None
         self.spike_count = None
@@ -387,8 +389,15 @@ class LayerProbe:
             self.spike_count += self._counted_so_far(module)
             self.nonnegative = False
         for end in cuts + ([steps] if not cuts or cuts[-1] != steps else []):
-            _accumulate(self.in_sum, x_seq, start, end)
-            _accumulate(self.out_sum, o_seq, start, end)
+            # One fused pass where it applies (snnx.kernels.probe); a constant input is one add_.
+            constant = x_seq.stride(0) == 0
+            if constant:
+                _accumulate(self.in_sum, x_seq, start, end)
+            if not probe_kernels.accumulate(None if constant else self.in_sum, self.out_sum,
+                                            None if constant else x_seq, o_seq, start, end):
+                if not constant:
+                    _accumulate(self.in_sum, x_seq, start, end)
+                _accumulate(self.out_sum, o_seq, start, end)
             if not self.nonnegative:
                 fired = o_seq[start:end] != 0
                 self.spiked |= fired.any(0)
@@ -404,12 +413,40 @@ class LayerProbe:
 
         return (self.out_sum / broadcast_channels(module.threshold, self.out_sum)).round().sum()
 
+    def _ann_laid_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ANN's pre-activation and activation in the sums' memory layout (copied once per batch)."""
+        if self._ann_laid is None:
+            self._ann_laid = (probe_kernels.like(self.ann_pre, self.in_sum), probe_kernels.like(self.ann_out, self.in_sum))
+        return self._ann_laid
+
     def _record(self, T: int, module):
         from snnx.neurons import broadcast_channels
 
+        rate_coded = not hasattr(module, "unit")
+        acc = self.sums.setdefault(T, {k: 0.0 for k in (
+            "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
+        if self.ann_pre.shape == self.in_sum.shape and self.ann_out.shape == self.in_sum.shape:
+            ann_pre, ann_out = self._ann_laid_out()
+            sums = probe_kernels.record_sums(self.in_sum, self.out_sum, ann_pre, ann_out,
+                                             None if self.nonnegative else self.spiked, module.threshold, T,
+                                             rate_coded=rate_coded, unit=getattr(module, "unit", 1.0),
+                                             count_spikes=self.nonnegative)
+            if sums is not None:  # one fused pass (snnx.kernels.probe)
+                clip, floor, floor_n, sin_spiked, sin_n, err, count = sums
+                acc["spikes"] += count if self.nonnegative else float(self.spike_count)
+                acc["neurons"] += self.in_sum.numel()
+                if rate_coded:
+                    acc["clip_sum"] += clip
+                    acc["floor_sum"] += floor
+                    acc["floor_n"] += floor_n
+                else:
+                    acc["clip_sum"] = acc["floor_sum"] = float("nan")
+                acc["sin_spiked"] += sin_spiked
+                acc["sin_n"] += sin_n
+                acc["err_sum"] += err
+                return
         theta = broadcast_channels(module.threshold, self.in_sum)
-        z_bar = self.in_sum / T
-        rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
+        z_bar = self.in_sum / T  # θ·s neurons (rate_coded): clip/floor errors are defined
         # θ·s neurons code the activation as a rate (Σ out / T); the signed all-integer neurons as a
         # count: each net ±1 spike stands for `unit` (2^−k) of activation, whatever T is.
         phi = self.out_sum / T if rate_coded else self.out_sum * module.unit
@@ -417,8 +454,6 @@ class LayerProbe:
         silent = self.ann_pre <= 0
         spiked = self.out_sum > 0 if self.nonnegative else self.spiked
         spike_count = self._counted_so_far(module) if self.nonnegative else self.spike_count
-        acc = self.sums.setdefault(T, {k: 0.0 for k in (
-            "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
         acc["spikes"] += float(spike_count)
         acc["neurons"] += self.in_sum.numel()
         if rate_coded:
