@@ -31,16 +31,6 @@ def _build():
     # (QCFS) or clamp(floor(x/λ·L + φ), 0, L) (CS-QCFS). L, φ, zero come in
     # x's dtype so every op runs in that dtype, like the torch code. ``inv_L``
     # is 1/L where L is a power of two (then ·1/L is exactly /L), else 0.
-    @njit(inline="always")
-    def quantise(xv, th, L, inv_L, phi, zero, one, clip_after):
-        r = xv / th
-        if clip_after:
-            r = np.floor(r * L + phi)
-            r = min(max(r, zero), L)
-        else:
-            r = np.floor(min(max(r, zero), one) * L + phi)
-        return r * th * inv_L if inv_L != zero else r * th / L
-
     @njit(parallel=True, cache=True)
     def forward_ncm(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [N, C, M]; lam: [C]
         for n in prange(x.shape[0]):
@@ -49,7 +39,13 @@ def _build():
                 xs = x[n, c]
                 ys = y[n, c]
                 for m in range(x.shape[2]):
-                    ys[m] = quantise(xs[m], th, L, inv_L, phi, zero, one, clip_after)
+                    r = xs[m] / th
+                    if clip_after:
+                        r = np.floor(r * L + phi)
+                        r = min(max(r, zero), L)
+                    else:
+                        r = np.floor(min(max(r, zero), one) * L + phi)
+                    ys[m] = r * th * inv_L if inv_L != zero else r * th / L
 
     @njit(parallel=True, cache=True)
     def forward_rc(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [R, C]; lam: [C]
@@ -57,7 +53,14 @@ def _build():
             xs = x[i]
             ys = y[i]
             for c in range(x.shape[1]):
-                ys[c] = quantise(xs[c], lam[c], L, inv_L, phi, zero, one, clip_after)
+                th = lam[c]
+                r = xs[c] / th
+                if clip_after:
+                    r = np.floor(r * L + phi)
+                    r = min(max(r, zero), L)
+                else:
+                    r = np.floor(min(max(r, zero), one) * L + phi)
+                ys[c] = r * th * inv_L if inv_L != zero else r * th / L
 
     # The backward (ALGORITHMS.md, straight-through floor), on x against λ:
     #   0 ≤ x ≤ λ: ∂y/∂x = 1, ∂y/∂λ = (y − x)/λ;  x > λ: 0 and 1;  x < 0 (or NaN): 0 and 0.
