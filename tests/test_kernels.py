@@ -257,3 +257,46 @@ def test_layer_diagnostics_are_the_same_with_and_without_the_probe_kernels(monke
                 assert fused[key] == pytest.approx(plain[key], rel=1e-9, abs=1e-12, nan_ok=True), key
             else:
                 assert fused[key] == plain[key], key
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw", "rows", "constant"])
+@pytest.mark.parametrize("fire_on_equal", [True, False])
+def test_signed_neuron_kernel_equals_step_by_step(monkeypatch, dtype, layout, fire_on_equal):
+    from snnx.kernels import neuron as neuron_kernels
+    from snnx.neurons import SignedDualThresholdNeuron
+
+    batch, steps = 3, 9
+    shape = (batch, 4) if layout == "rows" else (batch, 4, 5, 3)
+    g = torch.Generator().manual_seed(3)
+    if dtype == torch.int64:
+        theta, delta = torch.tensor([3, 1, -2, 0]), torch.tensor([5, 2, 4, 3])
+        draw = lambda s: torch.randint(-4, 7, s, generator=g)  # noqa: E731
+    else:
+        theta = torch.tensor([0.3, 0.1, -0.2, 0.05], dtype=dtype)
+        delta = torch.tensor([0.5, 0.25, 0.4, 0.3], dtype=dtype)
+        draw = lambda s: (torch.randn(s, generator=g, dtype=dtype) * 0.8 + 0.1)  # noqa: E731
+    if layout == "constant":
+        z = draw(shape).contiguous(memory_format=torch.channels_last)
+        parts = [(4, z), (5, z)]
+        full = z.unsqueeze(0).expand(steps, *shape)
+    else:
+        x = draw((steps * batch, *shape[1:]))
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        parts = [(4, x[:4 * batch]), (5, x[4 * batch:])]
+        full = x.view(steps, *shape)
+    calls = []
+    fn = neuron_kernels._kernels()
+    for name in list(fn):
+        monkeypatch.setitem(fn, name, lambda *a, _f=fn[name], _n=name: (calls.append(_n), _f(*a))[1])
+    neuron = SignedDualThresholdNeuron(theta, delta, fire_on_equal=fire_on_equal)
+    outs = []
+    for n, part in parts:
+        neuron.time_steps, neuron.batch_size = n, batch
+        outs.append(neuron(part).view(n, *shape).clone())
+    assert [c for c in calls if c.startswith("signed")] == [calls[0]] * 2  # both chunks ran in the kernel
+    reference = SignedDualThresholdNeuron(theta, delta, fire_on_equal=fire_on_equal)
+    expected = torch.stack([reference.step(full[t]) for t in range(steps)])
+    assert torch.equal(torch.cat(outs), expected)
+    assert torch.equal(neuron.v, reference.v) and torch.equal(neuron.count, reference.count)

@@ -77,7 +77,61 @@ def _build():
                         if track:
                             ns[m] += s
 
-    return {"positions": if_positions, "channels": if_channels}
+    # The all-integer signed neuron (snnx.neurons.signed), same layouts; m: net spike count per neuron.
+    # Its thresholds θ⁺₀, θ⁻₀, δ come per channel in the state's dtype (int64 in integer mode):
+    # ṽ = max(v, θ⁻₀); +1 if ṽ ≥ θ⁺₀ + m·δ, −1 if ṽ < θ⁻₀ + m·δ (">" and "≤ with m > 0" otherwise).
+    # The per-element lines repeat in both layouts: a kernel calling another jitted closure is not
+    # loaded from numba's disk cache.
+    @njit(parallel=True, cache=True)
+    def signed_positions(x, const, v, m, tp0, tm0, dl, fire_on_equal, zero, one, out):
+        steps = out.shape[0]
+        for p in prange(v.shape[0]):
+            vs = v[p]
+            ms = m[p]
+            for t in range(steps):
+                xs = x[0, p] if const else x[t, p]
+                os = out[t, p]
+                for c in range(v.shape[1]):
+                    vv = vs[c] + xs[c]
+                    net = ms[c]
+                    v_tilde = max(vv, tm0[c])
+                    shift = net * dl[c]
+                    if fire_on_equal:
+                        s = (one if v_tilde >= tp0[c] + shift else zero) - (one if v_tilde < tm0[c] + shift else zero)
+                    else:
+                        s = (one if v_tilde > tp0[c] + shift else zero) - \
+                            (one if (v_tilde <= tm0[c] + shift and net > zero) else zero)
+                    ms[c] = net + s
+                    vs[c] = vv
+                    os[c] = s
+
+    @njit(parallel=True, cache=True)
+    def signed_channels(x, const, v, m, tp0, tm0, dl, fire_on_equal, zero, one, out):
+        steps = out.shape[0]
+        for b in prange(v.shape[0]):
+            for c in range(v.shape[1]):
+                tp, tm, dl_c = tp0[c], tm0[c], dl[c]
+                vs = v[b, c]
+                ms = m[b, c]
+                for t in range(steps):
+                    xs = x[0, b, c] if const else x[t, b, c]
+                    os = out[t, b, c]
+                    for k in range(v.shape[2]):
+                        vv = vs[k] + xs[k]
+                        net = ms[k]
+                        v_tilde = max(vv, tm)
+                        shift = net * dl_c
+                        if fire_on_equal:
+                            s = (one if v_tilde >= tp + shift else zero) - (one if v_tilde < tm + shift else zero)
+                        else:
+                            s = (one if v_tilde > tp + shift else zero) - \
+                                (one if (v_tilde <= tm + shift and net > zero) else zero)
+                        ms[k] = net + s
+                        vs[k] = vv
+                        os[k] = s
+
+    return {"positions": if_positions, "channels": if_channels,
+            "signed_positions": signed_positions, "signed_channels": signed_channels}
 
 
 def _kernels() -> dict | None:
@@ -160,4 +214,40 @@ def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias
     return counts.view(rows) if v.dim() == 2 else counts.view(rows, -1)
 
 
-__all__ = ["if_chunk"]
+def signed_chunk(x_seq: torch.Tensor, v: torch.Tensor, count: torch.Tensor, theta_plus0: torch.Tensor,
+                 theta_minus0: torch.Tensor, delta: torch.Tensor, fire_on_equal: bool, out_seq: torch.Tensor) -> bool:
+    """The signed dual-threshold neuron over the chunk in place (``v``, ``count``, ``out_seq``); False: not run.
+
+    The same operations in the same dtype as :meth:`SignedDualThresholdNeuron.step`
+    (float32 thresholds stay float32, as the simulator leaves them; int64 in integer mode).
+    """
+    dtypes = (*_common.DTYPES, torch.int64)
+    channels = v.shape[1] if v.dim() >= 2 else 0
+    tensors = (x_seq, v, count, out_seq, theta_plus0, theta_minus0, delta)
+    if (channels == 0 or v.numel() == 0 or v.dtype not in dtypes
+            or any(t.dtype != v.dtype or t.device.type != "cpu" for t in tensors)
+            or torch.compiler.is_compiling() or count.stride() != v.stride()
+            or out_seq.shape[1:] != v.shape or x_seq.shape[1:] != v.shape or _kernels() is None):
+        return False
+    per_channel = [t.detach().reshape(-1).expand(channels).contiguous() if t.numel() in (1, channels) else None
+                   for t in (theta_plus0, theta_minus0, delta)]
+    if any(t is None for t in per_channel):
+        return False
+    layout = _layout(x_seq, v, out_seq)
+    if layout is None:
+        return False
+    kind, x, v_view, out, const = layout
+    m_view = _layout(x_seq, count, out_seq)[2]
+    if x.stride()[1:] != v_view.stride() or out.stride()[1:] != v_view.stride():
+        return False
+    if v.dtype == torch.int64:
+        zero, one = 0, 1
+    else:
+        zero, one = _common.scalars(v.dtype, 0, 1)
+    _common.sync_threads()
+    _kernels()["signed_" + kind](x.numpy(), const, v_view.numpy(), m_view.numpy(),
+                                 *(t.numpy() for t in per_channel), bool(fire_on_equal), zero, one, out.numpy())
+    return True
+
+
+__all__ = ["if_chunk", "signed_chunk"]

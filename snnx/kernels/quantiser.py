@@ -30,7 +30,9 @@ def _build():
     # The forward: y = λ·level/L with level = floor(clamp(x/λ, 0, 1)·L + φ)
     # (QCFS) or clamp(floor(x/λ·L + φ), 0, L) (CS-QCFS). L, φ, zero come in
     # x's dtype so every op runs in that dtype, like the torch code. ``inv_L``
-    # is 1/L where L is a power of two (then ·1/L is exactly /L), else 0.
+    # is 1/L where L is a power of two (then ·1/L is exactly /L), else 0. The two layouts repeat
+    # the per-element lines: a kernel that calls another jitted closure is not loaded from numba's
+    # disk cache (measured: ~1.3 s of compilation in every process instead of ~0.3 s).
     @njit(parallel=True, cache=True)
     def forward_ncm(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [N, C, M]; lam: [C]
         for n in prange(x.shape[0]):

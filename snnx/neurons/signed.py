@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from snnx.kernels.neuron import signed_chunk
 from snnx.neurons.base import Neuron, broadcast_channels
 
 
@@ -115,6 +116,23 @@ class SignedDualThresholdNeuron(Neuron):
         self.v = v  # no reset
         self.t += 1
         return spikes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The whole chunk in one fused pass (snnx.kernels.neuron) where it applies; else step by step.
+        x_seq = self.unfold(x)
+        if self.integer and x_seq.is_floating_point():
+            raise TypeError("an integer-mode SignedDualThresholdNeuron needs integer input currents")
+        if self.v is None:
+            self.v = torch.zeros_like(x_seq[0])
+            self.count = torch.zeros_like(x_seq[0])
+        out = torch.empty_like(x_seq)
+        if signed_chunk(x_seq, self.v, self.count, self.threshold, self.theta_minus0, self.delta,
+                        self.fire_on_equal, out):
+            self.t += x_seq.shape[0]
+            return out.flatten(0, 1)
+        for t in range(x_seq.shape[0]):
+            out[t] = self.step(x_seq[t])
+        return out.flatten(0, 1)
 
     def extra_repr(self) -> str:
         shape = "layer" if self.threshold.dim() == 0 else f"{self.threshold.numel()} channels"
