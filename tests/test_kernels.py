@@ -212,6 +212,12 @@ def test_simulation_results_are_the_same_with_and_without_the_neuron_kernel(monk
                        act_factory=make_act_factory("qcfs", L=4, init_threshold=2.0)).eval()
     snn, _ = convert(ann, method="qcfs", stats=None, convert={"name": "qcfs", "v_init": 0.5})
     images, labels = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    from snnx.kernels import neuron as neuron_kernels
+
+    calls = []
+    fn = neuron_kernels._kernels()
+    for name in list(fn):
+        monkeypatch.setitem(fn, name, lambda *a, _f=fn[name], _n=name: (calls.append(_n), _f(*a))[1])
     results = []
     for flag in ("1", "0"):
         monkeypatch.setenv("SNNX_NUMBA", flag)
@@ -220,6 +226,7 @@ def test_simulation_results_are_the_same_with_and_without_the_neuron_kernel(monk
         results.append((r.correct, r.spikes, r.sops))
     assert results[0] == results[1]
     assert results[0][1][8] > 0
+    assert calls and set(calls) <= {"positions", "channels"}  # the flag-1 run went through the kernel
 
 
 @pytest.mark.parametrize("method", ["qcfs", "allint"])

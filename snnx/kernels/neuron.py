@@ -171,6 +171,14 @@ def _layout(seq: torch.Tensor, v: torch.Tensor, out: torch.Tensor):
     return None
 
 
+def _checked_layout(seq: torch.Tensor, v: torch.Tensor, out: torch.Tensor):
+    """:func:`_layout`, and None unless the input's and output's per-step layout is the state's."""
+    layout = _layout(seq, v, out)
+    if layout is None or layout[1].stride()[1:] != layout[2].stride() or layout[3].stride()[1:] != layout[2].stride():
+        return None
+    return layout
+
+
 def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias: torch.Tensor | None,
              out_seq: torch.Tensor, track: bool) -> torch.Tensor | None | bool:
     """Run the IF dynamics over the chunk in place (``v``, ``out_seq``).
@@ -188,13 +196,10 @@ def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias
     extra = None if bias is None else _per_channel(bias, channels, v)
     if theta is None or (bias is not None and extra is None):
         return False
-    layout = _layout(x_seq, v, out_seq)
+    layout = _checked_layout(x_seq, v, out_seq)
     if layout is None:
         return False
     kind, x, v_view, out, const = layout
-    # The output keeps x's per-step layout only if both match v's (the buffers are made that way).
-    if x.stride()[1:] != v_view.stride() or out.stride()[1:] != v_view.stride():
-        return False
     steps = out_seq.shape[0]
     if kind == "positions":
         counts = torch.empty((steps, v_view.shape[0]), dtype=v.dtype) if track else torch.empty((1, 1), dtype=v.dtype)
@@ -229,17 +234,12 @@ def signed_chunk(x_seq: torch.Tensor, v: torch.Tensor, count: torch.Tensor, thet
             or torch.compiler.is_compiling() or count.stride() != v.stride()
             or out_seq.shape[1:] != v.shape or x_seq.shape[1:] != v.shape or _kernels() is None):
         return False
-    per_channel = [t.detach().reshape(-1).expand(channels).contiguous() if t.numel() in (1, channels) else None
-                   for t in (theta_plus0, theta_minus0, delta)]
-    if any(t is None for t in per_channel):
-        return False
-    layout = _layout(x_seq, v, out_seq)
+    per_channel = [_per_channel(t, channels, v) for t in (theta_plus0, theta_minus0, delta)]
+    layout = None if any(t is None for t in per_channel) else _checked_layout(x_seq, v, out_seq)
     if layout is None:
         return False
     kind, x, v_view, out, const = layout
     m_view = _layout(x_seq, count, out_seq)[2]
-    if x.stride()[1:] != v_view.stride() or out.stride()[1:] != v_view.stride():
-        return False
     if v.dtype == torch.int64:
         zero, one = 0, 1
     else:

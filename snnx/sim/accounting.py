@@ -420,51 +420,51 @@ class LayerProbe:
         return self._ann_laid
 
     def _record(self, T: int, module):
-        from snnx.neurons import broadcast_channels
-
-        rate_coded = not hasattr(module, "unit")
-        acc = self.sums.setdefault(T, {k: 0.0 for k in (
-            "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
+        rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
+        sums = None
         if self.ann_pre.shape == self.in_sum.shape and self.ann_out.shape == self.in_sum.shape:
-            ann_pre, ann_out = self._ann_laid_out()
+            ann_pre, ann_out = self._ann_laid_out()  # one fused pass where it applies (snnx.kernels.probe)
             sums = probe_kernels.record_sums(self.in_sum, self.out_sum, ann_pre, ann_out,
                                              None if self.nonnegative else self.spiked, module.threshold, T,
                                              rate_coded=rate_coded, unit=getattr(module, "unit", 1.0),
                                              count_spikes=self.nonnegative)
-            if sums is not None:  # one fused pass (snnx.kernels.probe)
-                clip, floor, floor_n, sin_spiked, sin_n, err, count = sums
-                acc["spikes"] += count if self.nonnegative else float(self.spike_count)
-                acc["neurons"] += self.in_sum.numel()
-                if rate_coded:
-                    acc["clip_sum"] += clip
-                    acc["floor_sum"] += floor
-                    acc["floor_n"] += floor_n
-                else:
-                    acc["clip_sum"] = acc["floor_sum"] = float("nan")
-                acc["sin_spiked"] += sin_spiked
-                acc["sin_n"] += sin_n
-                acc["err_sum"] += err
-                return
+        if sums is None:
+            sums = self._torch_sums(T, module, rate_coded)
+        clip, floor, floor_n, sin_spiked, sin_n, err, count = sums
+        acc = self.sums.setdefault(T, {k: 0.0 for k in (
+            "spikes", "neurons", "clip_sum", "floor_sum", "floor_n", "sin_spiked", "sin_n", "err_sum")})
+        acc["spikes"] += count if self.nonnegative else float(self.spike_count)
+        acc["neurons"] += self.in_sum.numel()
+        if rate_coded:
+            acc["clip_sum"] += clip
+            acc["floor_sum"] += floor
+            acc["floor_n"] += floor_n
+        else:
+            acc["clip_sum"] = acc["floor_sum"] = float("nan")
+        acc["sin_spiked"] += sin_spiked
+        acc["sin_n"] += sin_n
+        acc["err_sum"] += err
+
+    def _torch_sums(self, T: int, module, rate_coded: bool) -> list[float]:
+        """The read-out sums of :func:`snnx.kernels.probe.record_sums`, with torch ops."""
+        from snnx.neurons import broadcast_channels
+
         theta = broadcast_channels(module.threshold, self.in_sum)
-        z_bar = self.in_sum / T  # θ·s neurons (rate_coded): clip/floor errors are defined
+        z_bar = self.in_sum / T
         # θ·s neurons code the activation as a rate (Σ out / T); the signed all-integer neurons as a
         # count: each net ±1 spike stands for `unit` (2^−k) of activation, whatever T is.
         phi = self.out_sum / T if rate_coded else self.out_sum * module.unit
         inside = (z_bar > 0) & (z_bar <= theta)
         silent = self.ann_pre <= 0
         spiked = self.out_sum > 0 if self.nonnegative else self.spiked
-        spike_count = self._counted_so_far(module) if self.nonnegative else self.spike_count
-        acc["spikes"] += float(spike_count)
-        acc["neurons"] += self.in_sum.numel()
+        clip = floor = floor_n = 0.0
         if rate_coded:
-            acc["clip_sum"] += float((z_bar - theta).clamp_min(0).sum())
-            acc["floor_sum"] += float(((z_bar - phi).abs() * inside).sum())
-            acc["floor_n"] += float(inside.sum())
-        else:
-            acc["clip_sum"] = acc["floor_sum"] = float("nan")
-        acc["sin_spiked"] += float((spiked & silent).sum())
-        acc["sin_n"] += float(silent.sum())
-        acc["err_sum"] += float((phi - self.ann_out).abs().sum())
+            clip = float((z_bar - theta).clamp_min(0).sum())
+            floor = float(((z_bar - phi).abs() * inside).sum())
+            floor_n = float(inside.sum())
+        count = float(self._counted_so_far(module)) if self.nonnegative else 0.0
+        return [clip, floor, floor_n, float((spiked & silent).sum()), float(silent.sum()),
+                float((phi - self.ann_out).abs().sum()), count]
 
     def rows(self) -> list[dict]:
         out = []
