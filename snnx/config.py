@@ -64,6 +64,9 @@ class TrainConfig:
     milestones: List[int] = field(default_factory=list)  # step schedule: epochs where lr *= gamma
     gamma: float = 0.1
     label_smoothing: float = 0.0
+    # Learning-rate multiplier for the trained activation thresholds (QCFS λ, CS-QCFS p_c). 1 = the papers
+    # (one learning rate for all); train=default / two_stage / smoke set 20: see conf/train/default.yaml.
+    threshold_lr_scale: float = 1.0
     # Two-stage CS-QCFS training: stage 2 swaps layer λ for channel-wise softplus λ_c.
     two_stage: bool = False
     finetune_epochs: int = 0

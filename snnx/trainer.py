@@ -79,12 +79,27 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> Epoc
     return EpochResult(loss_sum / max(total, 1), 100.0 * correct / max(total, 1))
 
 
+def threshold_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trained activation thresholds (QCFS λ, CS-QCFS p_c): the parameters of Activation modules."""
+    from snnx.activations.base import Activation
+
+    return [p for m in model.modules() if isinstance(m, Activation) for p in m.parameters(recurse=False)
+            if p.requires_grad]
+
+
 def make_optimizer(model: nn.Module, train: Mapping, lr: float) -> torch.optim.Optimizer:
-    # Thresholds (λ, p_c) are trained with weight decay like the weights (ALGORITHMS.md, QCFS).
-    params = [p for p in model.parameters() if p.requires_grad]
+    # Thresholds (λ, p_c) are trained with weight decay like the weights (ALGORITHMS.md, QCFS), at
+    # train.threshold_lr_scale × the weights' learning rate (its own group, so the schedule scales both).
+    thresholds = threshold_parameters(model)
+    ids = {id(p) for p in thresholds}
+    weights = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    scale = float(train.get("threshold_lr_scale", 1.0))
+    groups = [{"params": weights}]
+    if thresholds:
+        groups.append({"params": thresholds, "lr": lr * scale})
     if train["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=train["weight_decay"])
-    return torch.optim.SGD(params, lr=lr, momentum=train["momentum"], weight_decay=train["weight_decay"])
+        return torch.optim.Adam(groups, lr=lr, weight_decay=train["weight_decay"])
+    return torch.optim.SGD(groups, lr=lr, momentum=train["momentum"], weight_decay=train["weight_decay"])
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train: Mapping, epochs: int):

@@ -112,6 +112,8 @@ def check_train(cfg: DictConfig) -> None:
     if not 0.0 <= tr.label_smoothing < 1.0:
         raise ConfigError(f"must lie in [0, 1), got {tr.label_smoothing}.", key="train.label_smoothing",
                           fix="Use train.label_smoothing=0 (off) or e.g. 0.1.")
+    _positive(tr.threshold_lr_scale, "train.threshold_lr_scale",
+              "Use 1 (one learning rate for weights and thresholds, as in the papers) or e.g. 10.")
     for milestone in tr.milestones:
         _positive_int(milestone, "train.milestones", "List the epochs where lr drops, e.g. 'train.milestones=[30,60]'.")
     if tr.two_stage:

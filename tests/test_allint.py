@@ -268,6 +268,37 @@ def test_float_and_integer_predictions_identical(quant_lenet, digits):
     assert float((logits_i.double() / 10000 - logits_f).abs().max()) < 0.02
 
 
+def test_integer_mode_says_when_it_rounds_full_precision_weights(quant_lenet, monkeypatch):
+    import snnx.console
+
+    from snnx.models import create_model
+
+    said: list[str] = []
+    monkeypatch.setattr(snnx.console, "log", said.append)
+    convert_allint(quant_lenet, convert={"integer": True})  # ternary: exact, nothing to say
+    convert_allint(quant_lenet, convert={"integer": False})
+    assert said == []
+    torch.manual_seed(0)
+    full = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("quant", k=0),
+                        width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+    convert_allint(full, convert={"integer": True})
+    assert len(said) == 1 and "1/10000" in said[0] and "train.weight_quant=ternary" in said[0]
+    bound = float(said[0].split("up to ")[1].split(" ")[0])
+    # recomputed: the worst row's Σ|round(w·s) − w·s|/s over that channel's δ (k = 0: δ = σ/γ; untrained BN
+    # γ = 1, σ = √(1 + ε); the FC site has no BN: δ = 1)
+    mods = dict(full.named_modules())
+    rows = {"features.2.act": (mods["features.2.conv"].weight, (1 + mods["features.2.bn"].eps) ** 0.5),
+            "classifier.2": (mods["classifier.1"].weight, 1.0)}
+    ratios = {}
+    for site, (weight, delta) in rows.items():
+        scaled = weight.detach().double().flatten(1) * 10000
+        ratios[site] = float(((scaled.round() - scaled).abs().sum(1) / 10000 / delta).max())
+    worst = max(ratios, key=ratios.get)
+    assert bound == pytest.approx(ratios[worst], rel=0.05) and f"'{worst}'" in said[0]
+    convert_allint(full, convert={"integer": True, "int_scale": 10 ** 9})
+    assert float(said[1].split("up to ")[1].split(" ")[0]) < bound / 1000
+
+
 def test_snn_reaches_the_ann(quant_lenet, digits):
     _, (x, y) = digits
     with torch.no_grad():

@@ -168,6 +168,51 @@ def test_train_compile_is_not_part_of_the_ann_cache_key():
     assert keys["false"] == keys["true"]
 
 
+def _key(*overrides: str) -> str:
+    from snnx.artifacts import ann_key
+
+    return ann_key(plain_config(validate(compose("train", [*TINY, *overrides]), check_paths=False, note=None)))
+
+
+def test_threshold_lr_scale_is_in_the_key_only_for_acts_with_trained_thresholds():
+    for act in ("qcfs", "csqcfs"):
+        assert _key(f"act={act}", "train.threshold_lr_scale=1") != _key(f"act={act}", "train.threshold_lr_scale=10")
+    for act in ("relu", "clip", "quant"):  # nothing to scale: the same ANN, one cache entry
+        assert _key(f"act={act}", "train.threshold_lr_scale=1") == _key(f"act={act}", "train.threshold_lr_scale=10")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("act", ["qcfs", "csqcfs"])
+def test_thresholds_get_their_own_learning_rate(optimizer, act):
+    from snnx.activations import make_act_factory
+    from snnx.models import create_model
+    from snnx.trainer import make_optimizer, make_scheduler, threshold_parameters
+
+    model = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory(act, L=4),
+                         width=0.125, batch_norm=True, pool="avg", dropout=0.0)
+    train = {"optimizer": optimizer, "momentum": 0.9, "weight_decay": 5e-4, "threshold_lr_scale": 10.0,
+             "schedule": "cosine"}
+    opt = make_optimizer(model, train, 0.05)
+    thresholds = threshold_parameters(model)
+    assert len(thresholds) == 3  # two conv sites and one hidden FC site, one λ tensor each
+    weights, scaled = opt.param_groups
+    assert {id(p) for p in scaled["params"]} == {id(p) for p in thresholds}
+    assert len(weights["params"]) + len(thresholds) == len(list(model.parameters()))
+    assert weights["lr"] == pytest.approx(0.05) and scaled["lr"] == pytest.approx(0.5)
+    assert weights["weight_decay"] == scaled["weight_decay"] == 5e-4  # decayed like the weights (ALGORITHMS.md)
+    scheduler = make_scheduler(opt, {**train, "schedule": "cosine"}, 4)
+    opt.step()
+    scheduler.step()
+    assert scaled["lr"] / weights["lr"] == pytest.approx(10.0)  # the schedule keeps the ratio
+
+
+def test_threshold_lr_scale_must_be_positive():
+    from snnx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.threshold_lr_scale"):
+        validate(compose("train", [*TINY, "train.threshold_lr_scale=0"]), check_paths=False, note=None)
+
+
 # torch.compile of a CS-QCFS LeNet from a cold inductor cache: about 30 s on the shared 2 cores.
 @pytest.mark.slow
 def test_train_compile_trains_like_eager_and_saves_plain_state_dict_keys(tmp_path):
