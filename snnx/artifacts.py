@@ -41,13 +41,17 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
     train = {k: v for k, v in config["train"].items() if k not in _TRAIN_KEYS_NOT_HASHED}
     if config["act"].get("name") not in _ACTS_WITH_THRESHOLDS:
         train.pop("threshold_lr_scale", None)
-    return {
+    payload = {
         "dataset": dataset,
         "model": dict(config["model"]),
         "act": dict(config["act"]),
         "train": train,
         "seed": config["seed"],
     }
+    if train.get("weight_quant") == "ternary" and config["model"].get("batch_norm"):
+        # A ternary net's hidden Linears gained a BatchNorm1d (snnx.models.build): not the ANN of older caches.
+        payload["ternary_linear_bn"] = True
+    return payload
 
 
 def ann_key(config: Mapping[str, Any]) -> str:

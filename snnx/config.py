@@ -71,7 +71,9 @@ class TrainConfig:
     two_stage: bool = False
     finetune_epochs: int = 0
     finetune_lr_scale: float = 0.1
-    weight_quant: str = "none"  # none | ternary (all-integer SNN)
+    # auto | none | ternary. auto: ternary for act=quant (the all-integer method's ANN, ALGORITHMS.md: TWN
+    # weights, first conv and output layer full precision), none for every other act. Resolved by validate.
+    weight_quant: str = "auto"
     distributed: bool = False
     # Training forward (and its backward) through torch.compile; evaluation and checkpoints use the
     # plain module. Not part of the ANN cache key (like distributed): it changes speed, not what is learnt.

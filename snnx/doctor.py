@@ -78,8 +78,9 @@ SUGGEST = {
     "chance_ann": "train the ANN first (more train.epochs, a working train.lr)",
     "bn": "put the BN right after a conv/linear (not after pooling, an add or in a shortcut) so it folds",
     "preset": "drop the override to follow the preset's recipe",
-    "rate_limit": "expect the SNN at large T near the limit, not the ANN; train with a larger act.L, "
-                  "or read the SNN at T = act.L (exact for QCFS)",
+    "rate_limit": "expect the SNN at large T near the limit, not the ANN; if λ stayed near its init, let it "
+                  "adapt (train.threshold_lr_scale=20, or a smaller act.init_threshold), train with a larger "
+                  "act.L, or read the SNN at T = act.L (exact for QCFS)",
 }
 
 

@@ -29,7 +29,7 @@ CHOICES = {
     "model.pool": ("avg", "max", "conv"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("cosine", "step", "none"),
-    "train.weight_quant": ("none", "ternary"),
+    "train.weight_quant": ("auto", "none", "ternary"),
     "convert.maxpool": ("error", "avg"),
     "convert.variant": ("T", "S", "TS"),
     "convert.base": ("maxnorm", "pnorm"),
@@ -99,8 +99,16 @@ def check_act(cfg: DictConfig) -> None:
         _positive(act.clip_first, "act.clip_first", "Set a positive first-layer clip, e.g. act.clip_first=4.")
 
 
+def resolve_weight_quant(act_name: str, weight_quant: str) -> str:
+    """train.weight_quant=auto → ternary for act=quant (the all-integer method's ANN), none otherwise."""
+    if weight_quant != "auto":
+        return weight_quant
+    return "ternary" if act_name == "quant" else "none"
+
+
 def check_train(cfg: DictConfig) -> None:
     tr = cfg.train
+    tr.weight_quant = resolve_weight_quant(cfg.act.name, tr.weight_quant)
     _positive_int(tr.epochs, "train.epochs", "Train for at least one epoch, e.g. train.epochs=10.")
     _positive(tr.lr, "train.lr", "Use a positive learning rate, e.g. train.lr=0.05.")
     _positive_int(tr.batch_size, "train.batch_size", "Use a batch size ≥ 1, e.g. train.batch_size=64.")

@@ -299,6 +299,48 @@ def test_integer_mode_says_when_it_rounds_full_precision_weights(quant_lenet, mo
     assert float(said[1].split("up to ")[1].split(" ")[0]) < bound / 1000
 
 
+def test_ternary_build_normalises_hidden_linears_and_stays_exact_in_integer_mode(digits):
+    """train.weight_quant=ternary: each hidden Linear gets a BatchNorm1d (its ±1 weights carry no scale);
+    the converter turns that BN into thresholds, and integer mode still matches float mode exactly."""
+    from snnx.activations.ternary import is_ternary
+    from snnx.models.build import build
+
+    (x, y), (xt, yt) = digits
+    config = {"dataset": {"name": "digits"}, "act": {"name": "quant", "k": 0, "clip_first": 4.0},
+              "model": {"name": "lenet", "width": 0.125, "batch_norm": True, "pool": "avg", "dropout": 0.0},
+              "train": {"weight_quant": "ternary"}}
+    torch.manual_seed(0)
+    model = build(config)
+    hidden, readout = model.classifier[1], model.classifier[4]
+    assert isinstance(hidden, nn.Sequential) and isinstance(hidden[1], nn.BatchNorm1d)
+    assert hidden[0].bias is None and is_ternary(hidden[0])
+    assert not is_ternary(readout) and readout.bias is not None and not is_ternary(model.features[0].conv)
+    untouched = build({**config, "train": {"weight_quant": "none"}})
+    assert isinstance(untouched.classifier[1], nn.Linear)  # full-precision weights: the head is unchanged
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    model.train()
+    for _ in range(3):
+        for i in range(0, x.shape[0], 64):
+            loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    T = 16
+    float_snn, _ = convert_allint(model, convert={"integer": False})
+    int_snn, label = convert_allint(model, convert={"integer": True})
+    assert "ternary" in label
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in int_snn.modules())  # the BN became θ⁺₀ and δ
+    res_f, logits_f = simulate(float_snn, xt, yt, T, chunk=4, dtype=torch.float64)
+    res_i, logits_i = simulate(int_snn, xt, yt, T, chunk=4)
+    assert torch.equal(logits_f.argmax(-1), logits_i.argmax(-1)) and res_f.correct == res_i.correct
+    with torch.no_grad():
+        ann_logits = model(xt)
+    # once every spike has arrived the readout is 2^k × the ANN's logits: the SNN settles on the ANN
+    assert (logits_f[-1].argmax(-1) == ann_logits.argmax(-1)).double().mean() >= 0.99
+    assert final_time_step(res_f.correct) is not None and final_time_step(res_f.correct) < T
+
+
 def test_snn_reaches_the_ann(quant_lenet, digits):
     _, (x, y) = digits
     with torch.no_grad():

@@ -206,6 +206,20 @@ def test_thresholds_get_their_own_learning_rate(optimizer, act):
     assert scaled["lr"] / weights["lr"] == pytest.approx(10.0)  # the schedule keeps the ratio
 
 
+def test_weight_quant_auto_means_ternary_for_the_all_integer_act_only():
+    def resolved(*overrides: str) -> str:
+        return validate(compose("train", [*TINY, *overrides]), check_paths=False, note=None).train.weight_quant
+
+    assert resolved("act=quant") == "ternary"  # the all-integer method's ANN (ALGORITHMS.md)
+    assert resolved("act=quant", "train.weight_quant=none") == "none"  # the paper's full-precision ablation
+    for act in ("relu", "clip", "qcfs", "csqcfs"):
+        assert resolved(f"act={act}") == "none"
+    assert resolved("act=relu", "train.weight_quant=ternary") == "ternary"
+    # auto and its resolution name the same ANN (one cache entry)
+    assert _key("act=quant") == _key("act=quant", "train.weight_quant=ternary")
+    assert _key("act=quant") != _key("act=quant", "train.weight_quant=none")
+
+
 def test_threshold_lr_scale_must_be_positive():
     from snnx.errors import ConfigError
 

@@ -48,10 +48,9 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from snnx.convert.graph import is_activation, replace_maxpool, set_submodule, trace
+from snnx.convert.graph import bake_parametrizations, is_activation, replace_maxpool, set_submodule, trace
 from snnx.errors import ConfigError
 from snnx.neurons import Neuron
 from snnx.neurons.signed import ScatterGatherEncoder, SignedDualThresholdNeuron, dual_thresholds
@@ -188,32 +187,6 @@ class SpikeLinear(_Synapse, nn.Linear):
 
 
 # -- the converter ----------------------------------------------------------------------
-def _bake_parametrizations(model: nn.Module) -> None:
-    """Replace every parametrized conv/linear (ternary weights) by a plain one holding the parametrized values.
-
-    (Not ``parametrize.remove_parametrizations``: it deletes the weight property
-    from the parametrized class, which a deep copy shares with the original
-    model, and would break the caller's ANN.)
-    """
-    for name, module in list(model.named_modules()):
-        if not parametrize.is_parametrized(module):
-            continue
-        if isinstance(module, nn.Conv2d):
-            plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
-                              padding=module.padding, dilation=module.dilation, groups=module.groups,
-                              bias=module.bias is not None, padding_mode=module.padding_mode)
-        elif isinstance(module, nn.Linear):
-            plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
-        else:
-            raise ConfigError(f"'{name}' ({type(module).__name__}) is parametrized.", key="train.weight_quant",
-                              fix="convert=allint bakes parametrized conv/linear weights only.")
-        with torch.no_grad():
-            plain.weight.copy_(module.weight)
-            if module.bias is not None:
-                plain.bias.copy_(module.bias)
-        set_submodule(model, name, plain.eval())
-
-
 def _is_module(node: fx.Node, modules: Mapping, kinds) -> bool:
     return isinstance(node, fx.Node) and node.op == "call_module" and isinstance(modules[node.target], kinds)
 
@@ -301,7 +274,7 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
 
     integer, int_scale, fire_on_equal = _check_config(convert)
     model = copy.deepcopy(ann).eval()
-    _bake_parametrizations(model)
+    bake_parametrizations(model)
     gm = replace_maxpool(trace(model), convert.get("maxpool", "error"))
     modules = dict(gm.named_modules())
     for name, module in list(modules.items()):

@@ -12,6 +12,7 @@ import copy
 
 import torch
 from torch import fx, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from snnx.errors import ConfigError
@@ -85,9 +86,36 @@ def replace_maxpool(gm: fx.GraphModule, policy: str) -> fx.GraphModule:
     return gm
 
 
+def bake_parametrizations(model: nn.Module) -> None:
+    """Replace every parametrized conv/linear (ternary weights) by a plain one holding the parametrized values.
+
+    (Not ``parametrize.remove_parametrizations``: it deletes the weight property
+    from the parametrized class, which a deep copy shares with the original
+    model, and would break the caller's ANN.)
+    """
+    for name, module in list(model.named_modules()):
+        if not parametrize.is_parametrized(module):
+            continue
+        if isinstance(module, nn.Conv2d):
+            plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
+                              padding=module.padding, dilation=module.dilation, groups=module.groups,
+                              bias=module.bias is not None, padding_mode=module.padding_mode)
+        elif isinstance(module, nn.Linear):
+            plain = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+        else:
+            raise ConfigError(f"'{name}' ({type(module).__name__}) is parametrized.", key="train.weight_quant",
+                              fix="Conversion bakes parametrized conv/linear weights only.")
+        with torch.no_grad():
+            plain.weight.copy_(module.weight)
+            if module.bias is not None:
+                plain.bias.copy_(module.bias)
+        set_submodule(model, name, plain.eval())
+
+
 def prepare(ann: nn.Module, *, maxpool: str = "error") -> fx.GraphModule:
-    """A traced, BN-folded, MaxPool-free copy of ``ann`` in eval mode."""
+    """A traced, BN-folded, MaxPool-free copy of ``ann`` in eval mode (ternary weights baked in)."""
     model = copy.deepcopy(ann).eval()
+    bake_parametrizations(model)
     gm = trace(model)
     gm = fold_batchnorm(gm)
     return replace_maxpool(gm, maxpool)

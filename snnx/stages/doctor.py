@@ -63,7 +63,14 @@ def compose_preset(name: str, stage: str = "run") -> dict:
         from snnx.app import compose
 
         cfg = compose(stage, overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
+    preset = OmegaConf.to_container(cfg, resolve=True)
+    # the run's config went through validate, which resolves train.weight_quant=auto: so must the preset's
+    from snnx.validate import resolve_weight_quant
+
+    train = preset.get("train", {})
+    if "weight_quant" in train:
+        train["weight_quant"] = resolve_weight_quant(preset.get("act", {}).get("name", ""), train["weight_quant"])
+    return preset
 
 
 def departure_findings(config: Mapping, name: str | None) -> list[doctor.Finding]:
