@@ -220,6 +220,18 @@ def test_weight_quant_auto_means_ternary_for_the_all_integer_act_only():
     assert _key("act=quant") != _key("act=quant", "train.weight_quant=none")
 
 
+def test_threshold_lr_scale_is_20_in_the_embedded_recipes_and_1_in_the_paper_presets():
+    def scale(*overrides: str) -> float:
+        return validate(compose("train", list(overrides)), check_paths=False, note=None).train.threshold_lr_scale
+
+    assert scale() == scale("train=two_stage", "act=csqcfs") == scale("train=smoke") == 20.0
+    assert scale("experiment=embedded_csqcfs") == 20.0
+    for preset in ("csqcfs_cifar10_vgg16", "csqcfs_cifar100_resnet20", "allint_mnist_lenet", "denggu_cifar10_vgg16",
+                   "msat_cifar10_vgg16"):
+        assert validate(compose("train", [f"experiment={preset}"]), check_paths=False,
+                        note=None).train.threshold_lr_scale == 1.0, preset
+
+
 def test_threshold_lr_scale_must_be_positive():
     from snnx.errors import ConfigError
 

@@ -247,7 +247,7 @@ def _note_weight_rounding(plans: list, int_scale: int) -> None:
     integer simulation reproduces the float one. Full-precision weights rounded to
     1/int_scale move a neuron's input current by up to Σ|rounding error| per step: a
     neuron that close to a threshold can fire where the float neuron does not (measured
-    on mnist5k LeNet at ×10,000: one image of 1,000 at T = 1).
+    on mnist5k LeNet at ×10,000: one image of 1,000 differs at some T in each of 3 seeds).
     """
     from snnx.console import log
 
