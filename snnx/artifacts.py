@@ -26,8 +26,6 @@ from snnx.errors import CheckpointError
 _DATASET_KEYS_NOT_HASHED = ("root", "download", "num_workers", "limit_test")
 # Train keys that say how training runs (processes, compiler), not what it learns.
 _TRAIN_KEYS_NOT_HASHED = ("distributed", "compile")
-# Activations with trained thresholds: only for them does train.threshold_lr_scale change what is learnt.
-_ACTS_WITH_THRESHOLDS = ("qcfs", "csqcfs", "cqcfs", "sqcfs")
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -35,11 +33,19 @@ def stable_hash(payload: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def _trains_thresholds(act_name: str | None) -> bool:
+    """Only an act with a trained threshold (one that takes act.init_threshold) learns differently with
+    train.threshold_lr_scale."""
+    from snnx.activations.factory import PARAMS
+
+    return "init_threshold" in PARAMS.get(act_name or "", ())
+
+
 def ann_key_payload(config: Mapping[str, Any]) -> dict:
     """The part of a resolved config that determines the trained ANN."""
     dataset = {k: v for k, v in config["dataset"].items() if k not in _DATASET_KEYS_NOT_HASHED}
     train = {k: v for k, v in config["train"].items() if k not in _TRAIN_KEYS_NOT_HASHED}
-    if config["act"].get("name") not in _ACTS_WITH_THRESHOLDS:
+    if not _trains_thresholds(config["act"].get("name")):
         train.pop("threshold_lr_scale", None)
     payload = {
         "dataset": dataset,
