@@ -61,7 +61,7 @@ SWEEP     = $(SNNX) run -m hydra/launcher=$(LAUNCHER) paths.root=$(ROOT)
 TABLE     = $(SNNX) table paths.root=$(ROOT)
 EMBEDDED  = $(ROOT)/sweeps/embedded
 
-CSQCFS_ALL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet18,csqcfs_cifar10_resnet20,csqcfs_cifar100_vgg16,csqcfs_cifar100_resnet20
+CSQCFS_ALL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet18,csqcfs_cifar10_resnet20,csqcfs_cifar10_resnet50,csqcfs_cifar10_resnet101,csqcfs_cifar100_vgg16,csqcfs_cifar100_resnet20,csqcfs_cifar100_resnet50,csqcfs_cifar100_resnet101
 CSQCFS_ABL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet20,csqcfs_cifar100_vgg16,csqcfs_cifar100_resnet20
 DENGGU_ALL  := denggu_cifar10_cifarnet,denggu_cifar10_vgg16,denggu_cifar10_resnet20,denggu_cifar100_vgg16,denggu_cifar100_resnet20
 MSAT_VGG    := msat_cifar10_vgg16,msat_cifar100_vgg16
@@ -76,6 +76,7 @@ table-csqcfs: $(STAMP)  ## CS-QCFS Tables 1-5, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/csqcfs experiment=$(CSQCFS_ALL) convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/ablation experiment=$(CSQCFS_ABL) act=cqcfs,sqcfs convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/origin experiment=$(CSQCFS_ALL) act=qcfs train.two_stage=false convert=cos,qcfs
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/layer-wise experiment=$(CSQCFS_ABL) act=qcfs train.two_stage=true convert=cos,qcfs
 	for n in 1 2 3 4 5; do $(TABLE) table=csqcfs_table$$n || exit 1; done
 
 table-denggu: $(STAMP)  ## Deng & Gu Tables 1, 4, 5, full scale (CIFAR-10/100; GPU)
@@ -86,9 +87,10 @@ table-denggu: $(STAMP)  ## Deng & Gu Tables 1, 4, 5, full scale (CIFAR-10/100; G
 table-msat: $(STAMP)  ## MSAT Table 2, DTT/DET ablation, SIN and firing-rate plots, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/vgg16 experiment=$(MSAT_VGG) convert=maxnorm,pnorm,channelnorm,msat_vgg16
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/resnet20 experiment=$(MSAT_RESNET) convert=maxnorm,pnorm,channelnorm,msat_resnet20
-	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-det experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.use_dtt=false convert.use_det=true,false
-	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-dtt experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.use_dtt=true convert.use_det=false
-	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-fixed experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.fixed_fraction=0.7
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-det experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.confidence_last=null convert.use_dtt=false convert.use_det=true,false
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-dtt experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.confidence_last=null convert.use_dtt=true convert.use_det=false
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-both experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.confidence_last=null
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/ablation-fixed experiment=$(MSAT_VGG),$(MSAT_RESNET) sim.record_layers=false convert.confidence_last=null convert.fixed_fraction=0.7
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/opt-cifar10 experiment=msat_cifar10_vgg16,msat_cifar10_resnet20 sim.record_layers=false act=clip convert=shift
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/opt-cifar100 experiment=msat_cifar100_vgg16,msat_cifar100_resnet20 sim.record_layers=false act=clip act.y_th=2 convert=shift
 	for t in msat_table2 msat_ablation msat_sin msat_rate; do $(TABLE) table=$$t || exit 1; done
@@ -106,7 +108,7 @@ tables-embedded: table-csqcfs-embedded table-denggu-embedded table-msat-embedded
 table-csqcfs-embedded: $(STAMP)  ## CS-QCFS Tables 1-5 at embedded scale (mnist5k LeNet, digits ResNet-20)
 	rm -rf $(EMBEDDED)/csqcfs
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/csqcfs/two-stage experiment=embedded_csqcfs,embedded_csqcfs_resnet20 act=csqcfs,cqcfs,sqcfs convert=cos,qcfs
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/csqcfs/origin experiment=embedded_csqcfs,embedded_csqcfs_resnet20 act=qcfs train.two_stage=false convert=cos,qcfs
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/csqcfs/origin experiment=embedded_csqcfs,embedded_csqcfs_resnet20 act=qcfs train.two_stage=false,true convert=cos,qcfs
 	$(TABLE) table=csqcfs_table1 table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table1_embedded table.embedded_filters.dataset=mnist5k
 	$(TABLE) table=csqcfs_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table2_embedded table.embedded_filters.dataset=digits
 	for n in 3 4 5; do $(TABLE) table=csqcfs_table$$n table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table$${n}_embedded || exit 1; done
@@ -123,8 +125,9 @@ table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate pl
 	rm -rf $(EMBEDDED)/msat
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/lenet experiment=embedded_msat convert=maxnorm,msat_vgg16
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/norm experiment=embedded_msat sim.record_layers=false convert=pnorm,channelnorm
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-det experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=false convert.use_det=true,false
-	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-dtt experiment=embedded_msat sim.record_layers=false $(MSAT_ABLATION_T) convert.use_dtt=true convert.use_det=false convert.fixed_fraction=null,0.7
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-det experiment=embedded_msat sim.record_layers=false convert.confidence_last=null $(MSAT_ABLATION_T) convert.use_dtt=false convert.use_det=true,false
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-dtt experiment=embedded_msat sim.record_layers=false convert.confidence_last=null $(MSAT_ABLATION_T) convert.use_dtt=true convert.use_det=false convert.fixed_fraction=null,0.7
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/ablation-both experiment=embedded_msat sim.record_layers=false convert.confidence_last=null $(MSAT_ABLATION_T)
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/opt experiment=embedded_msat sim.record_layers=false act=clip convert=shift
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/msat/resnet20 experiment=embedded_msat_resnet20 convert=maxnorm,pnorm,msat_resnet20
 	$(TABLE) table=msat_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/msat table.name=msat_table2_embedded 'table.T=[8,16,32,64,128,256]'

@@ -41,16 +41,49 @@ def _trains_thresholds(act_name: str | None) -> bool:
     return "init_threshold" in PARAMS.get(act_name or "", ())
 
 
+def _model_payload(model: Mapping[str, Any]) -> dict:
+    """The model section as the cache key sees it: the options at their "off" value leave the keys of older caches.
+
+    Dropout off in both places builds the module the old flat ``dropout: 0.0`` built (Dropout(0) and
+    Identity are the same no-op, module numbering unchanged), so it hashes as that; any nonzero
+    probability is a new placement and keeps the nested form. ``init=default`` and an unset
+    ``votes`` are what every older cache was built with.
+    """
+    payload = dict(model)
+    dropout = payload.get("dropout")
+    if isinstance(dropout, Mapping):
+        payload["dropout"] = 0.0 if not any(dropout.values()) else dict(dropout)
+    if payload.get("init") == "default":
+        payload.pop("init")
+    if payload.get("votes") is None:
+        payload.pop("votes", None)
+    return payload
+
+
 def ann_key_payload(config: Mapping[str, Any]) -> dict:
     """The part of a resolved config that determines the trained ANN."""
     dataset = {k: v for k, v in config["dataset"].items() if k not in _DATASET_KEYS_NOT_HASHED}
     train = {k: v for k, v in config["train"].items() if k not in _TRAIN_KEYS_NOT_HASHED}
     if not _trains_thresholds(config["act"].get("name")):
         train.pop("threshold_lr_scale", None)
+    if train.get("init_from"):
+        # What the weights start from, not where it was named: the source ANN's key or the file's content.
+        train["init_from"] = init_source_identity(config)
+    else:
+        train.pop("init_from", None)  # absent from the keys of ANNs trained before train.init_from existed
+    if train.get("weight_quant") != "ternary" or train.get("ternary_ste") == "identity":
+        train.pop("ternary_ste", None)  # no ternary weights, or the estimator every older cache was trained with
+    if dataset.get("crop") is None:
+        dataset.pop("crop", None)  # the augmentation older caches were trained with
+    act = dict(config["act"])
+    if act.get("grad_window") in (None, "auto", "clip"):
+        act.pop("grad_window", None)  # no quantiser, or the [0, λ] window every older cache was trained with
+    if act.get("name") != "quant" or act.get("k_first") in (None, act.get("k")):
+        act.pop("k_first", None)  # no first-layer level, or the one older caches used (act.k)
     payload = {
         "dataset": dataset,
-        "model": dict(config["model"]),
-        "act": dict(config["act"]),
+        "model": _model_payload(config["model"]),
+        "act": act,
         "train": train,
         "seed": config["seed"],
     }
@@ -62,6 +95,46 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
 
 def ann_key(config: Mapping[str, Any]) -> str:
     return stable_hash(ann_key_payload(config))
+
+
+INIT_FROM_EXPERIMENT = "experiment:"
+# Where snnx.stages puts the composed config of train.init_from=experiment:<preset> (a plain dict).
+INIT_SOURCE_KEY = "_init_from"
+_FILE_DIGESTS: dict[str, tuple[int, int, str]] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The file's sha256 (remembered per path while its mtime and size stay the same)."""
+    path = str(path)
+    stat = os.stat(path)
+    known = _FILE_DIGESTS.get(path)
+    if known is not None and known[:2] == (stat.st_mtime_ns, stat.st_size):
+        return known[2]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    _FILE_DIGESTS[path] = (stat.st_mtime_ns, stat.st_size, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def init_source_identity(config: Mapping[str, Any]) -> dict:
+    """train.init_from as the cache key sees it: the source preset's ANN key, or the checkpoint's sha256."""
+    from snnx.errors import ConfigError
+
+    ref = str(config["train"]["init_from"])
+    if ref.startswith(INIT_FROM_EXPERIMENT):
+        source = config.get(INIT_SOURCE_KEY)
+        if not isinstance(source, Mapping):
+            raise ConfigError(f"{ref!r} names a preset that was not composed for this run.", key="train.init_from",
+                              fix="Run it through the snnx CLI, or call snnx.stages.resolve_init_from(config) "
+                                  "before using the config from Python.")
+        return {"ann_key": ann_key(source)}
+    if not os.path.isfile(ref):
+        raise CheckpointError(f"no checkpoint file at {ref!r}.", key="train.init_from",
+                              fix="Give the path of an ANN checkpoint (outputs/cache/ann/<key>/model.pt), or "
+                                  "experiment:<preset> for that preset's ANN.")
+    return {"sha256": file_sha256(ref)}
 
 
 def ann_dir(root: str | os.PathLike, key: str) -> Path:

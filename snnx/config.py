@@ -23,18 +23,31 @@ class DatasetConfig:
     augment: bool = True
     autoaugment: bool = False
     cutout: int = 0  # side of the erased square in pixels; 0 = off
+    # CIFAR only: side of a crop of the 32×32 images, random (train) / central (test), no padding; the model
+    # is built for crop×crop inputs. null = the pad-4 random crop at 32 (Zou et al. 2024, §4.2: 24).
+    crop: Optional[int] = None
     limit_train: Optional[int] = None  # first N training items only (smoke runs, tests)
     limit_test: Optional[int] = None
     num_workers: int = 0
 
 
 @dataclass
+class DropoutConfig:
+    conv: float = 0.0  # p after the act of each conv that feeds a conv (Deng & Gu 2021, App. A.1: 0.2)
+    fc: float = 0.0  # p after the act of each Linear that feeds a Linear (Deng & Gu 2021, App. A.1: 0.5)
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     width: float = 1.0
-    batch_norm: bool = True
+    batch_norm: bool = True  # false: no BatchNorm anywhere, convs and Linears get a bias instead
     pool: str = "avg"  # avg | max (max must be replaced for conversion: convert.maxpool=avg)
-    dropout: float = 0.0
+    dropout: DropoutConfig = field(default_factory=DropoutConfig)
+    # default: Kaiming-normal (fan_out) convs | denggu: N(0, √(2/(k²n))), residual-branch convs √2/(k²n)
+    # (Deng & Gu 2021, App. A.1); Linear layers keep PyTorch's default either way.
+    init: str = "default"
+    votes: Optional[int] = None  # cifarnet: outputs per class of the voting layer, averaged (1 = plain Linear)
 
 
 @dataclass
@@ -47,8 +60,14 @@ class ActConfig:
     warmup_epochs: int = 0  # clip: epochs of plain ReLU before clipping
     channelwise: bool = False  # csqcfs family: one λ per channel
     softplus: bool = False  # csqcfs family: λ = softplus(p)
+    # QCFS family: STE gradient window. shifted = Yang et al. 2025, Eqs. 19-20's (−φλ/L, λ − φλ/L);
+    # clip = QCFS's [0, λ]; auto = shifted for cqcfs/sqcfs/csqcfs, clip for qcfs (resolved by validate).
+    grad_window: str = "auto"
     k: Optional[int] = None  # quant: level, y = round(x·2^k)/2^k
     clip_first: float = 4.0  # quant: first-layer clip B
+    # quant: the first (encoding) layer's level; 0 = integers 0…B, B = 4 spikes in "only 4 time steps"
+    # whatever k (Zou et al. 2024, §3.1); null = act.k (a 2^−k grid: up to 4·2^k input steps).
+    k_first: Optional[int] = 0
 
 
 @dataclass
@@ -64,16 +83,25 @@ class TrainConfig:
     milestones: List[int] = field(default_factory=list)  # step schedule: epochs where lr *= gamma
     gamma: float = 0.1
     label_smoothing: float = 0.0
+    # Start from another ANN: a checkpoint path, or experiment:<preset> (that preset's cached ANN, trained if
+    # absent). Every layer but the output layer is copied before training (Deng & Gu 2021, App. A.1: CIFAR-100
+    # starts from the CIFAR-10 weights). null = the model's own initialisation.
+    init_from: Optional[str] = None
     # Learning-rate multiplier for the trained activation thresholds (QCFS λ, CS-QCFS p_c). 1 = the papers
     # (one learning rate for all); train=default / two_stage / smoke set 20: see conf/train/default.yaml.
     threshold_lr_scale: float = 1.0
-    # Two-stage CS-QCFS training: stage 2 swaps layer λ for channel-wise softplus λ_c.
+    # Two-stage training (Yang et al. 2025, Alg. 1): stage 1 layer-wise QCFS for `epochs` at `lr`, stage 2
+    # fine-tunes `finetune_epochs` at lr·finetune_lr_scale — as act=csqcfs/cqcfs/sqcfs (λ_l → λ_c swap) or,
+    # for act=qcfs, the same layer-wise QCFS (Table 4's "layer-wise" row).
     two_stage: bool = False
     finetune_epochs: int = 0
     finetune_lr_scale: float = 0.1
-    # auto | none | ternary. auto: ternary for act=quant (the all-integer method's ANN, ALGORITHMS.md: TWN
-    # weights, first conv and output layer full precision), none for every other act. Resolved by validate.
+    # auto | none | ternary. auto: ternary for act=quant (the all-integer method's ANN, Zou et al. 2024,
+    # §3.2: ternary weights; first conv and output layer full precision), none for every other act. Resolved by validate.
     weight_quant: str = "auto"
+    # Ternary weights' backward: clipped = Zou et al. 2024, Eq. 9 (∂L/∂W^F = ∂L/∂W^T where |W^F| ≤ 1, else 0);
+    # identity = everywhere (the authors' released code).
+    ternary_ste: str = "clipped"
     distributed: bool = False
     # Training forward (and its backward) through torch.compile; evaluation and checkpoints use the
     # plain module. Not part of the ANN cache key (like distributed): it changes speed, not what is learnt.
@@ -91,19 +119,23 @@ class ConvertConfig:
     variant: str = "TS"  # shift: T | S | TS
     shift_T: Optional[int] = None  # shift: one T for the whole sweep instead of per-T passes
     presim: int = 4  # cos: ρ pre-simulation steps
-    base: str = "maxnorm"  # msat: θ_max from maxnorm | pnorm
-    use_dtt: bool = True
-    use_det: bool = True
-    alpha: float = 0.03
+    base: str = "maxnorm"  # msat: θ_max from maxnorm | pnorm (max over calib_size training images)
+    use_dtt: bool = True  # msat: dynamic tracking threshold term (He et al. Eq. 16)
+    use_det: bool = True  # msat: dynamic evoked threshold term (Eq. 17)
+    alpha: float = 0.03  # msat α, k_a, k_i, C, τ_mp, τ_rd: Table 1 (VGG16 column)
     k_a: float = 1.0
     k_i: float = 1.0
     C: float = 5.0
     tau_mp: float = 1.0
     tau_rd: float = 1.0
-    v_t: float = -1.0
+    v_t: Optional[float] = None  # msat V_T (Eq. 16); null = the units' default: −θ_max raw, −1 normalised
+    units: str = "raw"  # msat: raw (u, z in membrane units, §3.1) | normalised (÷θ_max, the released code)
+    det_tau: str = "squared"  # msat DET weight: squared (τ_rd of Eq. 15 × τ_rd of Eq. 17) | once
     fixed_fraction: Optional[float] = None  # msat ablation: θ = f·θ_max at every step (Fig. 3's 0.7·θ)
-    confidence: Any = 1.0  # msat spike confidence: one probability or a per-layer list
-    confidence_steps: int = 16
+    confidence: Any = 1.0  # msat spike confidence (Eq. 18): one probability or a per-layer list
+    confidence_last: Optional[float] = None  # msat: the last IF layer's probability; null = as confidence
+    confidence_steps: int = 16  # msat: spike confidence for t < this (Alg. 1 "early timestep"; 16: released code)
+    confidence_reset: bool = False  # msat: a dropped spike still resets (released code) vs not (Eq. 18)
     integer: bool = False  # allint: integer-only simulation
     int_scale: int = 10000
     fire_on_equal: bool = True  # allint: +1 spike on v ≥ θ⁺ (paper) vs v > θ⁺ (reference code)

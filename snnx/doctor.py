@@ -1,7 +1,7 @@
 """`snnx doctor`: why a converted network falls short, layer by layer.
 
 Pure analysis over what the simulation records (the per-layer rows of
-layers.csv, ALGORITHMS.md "Per-layer diagnostics"), the neurons' thresholds,
+layers.csv: firing rate, SIN ratio, clip and floor error), the neurons' thresholds,
 the ANN's own activations on the same images and, for preset runs, the
 preset's config. No Hydra here: the stage (``snnx.stages.doctor``) turns the
 composed config into these arguments, and the end of ``simulate`` calls
@@ -60,7 +60,7 @@ SEVERITIES = ("error", "warning", "note")
 COLUMNS = ["T", "layer", "finding", "value", "severity", "message", "suggestion"]
 
 # Config keys that do not change the recipe: where files go, how fast it runs, which T are read.
-IGNORED_KEYS = ("stage", "seed", "device", "debug", "ckpt", "paths", "table", "hydra", "dataset.root",
+IGNORED_KEYS = ("stage", "seed", "device", "debug", "ckpt", "paths", "table", "hydra", "_init_from", "dataset.root",
                 "dataset.download", "dataset.num_workers", "sim.T", "sim.chunk", "sim.batch_size", "sim.compile",
                 "sim.record_layers", "sim.dtype", "train.distributed", "train.compile", "objective")
 

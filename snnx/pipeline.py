@@ -28,7 +28,8 @@ from snnx.data.info import dataset_info
 RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
                   "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj", "seed", "ann_key",
                   "config_hash", "created"]
-EXTRA_COLUMNS = ["negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "passes", "time_steps_simulated"]
+EXTRA_COLUMNS = ["negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "passes", "time_steps_simulated",
+                 "hidden_spikes", "hidden_negative_ratio", "hidden_neurons", "ops_ratio"]
 
 
 # -- data ---------------------------------------------------------------------
@@ -40,7 +41,8 @@ def dataset(config: Mapping, split: str, *, augment: bool | None = None, limit: 
         limit = ds["limit_train"] if split == "train" else ds["limit_test"]
     return build_dataset(ds["name"], split, root=ds["root"], download=ds["download"],
                          augment=ds["augment"] if augment is None else augment,
-                         autoaugment=ds["autoaugment"], cutout=ds["cutout"], limit=limit, seed=config["seed"])
+                         autoaugment=ds["autoaugment"], cutout=ds["cutout"], crop=ds.get("crop"), limit=limit,
+                         seed=config["seed"])
 
 
 def loader(data, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
@@ -115,6 +117,8 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
         else:
             seed_everything(config["seed"])
             model = build_model(config)
+            if config["train"].get("init_from"):
+                init_from_source(model, config, device)
             train_cfg = config["train"]
             metrics = _train(config, model, directory, device, lr=train_cfg["lr"], epochs=train_cfg["epochs"],
                              stage_name="train")
@@ -127,6 +131,88 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
             ctx.barrier()
             model, _ = load_ann(final, key=str(final))
         return TrainedANN(model, dict(config), key, final, {k: v for k, v in metrics.items() if k != "rows"})
+
+
+# -- train.init_from ------------------------------------------------------------
+def output_layer(model: nn.Module) -> str:
+    """The name of the layer that produces the logits: the last Linear or Conv module with weights
+    (modules register in forward order in every snnx model)."""
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            last = name
+    if last is None:
+        raise ConfigError("the model has no Linear or Conv layer to leave out.", key="train.init_from",
+                          fix="Use train.init_from=null for this model.")
+    return last
+
+
+def _load_source_state(path: str) -> dict:
+    """A checkpoint's state_dict, loaded weights-only (nothing is executed): a snnx checkpoint, a dict with
+    a 'state_dict', or a bare state_dict."""
+    from snnx.errors import CheckpointError
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"no checkpoint file at {path!r}.", key="train.init_from",
+                              fix="Give the path of an ANN checkpoint (outputs/cache/ann/<key>/model.pt), or "
+                                  "experiment:<preset> for that preset's ANN.")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any library error while reading user input is the user's file
+        raise CheckpointError(f"{path!r} is not a readable torch checkpoint of tensors and plain containers "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}).",
+                              key="train.init_from",
+                              fix="Point to an intact checkpoint (a snnx model.pt or a saved state_dict).") from exc
+    state = data.get("state_dict", data) if isinstance(data, dict) else None
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path!r} holds no state_dict (a mapping of parameter names to tensors).",
+                              key="train.init_from", fix="Use a snnx model.pt or a file written by "
+                              "torch.save(model.state_dict(), path).")
+    return dict(state)
+
+
+def init_source_state(config: Mapping, device: torch.device) -> tuple[dict, str]:
+    """(state_dict, what it is) of train.init_from: a checkpoint file, or the referenced preset's ANN, found in
+    the cache or trained now (its composed config is ``config["_init_from"]``, put there by the stage)."""
+    from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
+
+    ref = str(config["train"]["init_from"])
+    if ref.startswith(INIT_FROM_EXPERIMENT):
+        source = config.get(INIT_SOURCE_KEY)
+        if not isinstance(source, Mapping):
+            raise ConfigError(f"{ref!r} names a preset that was not composed for this run.", key="train.init_from",
+                              fix="Run it through the snnx CLI, or call snnx.stages.resolve_init_from(config) "
+                                  "before using the config from Python.")
+        ann = ensure_ann(source, device)
+        return {k: v.detach().cpu() for k, v in ann.model.state_dict().items()}, f"ANN {ann.key} ({ref})"
+    return _load_source_state(ref), ref
+
+
+def init_from_source(model: nn.Module, config: Mapping, device: torch.device) -> str:
+    """Copy every tensor of train.init_from's state_dict into ``model`` but the output layer's (Deng & Gu 2021,
+    App. A.1: the CIFAR-100 net starts from the CIFAR-10 weights except the output layer). Everything else must
+    match in name and shape. Returns the output layer's name."""
+    state, what = init_source_state(config, device)
+    skip = output_layer(model)
+    own = model.state_dict()
+    mine = {k for k in own if not k.startswith(skip + ".")}
+    theirs = {k for k in state if not k.startswith(skip + ".")}
+    problems = [f"{k} is missing" for k in sorted(mine - theirs)]
+    problems += [f"{k} is not in this model" for k in sorted(theirs - mine)]
+    problems += [f"{k} is {tuple(state[k].shape)}, this model's is {tuple(own[k].shape)}"
+                 for k in sorted(mine & theirs) if state[k].shape != own[k].shape]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; … ({len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise ConfigError(f"{what} does not fit this {config['model']['name']} outside its output layer "
+                          f"({skip}): {shown}.", key="train.init_from",
+                          fix="Start from an ANN of the same architecture: the same model, model.width, "
+                              "model.batch_norm and input size (only the number of classes may differ), "
+                              "or set train.init_from=null.")
+    with torch.no_grad():
+        for name in mine:
+            own[name].copy_(state[name])
+    log(f"initialised every layer but the output layer ({skip}) from {what}")
+    return skip
 
 
 def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.device, *, lr: float, epochs: int,
@@ -156,21 +242,38 @@ def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.dev
 
 
 def stage_one_config(config: Mapping) -> dict:
-    """CS-QCFS stage 1: the same run with a layer-wise QCFS activation, cached on its own."""
+    """Two-stage stage 1 (Yang et al. 2025, Alg. 1, l. 1–6): the same run with a layer-wise QCFS, cached on its own.
+
+    Stage 1 keeps the run's gradient window (csqcfs: Eqs. 19–20's shifted one, the derivation rule
+    the paper builds on QCFS's), so a CS-QCFS run and an act=qcfs act.grad_window=shifted two-stage
+    run (Table 4's layer-wise row) share one stage-1 ANN.
+    """
+    from snnx.activations.factory import resolve_grad_window
+
     stage_one = copy.deepcopy(dict(config))
-    stage_one["act"] = {**config["act"], "name": "qcfs", "channelwise": False, "softplus": False}
+    act = config["act"]
+    stage_one["act"] = {**act, "name": "qcfs", "channelwise": False, "softplus": False,
+                        "grad_window": resolve_grad_window(act["name"], act.get("grad_window"))}
     stage_one["train"] = {**config["train"], "two_stage": False, "finetune_epochs": 0, "name": "two_stage:stage1"}
     return stage_one
 
 
 def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device):
-    """Stage 2: each layer λ becomes channel-wise λ_c (softplus(p_c) = λ), fine-tuned at lr × scale."""
+    """Stage 2 (Alg. 1, l. 7–12): fine-tune the stage-1 ANN at lr × finetune_lr_scale, all parameters.
+
+    act=csqcfs/cqcfs/sqcfs: each layer λ first becomes λ_c (softplus(p_c) = λ, Eq. 18). act=qcfs: no
+    swap — the layer-wise QCFS is fine-tuned as it is (Table 4, "layer-level two-stage training").
+    """
     from snnx.activations import to_channelwise
+    from snnx.activations.factory import resolve_grad_window
     from snnx.trainer import seed_everything
 
     stage_one = ensure_ann(stage_one_config(config), device)
     model = copy.deepcopy(stage_one.model)
-    to_channelwise(model, softplus=bool(config["act"]["softplus"]), channelwise=bool(config["act"]["channelwise"]))
+    act = config["act"]
+    if act["name"] != "qcfs":
+        to_channelwise(model, softplus=bool(act["softplus"]), channelwise=bool(act["channelwise"]),
+                       grad_window=resolve_grad_window(act["name"], act.get("grad_window")))
     train_cfg = config["train"]
     seed_everything(config["seed"] + 1)
     metrics = _train(config, model, directory, device, lr=train_cfg["lr"] * train_cfg["finetune_lr_scale"],
@@ -261,7 +364,7 @@ def make_simulator(config: Mapping, snn, device: torch.device, dtype: torch.dtyp
 
 
 def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.device, run_dir: Path) -> dict:
-    from snnx.sim.accounting import E_MAC_PJ, ann_macs
+    from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
 
     sim = config["sim"]
     dtype = torch.float64 if sim["dtype"] == "float64" else torch.float32
@@ -297,7 +400,7 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
                      "seed": config["seed"], "ann_key": ann.key, "config_hash": config_hash, "created": created,
                      "negative_spikes_per_neuron": stats["negative_spikes_per_neuron"], "ann_macs": macs_ann,
                      "ann_energy_mj": E_MAC_PJ * macs_ann * 1e-9, "passes": result.passes,
-                     "time_steps_simulated": T})
+                     "time_steps_simulated": T, **hidden_activity(result, T, macs_ann)})
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():

@@ -88,7 +88,8 @@ def threshold_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def make_optimizer(model: nn.Module, train: Mapping, lr: float) -> torch.optim.Optimizer:
-    # Thresholds (λ, p_c) are trained with weight decay like the weights (ALGORITHMS.md, QCFS), at
+    # Thresholds (λ, p_c) are trained with weight decay like the weights (Yang et al. 2025, §5.1 and Alg. 1:
+    # one SGD with one weight decay; no exemption for λ is stated), at
     # train.threshold_lr_scale × the weights' learning rate (its own group, so the schedule scales both).
     thresholds = threshold_parameters(model)
     ids = {id(p) for p in thresholds}

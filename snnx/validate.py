@@ -8,6 +8,7 @@ ConfigError naming the key, the bad value and the fix.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from typing import Callable
 
@@ -27,12 +28,16 @@ CONVERTING_STAGES = ("convert", "simulate", "run", "doctor")
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "model.pool": ("avg", "max", "conv"),
+    "model.init": ("default", "denggu"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("cosine", "step", "none"),
     "train.weight_quant": ("auto", "none", "ternary"),
+    "train.ternary_ste": ("clipped", "identity"),
     "convert.maxpool": ("error", "avg"),
     "convert.variant": ("T", "S", "TS"),
     "convert.base": ("maxnorm", "pnorm"),
+    "convert.units": ("raw", "normalised"),
+    "convert.det_tau": ("squared", "once"),
     "sim.encoding": ("direct", "poisson"),
     "sim.dtype": ("float32", "float64"),
 }
@@ -89,6 +94,16 @@ def check_act(cfg: DictConfig) -> None:
         _positive(act.init_threshold, "act.init_threshold", "Set a positive initial λ, e.g. act.init_threshold=8.")
         if not 0.0 <= act.shift <= 1.0:
             raise ConfigError(f"must lie in [0, 1], got {act.shift}.", key="act.shift", fix="Use act.shift=0.5 (QCFS) or 0.")
+        from snnx.activations.factory import resolve_grad_window
+        from snnx.activations.functional import GRAD_WINDOWS
+
+        if act.grad_window not in GRAD_WINDOWS + ("auto",):
+            raise ConfigError(f"unknown gradient window {act.grad_window!r}.", key="act.grad_window",
+                              fix="Use act.grad_window=shifted (Yang et al. 2025, Eq. 19), clip ([0, λ]) or auto.")
+        act.grad_window = resolve_grad_window(act.name, act.grad_window)
+    elif act.grad_window != "auto":
+        raise ConfigError(f"does not apply to act={act.name} (only the QCFS family has a gradient window).",
+                          key="act.grad_window", fix="Drop act.grad_window, or use act=qcfs/cqcfs/sqcfs/csqcfs.")
     if act.name == "clip":
         _positive(act.y_th, "act.y_th", "Set a positive ceiling, e.g. act.y_th=1.")
         _positive_int(act.warmup_epochs, "act.warmup_epochs", "Use 0 for no ReLU warm-up.", minimum=0)
@@ -97,6 +112,9 @@ def check_act(cfg: DictConfig) -> None:
             raise ConfigError("act=quant needs the quantisation level.", key="act.k", fix="Set act.k=0, 1 or 2.")
         _positive_int(act.k, "act.k", "Set act.k to an integer ≥ 0, e.g. act.k=0.", minimum=0)
         _positive(act.clip_first, "act.clip_first", "Set a positive first-layer clip, e.g. act.clip_first=4.")
+        if act.k_first is not None:
+            _positive_int(act.k_first, "act.k_first", "Set act.k_first=0 (the paper's 4-step input layer, Zou et al. "
+                          "2024, §3.1) or null (the same level as act.k).", minimum=0)
 
 
 def resolve_weight_quant(act_name: str, weight_quant: str) -> str:
@@ -124,13 +142,59 @@ def check_train(cfg: DictConfig) -> None:
               "Use 1 (one learning rate for weights and thresholds, as in the papers) or e.g. 10.")
     for milestone in tr.milestones:
         _positive_int(milestone, "train.milestones", "List the epochs where lr drops, e.g. 'train.milestones=[30,60]'.")
+    if cfg.act.name == "clip" and cfg.act.warmup_epochs and cfg.act.warmup_epochs >= tr.epochs:
+        raise ConfigError(f"act.warmup_epochs={cfg.act.warmup_epochs} plain-ReLU epochs leave none of the "
+                          f"train.epochs={tr.epochs} for the threshold ReLU, so the saved ANN (which clips at "
+                          "act.y_th) would not be the network that was trained.", key="act.warmup_epochs",
+                          fix=f"Use act.warmup_epochs < {tr.epochs} (0: no warm-up), or more train.epochs.")
+    check_init_from(cfg)
     if tr.two_stage:
         _positive_int(tr.finetune_epochs, "train.finetune_epochs", "Two-stage training needs stage-2 epochs, e.g. train.finetune_epochs=4.")
         _positive(tr.finetune_lr_scale, "train.finetune_lr_scale", "Use e.g. 0.1.")
-        if cfg.act.name not in ("csqcfs", "cqcfs", "sqcfs"):
-            raise ConfigError(f"two-stage training turns a layer-wise QCFS (stage 1) into act={cfg.act.name}'s "
-                              f"thresholds (stage 2), which only the CS-QCFS family has.",
-                              key="train.two_stage", fix="Use act=csqcfs (or cqcfs/sqcfs) with train=two_stage.")
+        if cfg.act.name not in QCFS_FAMILY:
+            raise ConfigError(f"two-stage training fine-tunes a layer-wise QCFS (stage 1) as act={cfg.act.name} "
+                              f"(stage 2), which only the QCFS family has.",
+                              key="train.two_stage", fix="Use act=csqcfs (or cqcfs/sqcfs, or qcfs: no swap) with "
+                              "train=two_stage, or train.two_stage=false.")
+
+
+def check_init_from(cfg: DictConfig) -> None:
+    """train.init_from: a preset reference (experiment:<name>) must name a preset; a path is checked on disk
+    by check_init_from_file (check_paths)."""
+    ref = cfg.train.init_from
+    if ref is None:
+        return
+    from snnx.artifacts import INIT_FROM_EXPERIMENT
+
+    ref = str(ref).strip()
+    if not ref:
+        raise ConfigError("is empty.", key="train.init_from",
+                          fix="Use train.init_from=null (the model's own initialisation), a checkpoint path, or "
+                              "experiment:<preset>.")
+    if ref.startswith(INIT_FROM_EXPERIMENT):
+        from snnx.cli import config_dir
+
+        name = ref[len(INIT_FROM_EXPERIMENT):].strip()
+        presets = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+        if name not in presets:
+            close = difflib.get_close_matches(name, presets, n=1)
+            hint = f"Did you mean experiment:{close[0]}? " if close else ""
+            raise ConfigError(f"names no preset: {name!r}.", key="train.init_from",
+                              fix=f"{hint}Use experiment:<preset> with one of: {', '.join(presets)}.")
+
+
+def check_init_from_file(cfg: DictConfig) -> None:
+    from snnx.artifacts import INIT_FROM_EXPERIMENT
+
+    ref = cfg.train.init_from
+    if ref is None or str(ref).startswith(INIT_FROM_EXPERIMENT) or cfg.ckpt is not None:
+        return
+    if not os.path.isfile(str(ref)):
+        problem = f"{ref!r} is a folder, not a checkpoint file." if os.path.isdir(str(ref)) else \
+            f"there is no file at {ref!r}."
+        raise CheckpointError(problem, key="train.init_from",
+                              fix="Give the path of an ANN checkpoint (outputs/cache/ann/<key>/model.pt), "
+                                  "experiment:<preset> for that preset's ANN, or train.init_from=null.")
 
 
 def check_distributed(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
@@ -181,6 +245,51 @@ def check_objective(cfg: DictConfig) -> None:
                           fix="Pick one of sim.T, add it to sim.T, or set objective.T=null (the largest T).")
 
 
+def _msat_sites(cfg: DictConfig) -> int | None:
+    """The number of activation sites (MSAT neurons) the converted net will have; None if it cannot be built."""
+    try:
+        import torch
+
+        from snnx.convert.graph import activation_sites
+        from snnx.models import build
+
+        with torch.device("meta"):
+            model = build(OmegaConf.to_container(cfg, resolve=True))
+        return len(activation_sites(model))
+    except Exception:  # noqa: BLE001 — any other problem is reported by its own check or at conversion
+        return None
+
+
+def check_msat_confidence(cfg: DictConfig) -> None:
+    """convert.confidence (a probability or a per-layer list) and convert.confidence_last, each in [0, 1].
+
+    For convert=msat in a converting stage, a list's length is checked against the model's activation
+    layers now, before any training, not only at conversion.
+    """
+    from snnx.convert.msat import confidences
+
+    conv = cfg.convert
+    value = conv.confidence
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        raise ConfigError(f"must be a probability or a list of them, got the mapping {value!r}.",
+                          key="convert.confidence",
+                          fix="Use e.g. convert.confidence=1.0 with convert.confidence_last=0.683, or a per-layer list.")
+    probs = value if isinstance(value, list) else [value]
+    confidences(probs, len(probs))  # each a probability in [0, 1]
+    if conv.confidence_last is not None:
+        confidences(1.0, 1, conv.confidence_last)
+    if not isinstance(value, list):
+        return
+    confidences(value, len(value), conv.confidence_last)  # a list and confidence_last: one of the two
+    if conv.name != "msat" or cfg.stage not in CONVERTING_STAGES:
+        return
+    sites = _msat_sites(cfg)
+    if sites is not None:
+        confidences(value, sites)
+
+
 def check_convert(cfg: DictConfig) -> None:
     conv = cfg.convert
     if not 0 < conv.percentile <= 100:
@@ -190,11 +299,11 @@ def check_convert(cfg: DictConfig) -> None:
     _positive_int(conv.presim, "convert.presim", "Use e.g. convert.presim=4.")
     if conv.shift_T is not None:
         _positive_int(conv.shift_T, "convert.shift_T", "Use a positive T or null for per-T passes.")
-    confidence = conv.confidence
-    values = list(confidence) if not isinstance(confidence, (int, float)) else [confidence]
-    for p in values:
-        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise ConfigError(f"spike-confidence probabilities must lie in [0, 1], got {p!r}.", key="convert.confidence", fix="Use e.g. convert.confidence=1.0 (off) or a list such as [0.9,0.95,1.0].")
+    check_msat_confidence(cfg)
+    _positive_int(conv.confidence_steps, "convert.confidence_steps", "Use e.g. convert.confidence_steps=16.", minimum=0)
+    if conv.v_t is not None and not math.isfinite(conv.v_t):
+        raise ConfigError(f"must be a finite number or null, got {conv.v_t!r}.", key="convert.v_t",
+                          fix="Use convert.v_t=null (−θ_max in raw units, −1 normalised) or a finite number.")
     if conv.v_init is not None and not isinstance(conv.v_init, (int, float)):
         raise ConfigError(f"must be a number (a fraction of θ) or null, got {conv.v_init!r}.", key="convert.v_init", fix="Use e.g. convert.v_init=0.5.")
     if cfg.stage not in CONVERTING_STAGES:
@@ -238,8 +347,17 @@ def check_model_dataset(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown dataset {cfg.dataset.name!r}.", key="dataset.name", fix=f"Use one of: {', '.join(DATASETS)}.")
     if cfg.model.name not in list_models():
         raise ConfigError(f"unknown model {cfg.model.name!r}.", key="model.name", fix=f"Use one of: {', '.join(list_models())}.")
+    from snnx.models import check_model_options
+
+    # Dropout ranges and sites, init, votes: the registry knows which model has which (snnx.models.registry).
+    check_model_options(cfg.model.name, width=cfg.model.width, batch_norm=cfg.model.batch_norm, pool=cfg.model.pool,
+                        dropout_conv=cfg.model.dropout.conv, dropout_fc=cfg.model.dropout.fc, init=cfg.model.init,
+                        votes=cfg.model.votes)
+    from snnx.data.info import check_crop
+
+    check_crop(cfg.dataset.name, cfg.dataset.get("crop"))  # dataset.crop: its own key in the error
     try:
-        check_image_size(cfg.model.name, dataset_info(cfg.dataset.name).image_size)
+        check_image_size(cfg.model.name, dataset_info(cfg.dataset.name, cfg.dataset.get("crop")).image_size)
     except ConfigError as exc:
         problem = exc.problem.replace("but the dataset has", f"but dataset={cfg.dataset.name} has")
         raise ConfigError(problem, key="model / dataset", fix=exc.fix) from None
@@ -310,8 +428,6 @@ def check_data_options(cfg: DictConfig) -> None:
     _positive_int(ds.cutout, "dataset.cutout", "Use dataset.cutout=0 (off) or the side of the erased square, e.g. 16.", minimum=0)
     _positive_int(ds.num_workers, "dataset.num_workers", "Use dataset.num_workers=0 (load in the main process) or more.", minimum=0)
     _positive(model.width, "model.width", "Use e.g. model.width=1.0 (full size) or 0.5 (half the channels).")
-    if not 0.0 <= model.dropout < 1.0:
-        raise ConfigError(f"must lie in [0, 1), got {model.dropout}.", key="model.dropout", fix="Use e.g. model.dropout=0.0 (off) or 0.2.")
 
 
 def _data_needed(cfg: DictConfig) -> bool:
@@ -321,8 +437,10 @@ def _data_needed(cfg: DictConfig) -> bool:
     if cfg.stage == "train":
         if cfg.ckpt is not None:
             return False
-        from snnx.artifacts import ann_dir, ann_key
+        from snnx.artifacts import INIT_FROM_EXPERIMENT, ann_dir, ann_key
 
+        if str(cfg.train.init_from or "").startswith(INIT_FROM_EXPERIMENT):
+            return True  # its key needs the source preset composed, which the stage does
         plain = OmegaConf.to_container(cfg, resolve=True)
         if (ann_dir(cfg.paths.root, ann_key(plain)) / "model.pt").is_file():
             return False
@@ -442,6 +560,7 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     check_data_options(cfg)
     if check_paths:
         check_ckpt_exists(cfg)  # cheap checks first: the ones below import torch
+        check_init_from_file(cfg)
     check_model_dataset(cfg)
     if check_paths:
         check_ckpt(cfg)

@@ -1,4 +1,4 @@
-"""snnx.activations against the closed forms of ALGORITHMS.md (float64, autograd)."""
+"""snnx.activations against their papers' closed forms, written out here in plain Python floats (float64)."""
 
 from __future__ import annotations
 
@@ -37,11 +37,20 @@ def ref_y(x: float, lam: float, L: int, phi: float) -> float:
     return lam * math.floor(min(max(x / lam, 0.0), 1.0) * L + phi) / L
 
 
-def ref_dx(x: float, lam: float) -> float:
+def ref_dx(x: float, lam: float, L: int = 1, phi: float = 0.5, window: str = "clip") -> float:
+    """clip: 1 on [0, λ]. shifted (Yang et al. 2025, Eq. 19 at φ = 1/2): 1 on the open (−φλ/L, λ − φλ/L)."""
+    if window == "shifted":
+        return 1.0 if -(lam * phi / L) < x < lam - lam * phi / L else 0.0
     return 1.0 if 0.0 <= x <= lam else 0.0
 
 
-def ref_dlam(x: float, lam: float, L: int, phi: float) -> float:
+def ref_dlam(x: float, lam: float, L: int, phi: float, window: str = "clip") -> float:
+    """clip: (y − x)/λ on [0, λ], 1 above. shifted (Eq. 20): (y − x)/λ on [lo, hi), 1 from hi on, 0 below lo."""
+    if window == "shifted":
+        lo, hi = -(lam * phi / L), lam - lam * phi / L
+        if lo <= x < hi:
+            return (ref_y(x, lam, L, phi) - x) / lam
+        return 1.0 if x >= hi else 0.0
     if 0.0 <= x <= lam:
         return (ref_y(x, lam, L, phi) - x) / lam
     return 1.0 if x > lam else 0.0
@@ -55,6 +64,8 @@ def boundary_inputs(lam: float, L: int, phi: float) -> list[float]:
         if 0 <= b <= lam:
             xs += [b - lam * 1e-6, b, b + lam * 1e-6]
     xs += [lam * 0.37, lam - 1e-9, lam, lam + 1e-9, lam + lam / (4 * L), 3 * lam]
+    for end in (-(lam * phi / L), lam - lam * phi / L):  # the shifted window's ends, each ± an ulp
+        xs += [math.nextafter(end, -math.inf), end, math.nextafter(end, math.inf)]
     return xs
 
 
@@ -70,9 +81,10 @@ def per_element_grads(y: torch.Tensor, x: torch.Tensor, lam_param: torch.Tensor)
 
 
 # ---------------------------------------------------------------- QCFS
-@pytest.mark.parametrize("lam,L,phi", [(8.0, 4, 0.5), (2.5, 3, 0.5), (4.0, 8, 0.0), (1.0, 1, 0.5)])
-def test_qcfs_forward_and_gradients_match_closed_form(lam, L, phi):
-    act = QCFS(L, init_threshold=lam, shift=phi).double()
+@pytest.mark.parametrize("window", ["clip", "shifted"])
+@pytest.mark.parametrize("lam,L,phi", [(8.0, 4, 0.5), (2.5, 3, 0.5), (4.0, 8, 0.0), (1.0, 1, 0.5), (2.25, 3, 0.3)])
+def test_qcfs_forward_and_gradients_match_closed_form(lam, L, phi, window):
+    act = QCFS(L, init_threshold=lam, shift=phi, grad_window=window).double()
     xs = boundary_inputs(lam, L, phi)
     x = torch.tensor(xs, dtype=F64, requires_grad=True)
     y = act(x)
@@ -80,8 +92,8 @@ def test_qcfs_forward_and_gradients_match_closed_form(lam, L, phi):
     expected = [ref_y(v, lam, L, phi) for v in xs]
     assert y.tolist() == expected  # bit for bit
     dx, dlam = per_element_grads(y, x, act.threshold)
-    assert dx == [ref_dx(v, lam) for v in xs]
-    assert dlam == pytest.approx([ref_dlam(v, lam, L, phi) for v in xs], abs=1e-12)
+    assert dx == [ref_dx(v, lam, L, phi, window) for v in xs]
+    assert dlam == pytest.approx([ref_dlam(v, lam, L, phi, window) for v in xs], abs=1e-12)
 
 
 def test_qcfs_known_values_and_regions():
@@ -109,12 +121,13 @@ def test_qcfs_threshold_parameter_and_conversion_threshold():
 
 
 # ---------------------------------------------------------------- CS-QCFS
+@pytest.mark.parametrize("window", ["clip", "shifted"])
 @pytest.mark.parametrize("phi", [0.5, 0.0, 0.25])
 @pytest.mark.parametrize("L", [1, 3, 4])
-def test_clip_after_floor_form_equals_qcfs_form(L, phi):
+def test_clip_after_floor_form_equals_qcfs_form(L, phi, window):
     lam = 2.5
-    q = QCFS(L, lam, phi).double()
-    c = CSQCFS(1, L, lam, phi, channelwise=False, softplus=False).double()
+    q = QCFS(L, lam, phi, grad_window=window).double()
+    c = CSQCFS(1, L, lam, phi, channelwise=False, softplus=False, grad_window=window).double()
     xs = boundary_inputs(lam, L, phi) + torch.linspace(-3, 6, 301, dtype=F64).tolist()
     x1 = torch.tensor(xs, dtype=F64, requires_grad=True)
     x2 = torch.tensor(xs, dtype=F64, requires_grad=True)
@@ -127,11 +140,11 @@ def test_clip_after_floor_form_equals_qcfs_form(L, phi):
     assert q.threshold.grad.item() == pytest.approx(c.threshold_param.grad.item(), rel=1e-12, abs=1e-12)
 
 
-def test_csqcfs_gradient_window_is_0_to_lambda_not_the_floored_level():
+def test_clip_window_is_0_to_lambda_not_the_floored_level():
     # Naive autograd of λ·clip(floor(x·L/λ+φ)/L, 0, 1) would pass ∂y/∂x = 1 for
-    # x ∈ [−λ/2L, 0) and (λ, λ+λ/2L); ALGORITHMS.md says 0 there.
+    # x ∈ [−λ/2L, 0) and (λ, λ+λ/2L); the [0, λ] window gives 0 there.
     lam, L = 8.0, 4
-    c = CSQCFS(1, L, lam, 0.5, channelwise=False, softplus=False).double()
+    c = CSQCFS(1, L, lam, 0.5, channelwise=False, softplus=False, grad_window="clip").double()
     x = torch.tensor([-0.9, -0.1, 8.1, 8.9], dtype=F64, requires_grad=True)
     y = c(x)
     assert y.tolist() == [0.0, 0.0, 8.0, 8.0]
@@ -140,7 +153,47 @@ def test_csqcfs_gradient_window_is_0_to_lambda_not_the_floored_level():
     assert c.threshold_param.grad.item() == 2.0  # only the two above-λ inputs, 1 each
 
 
-def _channel_refs(x: torch.Tensor, lams: list[float], L: int, phi: float, g: torch.Tensor):
+def test_csqcfs_input_gradient_at_the_issue_points():
+    # Yang et al. 2025, Eq. 19 with λ = 4, L = 4: ∂y/∂x = 1 on (−0.5, 3.5), 0 elsewhere.
+    for dtype in (torch.float32, F64):
+        act = CSQCFS(3, 4, torch.tensor(4.0, dtype=dtype))  # the defaults: channel-wise, softplus, shifted window
+        assert act.grad_window == "shifted" and torch.equal(act.conversion_threshold(), torch.full((3,), 4.0, dtype=dtype))
+        x = torch.tensor([[-0.375, 3.8, 1.0]] * 2, dtype=dtype).reshape(2, 3).requires_grad_(True)
+        act(x).sum().backward()
+        assert x.grad[:, 0].tolist() == [1.0, 1.0] and x.grad[:, 1].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_shifted_window_ends_follow_eqs_19_and_20(dtype):
+    # λ = 4, L = 4, φ = 1/2: the ends −λ/2L = −0.5 and λ − λ/2L = 3.5 are exact in both dtypes.
+    act = CSQCFS(1, 4, 4.0, 0.5, channelwise=False, softplus=False).to(dtype)
+    up = lambda v: torch.nextafter(torch.tensor(v, dtype=dtype), torch.tensor(math.inf, dtype=dtype)).item()
+    down = lambda v: torch.nextafter(torch.tensor(v, dtype=dtype), torch.tensor(-math.inf, dtype=dtype)).item()
+    xs = [down(-0.5), -0.5, up(-0.5), down(3.5), 3.5, up(3.5), -0.375, 3.8, 0.0, 4.0]
+    x = torch.tensor(xs, dtype=dtype, requires_grad=True)
+    y = act(x)
+    dx, dlam = per_element_grads(y, x, act.threshold_param)
+    assert dx == [0, 0, 1, 1, 0, 0, 1, 0, 1, 0]  # Eq. 19: open at both ends
+    # Eq. 20: (y − x)/λ on [−λ/2L, λ − λ/2L), 1 from λ − λ/2L on, 0 below −λ/2L
+    expected = [ref_dlam(v, 4.0, 4, 0.5, "shifted") for v in xs]
+    assert expected[:2] == [0.0, 0.125] and expected[4:6] == [1.0, 1.0]
+    tol = 1e-6 if dtype == torch.float32 else 1e-15
+    assert dlam == pytest.approx(expected, abs=tol)
+
+
+def test_shifted_window_is_not_autograd_of_the_clip_after_floor_form():
+    # Autograd with a straight-through floor would pass ∂y/∂x = 1 on [−λ/2L, λ + λ/2L) (the clip sees the
+    # floored level); Eq. 19 stops at λ − λ/2L and excludes −λ/2L.
+    lam, L = 8.0, 4
+    c = CSQCFS(1, L, lam, 0.5, channelwise=False, softplus=False).double()
+    x = torch.tensor([-1.0, -0.9, 7.5, 8.1, 8.9], dtype=F64, requires_grad=True)
+    c(x).backward(torch.ones(5, dtype=F64))
+    assert x.grad.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+    # ∂y/∂λ: (y − x)/λ at x = −1 (Eq. 20's window is closed below) and −0.9; 1 for the three from 7 on
+    assert c.threshold_param.grad.item() == pytest.approx((0 + 1.0) / 8 + (0 + 0.9) / 8 + 3.0, abs=1e-15)
+
+
+def _channel_refs(x: torch.Tensor, lams: list[float], L: int, phi: float, g: torch.Tensor, window: str = "clip"):
     """Expected y, ∂(g·y)/∂x and Σ g·∂y/∂λ_c per channel (channel = dim 1)."""
     y = torch.empty_like(x)
     gx = torch.empty_like(x)
@@ -148,8 +201,9 @@ def _channel_refs(x: torch.Tensor, lams: list[float], L: int, phi: float, g: tor
     for c, lam in enumerate(lams):
         xc, gc = x[:, c].reshape(-1).tolist(), g[:, c].reshape(-1).tolist()
         y[:, c] = torch.tensor([ref_y(v, lam, L, phi) for v in xc], dtype=F64).reshape(x[:, c].shape)
-        gx[:, c] = torch.tensor([gi * ref_dx(v, lam) for v, gi in zip(xc, gc)], dtype=F64).reshape(x[:, c].shape)
-        glam.append(sum(gi * ref_dlam(v, lam, L, phi) for v, gi in zip(xc, gc)))
+        gx[:, c] = torch.tensor([gi * ref_dx(v, lam, L, phi, window) for v, gi in zip(xc, gc)],
+                                dtype=F64).reshape(x[:, c].shape)
+        glam.append(sum(gi * ref_dlam(v, lam, L, phi, window) for v, gi in zip(xc, gc)))
     return y, gx, torch.tensor(glam, dtype=F64)
 
 
@@ -165,11 +219,12 @@ def _channel_input(shape, lams, L, phi):
     return x
 
 
+@pytest.mark.parametrize("window", ["shifted", "clip"])
 @pytest.mark.parametrize("shape", [(4, 3, 5, 5), (40, 3)])
 @pytest.mark.parametrize("softplus", [False, True])
-def test_channelwise_forward_and_gradients(shape, softplus):
+def test_channelwise_forward_and_gradients(shape, softplus, window):
     lams, L, phi = [1.0, 2.5, 8.0], 4, 0.5
-    act = CSQCFS(3, L, torch.tensor(lams, dtype=F64), phi, channelwise=True, softplus=softplus)
+    act = CSQCFS(3, L, torch.tensor(lams, dtype=F64), phi, channelwise=True, softplus=softplus, grad_window=window)
     assert act.threshold_param.shape == (3,) and act.threshold_param.dtype == F64
     lam_eff = act.conversion_threshold()
     assert lam_eff.shape == (3,)
@@ -180,7 +235,7 @@ def test_channelwise_forward_and_gradients(shape, softplus):
     y = act(x)
     g = torch.randn_like(y)
     y.backward(g)
-    ey, egx, eglam = _channel_refs(x.detach(), lams, L, phi, g)
+    ey, egx, eglam = _channel_refs(x.detach(), lams, L, phi, g, window)
     assert torch.equal(y.detach(), ey)
     assert torch.equal(x.grad, egx)
     p = act.threshold_param.detach()
@@ -188,10 +243,11 @@ def test_channelwise_forward_and_gradients(shape, softplus):
     assert torch.allclose(act.threshold_param.grad, eglam * dlam_dp, rtol=1e-12, atol=1e-12)
 
 
-def test_softplus_chain_rule_scalar():
-    # sqcfs: one softplus λ per layer; dy/dp = dy/dλ · sigmoid(p)
+@pytest.mark.parametrize("window", ["shifted", "clip"])
+def test_softplus_chain_rule_scalar(window):
+    # sqcfs: one softplus λ per layer; dy/dp = dy/dλ · sigmoid(p) (Eq. 20 through Eq. 15's derivative)
     lam, L, phi = 3.0, 4, 0.5
-    act = CSQCFS(5, L, torch.tensor(lam, dtype=F64), phi, channelwise=False, softplus=True)
+    act = CSQCFS(5, L, torch.tensor(lam, dtype=F64), phi, channelwise=False, softplus=True, grad_window=window)
     p = act.threshold_param
     assert p.dim() == 0
     assert p.item() == pytest.approx(math.log(math.expm1(lam)), rel=1e-14)
@@ -202,7 +258,7 @@ def test_softplus_chain_rule_scalar():
     assert y[0].tolist() == [ref_y(v, lam, L, phi) for v in xs]
     for i, v in enumerate(xs):
         (gp,) = torch.autograd.grad(y[0, i], [p], retain_graph=True)
-        assert gp.item() == pytest.approx(ref_dlam(v, lam, L, phi) * torch.sigmoid(p).item(), abs=1e-13)
+        assert gp.item() == pytest.approx(ref_dlam(v, lam, L, phi, window) * torch.sigmoid(p).item(), abs=1e-13)
 
 
 def test_csqcfs_threshold_shapes_and_checks():
@@ -360,6 +416,22 @@ def test_factory_builds_each_activation():
     assert isinstance(make_act_factory("clip", L=0, k=-1, warmup_epochs=3)(2), Clip)
 
 
+def test_factory_grad_window_defaults_per_act_and_to_channelwise():
+    # auto/None: the CS-QCFS family takes Eqs. 19–20's shifted window, plain QCFS the [0, λ] one.
+    for name, want in (("qcfs", "clip"), ("cqcfs", "shifted"), ("sqcfs", "shifted"), ("csqcfs", "shifted")):
+        for value in (None, "auto"):
+            assert make_act_factory(name, L=4, grad_window=value)(3).grad_window == want
+        other = "clip" if want == "shifted" else "shifted"
+        assert make_act_factory(name, L=4, grad_window=other)(3).grad_window == other
+    net = nn.Sequential(QCFS(4, 2.0, num_channels=3, grad_window="shifted"), QCFS(4, 2.0, num_channels=3))
+    to_channelwise(net)
+    assert [m.grad_window for m in net] == ["shifted", "clip"]  # each keeps its own by default
+    to_channelwise(net := nn.Sequential(QCFS(4, 2.0, num_channels=3)), grad_window="shifted")
+    assert net[0].grad_window == "shifted"
+    with pytest.raises(ValueError, match="grad_window"):
+        CSQCFS(3, 4, 2.0, grad_window="wide")
+
+
 def test_factory_returns_a_new_callable_each_time():
     a, b = make_act_factory("qcfs", L=4), make_act_factory("qcfs", L=4)
     assert a is not b
@@ -389,6 +461,8 @@ def test_factory_returns_a_new_callable_each_time():
         ("cqcfs", {"L": 4, "softplus": True}, "act.softplus"),
         ("sqcfs", {"L": 4, "channelwise": True}, "act.channelwise"),
         ("csqcfs", {"L": 4, "softplus": "yes"}, "act.softplus"),
+        ("csqcfs", {"L": 4, "grad_window": "wide"}, "act.grad_window"),
+        ("qcfs", {"L": 4, "grad_window": True}, "act.grad_window"),
     ],
 )
 def test_factory_errors_name_the_key(name, params, key):
@@ -419,6 +493,11 @@ def test_ternary_weight_values_and_straight_through():
     assert wt.tolist() == [0.0, -1.0, 1.0, 0.0, 0.0, 1.0, -1.0, 1.0]
     g = torch.randn(8, dtype=F64)
     wt.backward(g)
+    # Zou et al. 2024, Eq. 9: ∂L/∂W^F = ∂L/∂W^T where |W^F| ≤ 1, else 0 (here only the 2.0 entry)
+    assert w.grad.tolist() == [gi if abs(wi) <= 1.0 else 0.0 for wi, gi in zip(w.detach().tolist(), g.tolist())]
+    assert w.grad[5] == 0.0 and w.grad[2] == g[2]
+    w.grad = None
+    ternary_weight(w, ste="identity").backward(g)  # the released code's estimator: everywhere
     assert torch.equal(w.grad, g)
     # Δ is per tensor: scaling everything keeps the pattern
     assert torch.equal(ternary_weight(w.detach() * 100), wt.detach())

@@ -72,13 +72,13 @@ def digits():
     return build_dataset("digits", "train").tensors, build_dataset("digits", "test").tensors
 
 
-def train_quant_lenet(x, y, *, k: int, ternary: bool = True, epochs: int = 3, seed: int = 0):
+def train_quant_lenet(x, y, *, k: int, ternary: bool = True, epochs: int = 3, seed: int = 0, k_first: int | None = None):
     from snnx.models import create_model
 
     torch.manual_seed(seed)
     model = create_model("lenet", in_channels=1, image_size=8, num_classes=10,
-                         act_factory=make_act_factory("quant", k=k), width=0.125, batch_norm=True, pool="avg",
-                         dropout=0.0)
+                         act_factory=make_act_factory("quant", k=k, k_first=k_first), width=0.125, batch_norm=True,
+                         pool="avg")
     if ternary:
         apply_ternary(model)
     opt = torch.optim.Adam(model.parameters(), 3e-3)
@@ -280,7 +280,7 @@ def test_integer_mode_says_when_it_rounds_full_precision_weights(quant_lenet, mo
     assert said == []
     torch.manual_seed(0)
     full = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("quant", k=0),
-                        width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+                        width=0.125, batch_norm=True, pool="avg").eval()
     convert_allint(full, convert={"integer": True})
     assert len(said) == 1 and "1/10000" in said[0] and "train.weight_quant=ternary" in said[0]
     bound = float(said[0].split("up to ")[1].split(" ")[0])
@@ -422,11 +422,11 @@ def test_config_errors(digits):
     from snnx.models import create_model
 
     relu = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("relu"),
-                        width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+                        width=0.125, batch_norm=True, pool="avg").eval()
     with pytest.raises(ConfigError, match="quant"):
         convert(relu, method="allint", stats=None, convert={})
     q = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory("quant", k=0),
-                     width=0.125, batch_norm=True, pool="avg", dropout=0.0).eval()
+                     width=0.125, batch_norm=True, pool="avg").eval()
     for bad in ({"int_scale": 0}, {"integer": "yes"}, {"fire_on_equal": 1}):
         with pytest.raises(ConfigError):
             convert(q, method="allint", stats=None, convert=bad)
@@ -455,8 +455,7 @@ def _vgg_allint_with_odd_bn_stats(x, *, k: int, pool: str) -> nn.Module:
 
     torch.manual_seed(0)
     model = create_model("vgg11_allint", in_channels=1, image_size=8, num_classes=10,
-                         act_factory=make_act_factory("quant", k=k), width=0.0625, batch_norm=True, pool=pool,
-                         dropout=0.0)
+                         act_factory=make_act_factory("quant", k=k), width=0.0625, batch_norm=True, pool=pool)
     apply_ternary(model)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
@@ -558,3 +557,172 @@ def test_layer_diagnostics_read_signed_spike_counts_as_levels(digits):
     late = [r for r in result.layer_rows if r["T"] == 48]
     assert late and all(r["ann_error"] < 1e-9 for r in late), late
     assert any(r["ann_error"] > 0.01 for r in result.layer_rows if r["T"] == 4)  # not settled at T = 4
+
+
+# -- §3.1: the encoding layer's own level (act.k_first) -------------------------------------------
+def test_thresholds_for_input_spikes_of_another_level():
+    """dual_thresholds(k, …, k_in) is Eqs. 5–7 (δ = 2^−k·σ/γ, θ⁺₀ = (2^−(k+1) − β)σ/γ + μ) times 2^k_in,
+    written here in plain float64 Python."""
+    gen = torch.Generator().manual_seed(7)
+    mean, std, gamma, beta = random_bn(5, gen)
+    for k, k_in in ((2, 0), (1, 0), (0, 2), (1, 1)):
+        theta_plus0, delta = dual_thresholds(k, mean, std, gamma, beta, k_in=k_in)
+        for c in range(5):
+            m, s_, g, b = (float(t[c]) for t in (mean, std, gamma, beta))
+            assert float(delta[c]) == pytest.approx(2 ** k_in * (2 ** -k) * s_ / g, rel=1e-14)
+            assert float(theta_plus0[c]) == pytest.approx(2 ** k_in * ((2 ** -(k + 1) - b) * s_ / g + m), rel=1e-12)
+    same = dual_thresholds(2, mean, std, gamma, beta, k_in=2)
+    assert all(torch.equal(a, b) for a, b in zip(same, dual_thresholds(2, mean, std, gamma, beta)))
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_neuron_fed_by_integer_levels_reaches_its_own_level(k):
+    """Input spikes of level 0 (one spike = 1.0) into a level-k neuron: the count settles to round(2^k·ReLU(y))."""
+    gen = torch.Generator().manual_seed(20 + k)
+    mean, std, gamma, beta = random_bn(6, gen)
+    theta_plus0, delta = dual_thresholds(k, mean, std, gamma, beta, k_in=0)
+    z = torch.randn(60, 6, generator=gen, dtype=torch.float64) * 3
+    n = ann_level(z, mean, std, gamma, beta, k)
+    xs = torch.zeros(int(n.max()) + 2, 60, 6, dtype=torch.float64)
+    xs[0] = z  # 2^0·z
+    assert torch.equal(run_folded(SignedDualThresholdNeuron(theta_plus0, delta), xs).sum(0), n)
+
+
+@pytest.fixture(scope="module")
+def paper_lenet(digits):
+    """k = 2 hidden layers, the paper's 4-step input layer (k_first = 0)."""
+    (x, y), _ = digits
+    return train_quant_lenet(x, y, k=2, k_first=0)
+
+
+def test_paper_input_layer_takes_at_most_four_steps(paper_lenet, digits):
+    """§3.1: the first layer is "discretized into a spike sequence with only 4 time steps" whatever k."""
+    _, (x, y) = digits
+    first = paper_lenet.features[0].act
+    assert first.k == 0 and first.clip == 4.0 and paper_lenet.features[2].act.k == 2
+    snn, label = convert_allint(paper_lenet, convert={"integer": True})
+    assert "allint k=2" in label and "input k=0" in label
+    encoder = dict(snn.named_modules())["features.0.act"]
+    assert isinstance(encoder, ScatterGatherEncoder) and encoder.k == 0
+    sim = Simulator(snn, device=CPU, chunk=3)
+    emitted = []
+    handle = sim.snn.get_submodule("features.0.act").register_forward_hook(lambda m, i, o: emitted.append(o.clone()))
+    try:
+        sim.run([(x[:32], y[:32])], [12])
+    finally:
+        handle.remove()
+    spikes = torch.cat([o.view(-1, 32, *o.shape[1:]) for o in emitted])  # [12, B, C, H, W]
+    per_step = spikes.flatten(1).sum(1)
+    assert bool(per_step[:4].gt(0).any()) and bool((per_step[4:] == 0).all())
+    with torch.no_grad():
+        level = quant(paper_lenet.features[0].bn(paper_lenet.features[0].conv(x[:32])), 0, clip=4.0)
+    assert torch.equal(spikes.sum(0).double(), level.double())  # integers 0…4, one spike each
+
+
+def test_paper_input_layer_snn_matches_ann_and_integer_mode(paper_lenet, digits):
+    _, (x, y) = digits
+    T = 100  # level-2 hidden neurons take a while to settle
+    with torch.no_grad():
+        ann_logits = paper_lenet(x)
+    res_f, logits_f = simulate(convert_allint(paper_lenet, convert={})[0], x, y, T, chunk=4, dtype=torch.float64)
+    res_i, logits_i = simulate(convert_allint(paper_lenet, convert={"integer": True})[0], x, y, T, chunk=4)
+    # every hidden neuron fires exactly as in float mode (ternary weights and integer levels scale exactly) …
+    assert res_f.spikes == res_i.spikes and res_f.negative_spikes == res_i.negative_spikes
+    # … and only the full-precision readout's weights are rounded to 1/int_scale: near-ties may flip
+    assert float((logits_i.double() / 10000 - logits_f).abs().max()) < 0.02
+    assert (logits_f.argmax(-1) == logits_i.argmax(-1)).double().mean() >= 0.99
+    # the readout reads level-2 spikes: 2^2 × the ANN's logits once every spike has arrived
+    close = torch.isclose(logits_f[-1], 4 * ann_logits.double(), rtol=1e-4, atol=1e-3).all(-1).double().mean()
+    assert close >= 0.99
+    assert final_time_step(res_f.correct) < T
+
+
+def test_k_first_reaches_the_built_ann_and_is_checked():
+    from snnx.models.build import build
+
+    config = {"dataset": {"name": "digits"}, "act": {"name": "quant", "k": 1, "clip_first": 4.0, "k_first": 0},
+              "model": {"name": "lenet", "width": 0.125, "batch_norm": True, "pool": "avg", "dropout": 0.0},
+              "train": {"weight_quant": "ternary", "ternary_ste": "identity"}}
+    model = build(config)
+    assert model.features[0].act.k == 0 and model.features[2].act.k == 1
+    assert model.features[2].conv.parametrizations["weight"][0].ste == "identity"
+    follow = build({**config, "act": {**config["act"], "k_first": None}})
+    assert follow.features[0].act.k == 1  # null: the input layer at act.k
+    with pytest.raises(ConfigError) as err:
+        make_act_factory("quant", k=1, k_first=-1)
+    assert err.value.key == "act.k_first"
+
+
+# -- §4.4: spikes without the input and output layers, ops with 1 MAC = 4 SOPs ----------------------
+def test_hidden_activity_against_a_hand_count():
+    from snnx.sim.accounting import SOPS_PER_MAC, ann_macs, hidden_activity
+
+    torch.manual_seed(3)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv0 = nn.Conv2d(1, 2, 3, padding=1)
+            self.act0 = Quant(0, clip=4.0)
+            self.fc1 = nn.Linear(2 * 16, 12, bias=False)
+            self.bn1 = nn.BatchNorm1d(12)
+            self.act1 = Quant(1)
+            self.out = nn.Linear(12, 3)
+
+        def forward(self, x):
+            return self.out(self.act1(self.bn1(self.fc1(self.act0(self.conv0(x)).flatten(1)))))
+
+    net = Net()
+    with torch.no_grad():
+        net.conv0.weight.mul_(4)
+        net.fc1.weight.copy_(torch.randint(-1, 2, net.fc1.weight.shape).float())
+        net.bn1.running_var.fill_(4.0)
+    net.eval()
+    images, T = torch.randn(10, 1, 4, 4), 20
+    snn, _ = convert_allint(net, convert={})
+    sim = Simulator(snn, device=CPU, chunk=1)
+    outs = {"act0": [], "act1": []}
+    hooks = [sim.snn.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: outs[n].append(o.clone()))
+             for n in outs]
+    try:
+        result = sim.run([(images, torch.zeros(10, dtype=torch.long))], [T])
+    finally:
+        for h in hooks:
+            h.remove()
+    enc, hid = torch.stack(outs["act0"]), torch.stack(outs["act1"])  # [T, 10, …]
+    pos, neg = float((hid > 0).sum()) / 10, float((hid < 0).sum()) / 10
+    assert neg > 0 and float(enc.sum()) > 0
+    # conv0, the SNN's only MACs, counted tap by tap inside the image: 2+3+3+2 taps per row and column, 2 channels
+    macs_first = (2 + 3 + 3 + 2) ** 2 * 2
+    sops = (float((enc != 0).sum()) * 12 + float((hid != 0).sum()) * 3) / 10  # events × fan-out
+    macs_ann = 4 * 4 * 2 * 9 + 32 * 12 + 12 * 3  # torch's flop counter counts the padded taps too
+    assert ann_macs(net, images[:1]) == macs_ann
+    got = hidden_activity(result, T, macs_ann)
+    assert got["hidden_neurons"] == 12  # act1 only: the input layer (32 encoder neurons) is left out
+    assert got["hidden_spikes"] == pos + neg and got["hidden_negative_ratio"] == pytest.approx(neg / pos)
+    assert got["ops_ratio"] == pytest.approx(SOPS_PER_MAC * macs_ann / (sops + SOPS_PER_MAC * macs_first))
+
+
+def test_ann_key_changes_exactly_with_the_new_options():
+    """act.k_first, train.ternary_ste and dataset.crop enter the ANN key only where they change the trained ANN."""
+    from snnx.artifacts import ann_key, ann_key_payload
+
+    base = {"dataset": {"name": "cifar10", "crop": None}, "seed": 0,
+            "model": {"name": "vgg11_allint", "width": 1.0, "batch_norm": True, "pool": "conv"},
+            "act": {"name": "quant", "k": 0, "clip_first": 4.0, "k_first": 0},
+            "train": {"lr": 0.01, "weight_quant": "ternary", "ternary_ste": "identity"}}
+    older = {**base, "dataset": {"name": "cifar10"}, "act": {"name": "quant", "k": 0, "clip_first": 4.0},
+             "train": {"lr": 0.01, "weight_quant": "ternary"}}
+    assert ann_key(base) == ann_key(older)  # k_first = k, the released estimator, no crop: the ANN of before
+
+    def varied(section, **values):
+        return {**base, section: {**base[section], **values}}
+
+    assert ann_key(varied("act", k_first=None)) == ann_key(base)  # null: act.k, here 0
+    assert ann_key(varied("act", k=2)) != ann_key(varied("act", k=2, k_first=None))  # a 4-step vs a 16-step input
+    assert ann_key(varied("train", ternary_ste="clipped")) != ann_key(base)  # Eq. 9 trains differently
+    no_ternary = varied("train", weight_quant="none")
+    assert ann_key({**no_ternary, "train": {**no_ternary["train"], "ternary_ste": "clipped"}}) == ann_key(no_ternary)
+    assert ann_key(varied("dataset", crop=24)) != ann_key(base)
+    relu = {**base, "act": {"name": "relu", "k_first": 0}}
+    assert "k_first" not in ann_key_payload(relu)["act"]

@@ -441,3 +441,48 @@ def test_download_with_nonofficial_files_offline(tmp_path, monkeypatch):
 def test_imagenet_cannot_download(tmp_path):
     with pytest.raises(DataError, match="cannot be downloaded"):
         build_dataset("imagenet", "test", root=tmp_path, download=True)
+
+
+def test_cifar_crop_24_random_for_training_central_for_testing(tmp_path):
+    """dataset.crop=24 (Zou et al. 2024, §4.2): train = a random 24×24 window of the 32×32 image (no
+    padding), maybe mirrored; test = the central 24×24 window; the model is built for 24×24."""
+    (train_x, _), (test_x, _) = _make_cifar10(tmp_path)
+    info = dataset_info("cifar10", 24)
+    assert info.image_size == 24 and info.mean == dataset_info("cifar10").mean
+    test = build_dataset("cifar10", "test", root=tmp_path, crop=24)
+    for i in range(len(test)):
+        full = _expected(test_x[i].reshape(3, 32, 32), info.mean, info.std)
+        assert torch.allclose(test[i][0], full[:, 4:28, 4:28], atol=1e-5)  # (32 − 24) / 2 = 4 on each side
+    train = build_dataset("cifar10", "train", root=tmp_path, crop=24)
+    torch.manual_seed(0)
+    offsets, flips = set(), 0
+    for i in range(len(train)):
+        x = train[i][0]
+        assert tuple(x.shape) == (3, 24, 24)
+        full = _expected(train_x[i].reshape(3, 32, 32), info.mean, info.std)
+        found = [(r, c, f) for r in range(9) for c in range(9) for f in (False, True)
+                 if torch.allclose(x, full[:, r:r + 24, c:c + 24].flip(-1) if f else full[:, r:r + 24, c:c + 24],
+                                   atol=1e-5)]
+        assert len(found) == 1, "every training item is one window of its image (or its mirror image)"
+        offsets.add(found[0][:2])
+        flips += found[0][2]
+    assert len(offsets) > 1 and 0 < flips < len(train)  # random positions, random flips
+    plain = build_dataset("cifar10", "train", root=tmp_path, crop=24, augment=False)  # e.g. calibration
+    assert torch.allclose(plain[3][0], _expected(train_x[3].reshape(3, 32, 32), info.mean, info.std)[:, 4:28, 4:28],
+                          atol=1e-5)
+
+
+def test_crop_is_checked_and_the_allint_vgg_builds_on_24(tmp_path):
+    from snnx.activations import make_act_factory
+    from snnx.models import create_model
+
+    for name, crop in (("digits", 24), ("mnist", 24), ("cifar10", 33), ("cifar10", 0), ("cifar100", 2.5)):
+        with pytest.raises(ConfigError) as err:
+            dataset_info(name, crop)
+        assert err.value.key == "dataset.crop"
+    with pytest.raises(ConfigError) as err:
+        build_dataset("digits", "train", crop=24)
+    assert err.value.key == "dataset.crop"
+    model = create_model("vgg11_allint", in_channels=3, image_size=dataset_info("cifar10", 24).image_size,
+                         num_classes=10, act_factory=make_act_factory("quant", k=0, k_first=0), width=0.125)
+    assert model(torch.zeros(2, 3, 24, 24)).shape == (2, 10)

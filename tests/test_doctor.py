@@ -37,8 +37,7 @@ def one_thread():
 def _train_lenet(act: str = "relu", epochs: int = 3, **act_params) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     model = create_model("lenet", in_channels=1, image_size=8, num_classes=10,
-                         act_factory=make_act_factory(act, **act_params), width=0.25, batch_norm=True, pool="avg",
-                         dropout=0.0)
+                         act_factory=make_act_factory(act, **act_params), width=0.25, batch_norm=True, pool="avg")
     train = build_dataset("digits", "train", augment=False)
     test = build_dataset("digits", "test", augment=False)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -30,7 +30,8 @@ EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"
 # One preset per paper-table block (issue 6); the embedded ones run the same methods on mnist5k / digits.
 EXPECTED = {
     "csqcfs_cifar10_vgg16", "csqcfs_cifar10_resnet18", "csqcfs_cifar10_resnet20", "csqcfs_cifar100_vgg16",
-    "csqcfs_cifar100_resnet20", "denggu_cifar10_cifarnet", "denggu_cifar10_vgg16", "denggu_cifar10_resnet20",
+    "csqcfs_cifar100_resnet20", "csqcfs_cifar10_resnet50", "csqcfs_cifar10_resnet101", "csqcfs_cifar100_resnet50",
+    "csqcfs_cifar100_resnet101", "denggu_cifar10_cifarnet", "denggu_cifar10_vgg16", "denggu_cifar10_resnet20",
     "denggu_cifar100_vgg16", "denggu_cifar100_resnet20", "msat_cifar10_vgg16", "msat_cifar10_resnet20",
     "msat_cifar100_vgg16", "msat_cifar100_resnet20", "allint_mnist_lenet", "allint_cifar10_vgg11",
     "allint_cifar100_vgg11", "embedded_csqcfs", "embedded_csqcfs_resnet20", "embedded_denggu",

@@ -1,4 +1,4 @@
-"""The numba kernels of the QCFS-family quantiser against the torch code (snnx/activations/kernels.py).
+"""The numba kernels of the QCFS-family quantiser against the torch code (snnx/kernels/quantiser.py).
 
 Forward and ∂L/∂x must be bit for bit the torch code's (same ops, same order,
 same dtype); ∂L/∂λ is the same sum in another order. Each case also checks
@@ -13,7 +13,7 @@ import torch
 from snnx import kernels
 from snnx.activations import CSQCFS, QCFS
 from snnx.kernels import probe, quantiser
-from snnx.activations.functional import _QuantisedClipFn
+from snnx.activations.functional import _QuantisedClipFn, grad_window_bounds
 
 pytestmark = pytest.mark.skipif(not kernels.enabled(), reason="numba not importable")
 
@@ -23,8 +23,10 @@ def _inputs(shape, dtype, lam, L, phi, layout):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g, dtype=dtype) * 3
     l0 = float(lam.reshape(-1)[0])
-    special = torch.tensor([0.0, -0.0, l0, l0 * 1.5, -l0] + [l0 * (n - phi) / L for n in range(1, L + 1)],
-                           dtype=dtype)
+    h = l0 * phi / L  # the shifted window's ends −φλ/L and λ − φλ/L, in float64 and as the code rounds them
+    lo, hi = [float(t) for t in grad_window_bounds(lam.reshape(-1)[:1], L, phi)]
+    special = torch.tensor([0.0, -0.0, l0, l0 * 1.5, -l0, lo, hi, -h, l0 - h]
+                           + [l0 * (n - phi) / L for n in range(1, L + 1)], dtype=dtype)
     special = torch.cat([special, torch.nextafter(special, special + 1), torch.nextafter(special, special - 1)])
     channel0 = x[:, 0] if lam.dim() > 0 else x
     values = channel0.reshape(-1).clone()
@@ -36,10 +38,10 @@ def _inputs(shape, dtype, lam, L, phi, layout):
     return x
 
 
-def _run(x, lam, L, phi, clip_after, grad):
+def _run(x, lam, L, phi, clip_after, grad, window="clip"):
     xr = x.clone().requires_grad_()
     lr = lam.clone().requires_grad_()
-    y = _QuantisedClipFn.apply(xr, lr, L, phi, clip_after)
+    y = _QuantisedClipFn.apply(xr, lr, L, phi, clip_after, window)
     y.backward(grad)
     return y.detach(), xr.grad, lr.grad
 
@@ -66,11 +68,12 @@ CASES = [  # shape, channel-wise λ, layout
 ]
 
 
+@pytest.mark.parametrize("window", ["clip", "shifted"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("L,phi", [(4, 0.5), (3, 0.3), (8, 0.0), (1, 0.5)])
 @pytest.mark.parametrize("clip_after", [False, True])
 @pytest.mark.parametrize("shape,channelwise,layout", CASES)
-def test_kernels_equal_the_torch_code(monkeypatch, dtype, L, phi, clip_after, shape, channelwise, layout):
+def test_kernels_equal_the_torch_code(monkeypatch, dtype, L, phi, clip_after, shape, channelwise, layout, window):
     g = torch.Generator().manual_seed(1)
     if channelwise:
         lam = (torch.rand(shape[1], generator=g, dtype=dtype) * 3 + 0.2).reshape((1, -1) + (1,) * (len(shape) - 2))
@@ -81,10 +84,10 @@ def test_kernels_equal_the_torch_code(monkeypatch, dtype, L, phi, clip_after, sh
     if layout == "channels_last":
         grad = grad.contiguous(memory_format=torch.channels_last)
     calls = _count_calls(monkeypatch)
-    fused = _run(x, lam, L, phi, clip_after, grad)
+    fused = _run(x, lam, L, phi, clip_after, grad, window)
     assert len(calls) == 2, calls  # the forward and the backward kernel ran
     monkeypatch.setenv("SNNX_NUMBA", "0")
-    plain = _run(x, lam, L, phi, clip_after, grad)
+    plain = _run(x, lam, L, phi, clip_after, grad, window)
     assert len(calls) == 2
     assert torch.equal(fused[0], plain[0]) and fused[0].stride() == plain[0].stride()
     assert torch.equal(fused[1], plain[1])
@@ -97,20 +100,24 @@ def test_layouts_the_kernels_do_not_take_use_the_torch_code(monkeypatch):
     lam = torch.tensor(2.0, requires_grad=True)
     x = torch.randn(4, 6, requires_grad=True)
     # An expanded gradient (sum().backward()) is not in x's layout: torch backward, same values.
-    y = _QuantisedClipFn.apply(x, lam, 4, 0.5, True)
+    y = _QuantisedClipFn.apply(x, lam, 4, 0.5, True, "clip")
     y.sum().backward()
     assert calls == ["forward_ncm"]
     assert torch.equal(x.grad, ((x >= 0) & (x <= 2.0)).float())
+    x.grad = None
+    _QuantisedClipFn.apply(x, lam, 4, 0.5, True, "shifted").sum().backward()  # Eq. 19: (−λ/2L, λ − λ/2L)
+    assert calls == ["forward_ncm"] * 2
+    assert torch.equal(x.grad, ((x > -0.25) & (x < 1.75)).float())
     # A transposed input and a float16 input: no kernel.
     for t in (torch.randn(6, 4).t(), torch.randn(4, 6).half()):
         _QuantisedClipFn.apply(t, lam.detach().to(t.dtype), 4, 0.5, True)
-    assert calls == ["forward_ncm"]
+    assert calls == ["forward_ncm"] * 2
 
 
 def test_training_step_is_the_same_with_and_without_kernels(monkeypatch):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), CSQCFS(4, 4, 1.5), torch.nn.Flatten(),
-                              torch.nn.Linear(4 * 6 * 6, 5), QCFS(4, 2.0))
+                              torch.nn.Linear(4 * 6 * 6, 5), QCFS(4, 2.0), QCFS(4, 2.5, grad_window="shifted"))
     x = torch.randn(8, 1, 8, 8)
     results = []
     for flag in ("1", "0"):

@@ -10,6 +10,7 @@ import snnx.models as models
 from snnx.errors import ConfigError
 from snnx.models import create_model, list_models, register_model
 from snnx.models import registry
+from snnx.models.layers import Voting
 
 WIDTH = 0.125
 BATCH = 2
@@ -27,6 +28,7 @@ MIN_IMAGE_SIZE = {
     "vgg11": 32,
     "vgg16": 32,
     "vgg11_allint": 8,
+    "resnet20_sengupta": 2,
 }
 
 # name: (in_channels, image_size, num_classes)
@@ -40,7 +42,7 @@ DATASETS = {
 # ImageNet-sized forward passes are only run where they are cheap at WIDTH.
 IMAGENET_MODELS = ("resnet18", "resnet50", "mobilenet", "vgg11")
 # Models with local (non-global) pooling layers at CIFAR size.
-POOLING_MODELS = ("lenet", "cifarnet", "vgg11", "vgg16")
+POOLING_MODELS = ("lenet", "cifarnet", "vgg11", "vgg16", "resnet20_sengupta")
 
 
 def relu(channels: int) -> nn.Module:
@@ -150,8 +152,12 @@ def test_unknown_model_lists_registered_names():
     ("width", 0, "model.width"),
     ("width", -0.5, "model.width"),
     ("width", float("nan"), "model.width"),
-    ("dropout", 1.0, "model.dropout"),
-    ("dropout", -0.1, "model.dropout"),
+    ("dropout_fc", 1.0, "model.dropout.fc"),
+    ("dropout_fc", -0.1, "model.dropout.fc"),
+    ("dropout_conv", -0.1, "model.dropout.conv"),
+    ("dropout_conv", 0.2, "model.dropout.conv"),  # lenet: every conv is followed by pooling
+    ("init", "kaiming", "model.init"),
+    ("votes", 10, "model.votes"),  # lenet has no voting layer
     ("batch_norm", "yes", "model.batch_norm"),
 ])
 def test_bad_options_raise_config_error(option, value, key):
@@ -171,8 +177,9 @@ def test_register_model(monkeypatch):
         return nn.Sequential(nn.Flatten(), nn.LazyLinear(kwargs["num_classes"]))
 
     assert "tiny" in list_models()
-    build("tiny", "mnist", pool="max", dropout=0.25)
-    assert seen["image_size"] == 28 and seen["pool"] == "max" and seen["dropout"] == 0.25
+    build("tiny", "mnist", pool="max", dropout_fc=0.25)
+    assert seen["image_size"] == 28 and seen["pool"] == "max" and seen["dropout_fc"] == 0.25
+    assert seen["dropout_conv"] == 0.0 and "votes" not in seen
     assert seen["batch_norm"] is True and seen["width"] == WIDTH
     with pytest.raises(ConfigError, match="tiny"):
         build("tiny", "digits")
@@ -257,15 +264,23 @@ def test_last_layer_is_plain_linear(name, dataset):
     with torch.no_grad():
         out = model(batch(dataset))
     last, last_out = order[-1]
+    classes = DATASETS[dataset][2]
+    if isinstance(last, Voting):  # CIFARNet: only the per-class average follows the last Linear
+        (last, linear_out), voted = order[-2], last_out
+        assert voted is out
+        torch.testing.assert_close(out, linear_out.view(BATCH, classes, -1).mean(-1))
+        last_out = linear_out
+        assert last.out_features == classes * registry.default_votes(name)
+    else:
+        assert last.out_features == classes
+        assert last_out is out  # nothing (no activation) runs after the last Linear
     assert isinstance(last, nn.Linear)
-    assert last.out_features == DATASETS[dataset][2]
-    assert last_out is out  # nothing (no activation) runs after the last Linear
 
 
 # --------------------------------------------------------------------------- options
 
 
-@pytest.mark.parametrize("name", list(MIN_IMAGE_SIZE))
+@pytest.mark.parametrize("name", list_models())
 def test_batch_norm_flag(name):
     plain = build(name, batch_norm=False)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in plain.modules())
@@ -328,18 +343,6 @@ def test_vgg_classifier_input():
     assert big.classifier[1].in_features == 64 * 7 * 7
 
 
-@pytest.mark.parametrize("name", ["lenet", "cifarnet", "vgg11", "resnet18", "mobilenet"])
-def test_dropout_before_each_linear(name):
-    model = build(name, dropout=0.3)
-    leaves = [m for m in model.modules() if not list(m.children())]
-    linears = [i for i, m in enumerate(leaves) if isinstance(m, nn.Linear)]
-    assert linears
-    for i in linears:
-        assert isinstance(leaves[i - 1], nn.Dropout) and leaves[i - 1].p == 0.3
-    model.train()
-    assert model(batch("cifar10")).shape == (BATCH, 10)
-
-
 def test_width_scales_channels():
     def first_conv(model):
         return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
@@ -372,7 +375,7 @@ def test_conv_init_is_kaiming_normal():
 
 
 @pytest.mark.parametrize("name, dataset", [("resnet18", "cifar10"), ("resnet20", "cifar10"),
-                                           ("resnet50", "imagenet")])
+                                           ("resnet50", "imagenet"), ("resnet20_sengupta", "cifar10")])
 def test_residual_activation_comes_after_addition(name, dataset):
     model = build(name, dataset)
     traced = fx.symbolic_trace(model)
@@ -384,3 +387,256 @@ def test_residual_activation_comes_after_addition(name, dataset):
     for add in adds:
         (user,) = add.users
         assert user.op == "call_module" and isinstance(modules[user.target], nn.ReLU)
+
+
+# --------------------------------------------------------------------------- Deng & Gu 2021 options (App. A.1)
+
+
+def test_no_batch_norm_in_ternary_build_either():
+    from snnx.models import build as build_from_config
+
+    config = {"dataset": {"name": "digits"}, "act": {"name": "quant", "k": 0, "clip_first": 4.0},
+              "model": {"name": "lenet", "width": 0.125, "batch_norm": False, "pool": "avg",
+                        "dropout": {"conv": 0.0, "fc": 0.0}, "init": "default", "votes": None},
+              "train": {"weight_quant": "ternary"}}
+    model = build_from_config(config)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert all(m.bias is not None for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def _weight_kind(module: nn.Module) -> str | None:
+    return "conv" if isinstance(module, nn.Conv2d) else "fc" if isinstance(module, nn.Linear) else None
+
+
+def _dropout_junctions(model: nn.Module) -> list[tuple[str, str, float]]:
+    """For each Dropout in the traced graph: (kind of the layer before its activation, kind of the layer after, p).
+
+    Looks back through the activation (and a BN) to the weight layer that produced the value, and forward to
+    every user; asserts nothing but an activation precedes the dropout and that all its users are weight layers.
+    """
+    traced = fx.symbolic_trace(model)
+    modules = dict(traced.named_modules())
+    found = []
+    for node in traced.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.Dropout):
+            continue
+        (act,) = node.args
+        assert act.op == "call_module" and isinstance(modules[act.target], nn.ReLU), node.target
+        before = act.args[0]
+        while isinstance(modules.get(before.target), (nn.BatchNorm2d, nn.Identity)):  # BN, or its no-BN stand-in
+            before = before.args[0]
+        after = {_weight_kind(modules[user.target]) if user.op == "call_module" else None for user in node.users}
+        assert len(after) == 1 and None not in after, f"{node.target} feeds {after}"
+        found.append((_weight_kind(modules[before.target]), after.pop(), modules[node.target].p))
+    return found
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_dropout_sits_between_layers_of_its_kind(name):
+    sites = registry.dropout_sites(name)
+    options = {"dropout_conv": 0.2 if "conv" in sites else 0.0, "dropout_fc": 0.5 if "fc" in sites else 0.0}
+    junctions = _dropout_junctions(build(name, batch_norm=False, **options).eval())
+    # Every declared site exists, every dropout sits conv→conv with 0.2 or fc→fc with 0.5.
+    assert {kind for kind, _, _ in junctions} == set(sites)
+    assert all((before, after, p) in {("conv", "conv", 0.2), ("fc", "fc", 0.5)} for before, after, p in junctions)
+
+
+@pytest.mark.parametrize("name, conv_drops, fc_drops", [
+    # VGG-16: 13 convs in 5 blocks, each block ends in a pooling: 1+1+2+2+2 convs feed a conv; FC-FC-FC: 2.
+    ("vgg16", 8, 2),
+    # CIFARNet 128C3-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting: 128→256 and 1024→512; 3 Linears.
+    ("cifarnet", 2, 2),
+    # Sengupta ResNet-20: pre-processing conv 1 and 2 (conv 3 is pooled), one per BasicBlock (8).
+    ("resnet20_sengupta", 10, 0),
+])
+def test_dropout_counts(name, conv_drops, fc_drops):
+    model = build(name, dropout_conv=0.2, dropout_fc=0.5 if fc_drops else 0.0)
+    ps = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert ps.count(0.2) == conv_drops and ps.count(0.5) == fc_drops and len(ps) == conv_drops + fc_drops
+    off = build(name)
+    assert not any(isinstance(m, nn.Dropout) for m in off.modules())
+    # Same parameter names with and without dropout: checkpoints do not depend on it.
+    assert list(off.state_dict()) == list(model.state_dict())
+
+
+@pytest.mark.parametrize("name", ["vgg16", "cifarnet", "resnet20_sengupta"])
+def test_dropout_is_a_no_op_in_eval_and_conversion(name):
+    from snnx.convert import prepare
+
+    torch.manual_seed(0)
+    model = build(name, batch_norm=False, dropout_conv=0.2, dropout_fc=0.5 if name != "resnet20_sengupta" else 0.0)
+    x = batch("cifar10")
+    model.train()
+    assert not torch.equal(model(x), model(x))  # active in training
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(prepare(model)(x), model(x), rtol=0, atol=0)
+
+
+def test_dropout_site_errors_name_the_key_and_models():
+    with pytest.raises(ConfigError) as info:
+        build("resnet18", dropout_fc=0.5)
+    assert info.value.key == "model.dropout.fc" and "resnet18" in str(info.value)
+    assert "cifarnet" in info.value.fix and "vgg16" in info.value.fix
+    with pytest.raises(ConfigError) as info:
+        build("lenet", "digits", dropout_conv=0.2)
+    assert info.value.key == "model.dropout.conv" and "resnet20_sengupta" in info.value.fix
+
+
+def _denggu_sigma(k: int, n: int, residual: bool) -> float:
+    # Deng & Gu 2021, App. A.1, as printed: √(2/(k²n)) non-residual, √2/(k²n) residual (n = output channels).
+    return (2.0 ** 0.5) / (k * k * n) if residual else (2.0 / (k * k * n)) ** 0.5
+
+
+def _empirical_std(weight: torch.Tensor) -> float:
+    values = [float(v) for v in weight.detach().double().flatten()]
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def test_denggu_init_std_matches_the_formula():
+    torch.manual_seed(0)
+    model = build("resnet20_sengupta", width=1.0, init="denggu")
+    cases = [
+        (model.pre_process[1].conv, 3, 64, False),          # pre-processing conv
+        (model.stages[0][0].conv1, 3, 64, True),            # residual branch
+        (model.stages[2][1].conv2, 3, 256, True),
+        (model.stages[1][0].shortcut[0], 1, 128, False),    # 1×1 projection shortcut
+    ]
+    for conv, k, n, residual in cases:
+        assert conv.kernel_size == (k, k) and conv.out_channels == n
+        assert _empirical_std(conv.weight) == pytest.approx(_denggu_sigma(k, n, residual), rel=0.03)
+        assert conv.bias is None or torch.all(conv.bias == 0)
+    vgg = build("vgg16", width=0.5, init="denggu")  # a plain net: every conv non-residual
+    for conv in [m for m in vgg.modules() if isinstance(m, nn.Conv2d)][1:]:
+        assert _empirical_std(conv.weight) == pytest.approx(_denggu_sigma(3, conv.out_channels, False), rel=0.06)
+
+
+def test_default_init_is_unchanged_by_the_new_options():
+    # init=default, dropout off, no votes: the same draws as before the options existed (bit for bit).
+    torch.manual_seed(3)
+    plain = build("resnet18")
+    torch.manual_seed(3)
+    explicit = build("resnet18", init="default", dropout_conv=0.0, dropout_fc=0.0)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), explicit.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_ann_key_of_default_model_options_is_the_old_one():
+    from snnx.artifacts import ann_key_payload
+
+    def config(**model):
+        return {"dataset": {"name": "digits"}, "model": {"name": "lenet", "width": 0.25, "batch_norm": True,
+                                                            "pool": "avg", **model},
+                "act": {"name": "relu"}, "train": {"epochs": 1}, "seed": 0}
+
+    new = ann_key_payload(config(dropout={"conv": 0.0, "fc": 0.0}, init="default", votes=None))["model"]
+    assert new == ann_key_payload(config(dropout=0.0))["model"]  # the flat key older caches were built with
+    changed = [config(dropout={"conv": 0.0, "fc": 0.5}, init="default", votes=None),
+               config(dropout={"conv": 0.2, "fc": 0.0}, init="default", votes=None),
+               config(dropout={"conv": 0.0, "fc": 0.0}, init="denggu", votes=None),
+               config(dropout={"conv": 0.0, "fc": 0.0}, init="default", votes=10)]
+    payloads = [ann_key_payload(c)["model"] for c in changed]
+    assert all(p != new for p in payloads) and len({repr(p) for p in payloads}) == len(payloads)
+
+
+def test_cifarnet_structure():
+    model = build("cifarnet", width=1.0)
+    convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (3, 128, (3, 3), (1, 1)), (128, 256, (3, 3), (1, 1)), (256, 512, (3, 3), (1, 1)),
+        (512, 1024, (3, 3), (1, 1)), (1024, 512, (3, 3), (1, 1))]
+    # 128C3-256C3-AP2-512C3-AP2-1024C3-512C3: the poolings sit after the 2nd and the 3rd conv.
+    kinds = ["P" if isinstance(m, nn.AvgPool2d) else "C" for m in model.features]
+    assert kinds == ["C", "C", "P", "C", "P", "C", "C"]
+    linears = [m for m in model.classifier.modules() if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(512 * 8 * 8, 1024), (1024, 512), (512, 10 * 10)]
+    x = batch("cifar10")
+    with torch.no_grad():
+        out = model.eval()(x)
+        scores = model.classifier(torch.flatten(model.features(x), 1))
+    assert out.shape == (BATCH, 10)
+    # The voting layer: class c's output is the mean of Linear outputs 10c … 10c+9 (float64, by hand).
+    for b in range(BATCH):
+        for c in range(10):
+            group = [float(v) for v in scores[b, 10 * c:10 * c + 10].double()]
+            assert float(out[b, c]) == pytest.approx(sum(group) / 10, rel=1e-5, abs=1e-7)
+    plain = build("cifarnet", width=1.0, votes=1)  # the other reading: a plain output layer
+    assert plain.classifier[-1].out_features == 10 and not any(isinstance(m, Voting) for m in plain.modules())
+
+
+def test_resnet20_sengupta_structure():
+    model = build("resnet20_sengupta", width=1.0)
+    pre = [m.conv for m in model.pre_process if isinstance(m, models.layers.ConvBNAct)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in pre] == [(3, 64, (3, 3)), (64, 64, (3, 3)),
+                                                                             (64, 64, (3, 3))]
+    assert isinstance(model.pre_process[3], nn.AvgPool2d)  # "All the pooling layers use average pooling"
+    blocks = [m for m in model.stages.modules() if isinstance(m, models.resnet.BasicBlock)]
+    assert [(b.conv1.in_channels, b.conv1.out_channels, b.conv1.stride[0]) for b in blocks] == [
+        (64, 64, 1), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2),
+        (512, 512, 1)]
+    # ResNet-18 (1 stem conv + 16 block convs + FC) with two pre-processing convs more: 20 weight layers.
+    weight_layers = [m for n, m in model.named_modules()
+                     if isinstance(m, (nn.Conv2d, nn.Linear)) and "shortcut" not in n]
+    assert len(weight_layers) == 20
+    assert not any(isinstance(m, (nn.AdaptiveAvgPool2d, nn.MaxPool2d)) for m in model.modules())
+    assert model.fc.in_features == 512 * 2 * 2  # the 2×2 map flattened, no global pooling
+    with torch.no_grad():
+        assert model.eval()(batch("cifar10")).shape == (BATCH, 10)
+        assert build("resnet20_sengupta", "digits").eval()(batch("digits")).shape == (BATCH, 10)
+    acts = RecordingFactory()
+    build("resnet20_sengupta", act_factory=acts)
+    assert len(acts.created) == 3 + 2 * 8  # an activation after each pre-processing conv and two per block
+
+
+# --------------------------------------------------------------------------- CLI: no-BN residual nets convert
+
+
+_CLI_TINY = ["dataset=digits", "dataset.limit_train=256", "dataset.limit_test=120", "model.width=0.125", "train=smoke",
+             "sim.T=[1,4]", "convert.calib_size=120", "sim.batch_size=120"]
+
+
+def _results(root) -> list[dict]:
+    import csv
+
+    (path,) = sorted(root.glob("runs/*/*/results.csv"))[-1:]
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_cli_no_bn_resnet_converts(tmp_path):
+    from conftest import snnx
+
+    done = snnx("run", *_CLI_TINY, "model=resnet20", "model.batch_norm=false", "model.dropout.conv=0.2", "act=relu",
+                "convert=maxnorm", f"paths.root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _results(tmp_path)
+    assert [int(r["T"]) for r in rows] == [1, 4] and all(0 <= float(r["acc"]) <= 100 for r in rows)
+    assert {r["model"] for r in rows} == {"resnet20"}
+
+
+def test_cli_resnet20_sengupta_converts_with_maxnorm_and_shift(tmp_path):
+    from conftest import cache_dirs, snnx
+
+    ann = [*_CLI_TINY, "model=resnet20_sengupta", "model.batch_norm=false", "model.dropout.conv=0.2",
+           "model.init=denggu", "act=clip", f"paths.root={tmp_path}"]
+    for method in ("maxnorm", "shift"):
+        done = snnx("run", *ann, f"convert={method}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = _results(tmp_path)
+        assert [int(r["T"]) for r in rows] == [1, 4] and {r["convert"] for r in rows} == {method}
+        assert all(0 <= float(r["acc"]) <= 100 for r in rows)
+    assert len(cache_dirs(tmp_path)) == 1  # one ANN, trained once, converted twice
+
+
+def test_cli_model_options_show_in_cfg_job_and_bad_ones_exit_2(tmp_path):
+    from conftest import snnx
+
+    done = snnx("run", "model=cifarnet", "model.dropout.conv=0.2", "model.dropout.fc=0.5", "model.init=denggu",
+                "--cfg", "job", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for line in ("conv: 0.2", "fc: 0.5", "init: denggu", "votes: 10"):
+        assert line in done.stdout
+    done = snnx("run", "dataset=digits", "model=lenet", "model.dropout.conv=0.2", f"paths.root={tmp_path}",
+                cwd=tmp_path)
+    assert done.returncode == 2 and "model.dropout.conv" in done.stderr

@@ -226,6 +226,50 @@ def test_long_layout_has_T_as_row_key(tmp_path):
     assert list(rmp["T"]) == ["1536"]  # reported lengths are kept as printed
 
 
+def test_denggu_table1_loss_against_both_the_relu_and_the_threshold_ann(tmp_path):
+    """Table 1's a% (b%): a = ReLU ANN − SNN (the act=relu run of the same net and seed), b = own ANN − SNN."""
+    same = {"train.epochs": 300, "train.lr": 0.01, "model.batch_norm": False}
+    for seed, (relu_ann, clip_ann) in enumerate(((92.10, 92.40), (92.30, 92.50))):
+        write_run(tmp_path, f"ts{seed}", accs={16: 90.0 + seed, 32: 92.0, 64: 92.2}, ann=clip_ann, dataset="cifar10",
+                  model="vgg16", act="clip", convert="shift", L=None, seed=seed, config=same)
+        write_run(tmp_path, f"t{seed}", accs={400: 92.3, 512: 92.35, 600: 92.4}, ann=clip_ann, dataset="cifar10",
+                  model="vgg16", act="clip", convert="shift", L=None, seed=seed,
+                  config={**same, "convert.variant": "T"})
+        write_run(tmp_path, f"s{seed}", accs={512: 92.0 - seed}, ann=relu_ann, dataset="cifar10", model="vgg16",
+                  act="relu", convert="shift", L=None, seed=seed, config={**same, "convert.variant": "S"})
+    # A newer ReLU ANN trained otherwise (another lr; converted by maxnorm, so in no row) is not the twin of
+    # these runs, and a net with no ReLU twin gets an empty cell.
+    write_run(tmp_path, "s-other", accs={512: 10.0}, ann=50.0, dataset="cifar10", model="vgg16", act="relu",
+              convert="maxnorm", L=None, config={**same, "train.lr": 0.1}, created="2026-02-01T00:00:00")
+    write_run(tmp_path, "ts-alone", accs={16: 80.0}, ann=85.0, dataset="cifar10", model="cifarnet", act="clip",
+              convert="shift", L=None, config=same)
+    frame = load_table(conf_layout("denggu_table1"), tmp_path).frame
+    assert list(frame.columns[4:9]) == ["setting", "source", "acc", "conversion_loss_relu", "conversion_loss"]
+
+    def both(label, T, accs, anns_relu, anns_clip):
+        """mean ± std (ddof 1) over the two seeds of ANN − SNN, from the numbers written above."""
+        def text(values):
+            mean = sum(values) / 2
+            std = (sum((v - mean) ** 2 for v in values) / 1) ** 0.5
+            return f"{mean:.2f} ± {std:.2f}"
+        mine = row(frame, method=label, T=T, source="snnx", model="vgg16")
+        assert mine["conversion_loss_relu"] == text([a - s for a, s in zip(anns_relu, accs)])
+        assert mine["conversion_loss"] == text([a - s for a, s in zip(anns_clip, accs)])
+        return mine
+
+    both("Ours (TS)", "16", [90.0, 91.0], [92.10, 92.30], [92.40, 92.50])
+    both("Ours (T)", "400-600", [92.35, 92.35], [92.10, 92.30], [92.40, 92.50])
+    # For S the ANN is the ReLU one: the two losses agree.
+    both("Ours (S)", "512", [92.0, 91.0], [92.10, 92.30], [92.10, 92.30])
+    alone = row(frame, method="Ours (TS)", T="16", source="snnx", model="cifarnet")
+    assert (alone["conversion_loss"], alone["conversion_loss_relu"]) == ("5.00", "")
+    # The paper's two printed numbers land in the same columns: -0.2% (0.05%) for VGG-16 at T = 16.
+    rep = row(frame, method="Ours (TS)", T="16", source="reported", model="vgg16", dataset="cifar10")
+    assert (rep["acc"], rep["conversion_loss_relu"], rep["conversion_loss"]) == ("92.29", "-0.2", "0.05")
+    rep_t = row(frame, method="Ours (T)", T="400-600", source="reported", model="vgg16", dataset="cifar10")
+    assert (rep_t["conversion_loss_relu"], rep_t["conversion_loss"]) == ("-0.17", "0.08")
+
+
 def test_final_time_step_and_ternary_rows(tmp_path):
     accs = {1: 80.0, 2: 97.0, 3: 98.9, 4: 99.0, 5: 99.1, 6: 99.1, 7: 99.1}
     write_run(tmp_path, "k0", accs=accs, ann=99.2, dataset="mnist", act="quant", convert="allint", L=None,

@@ -18,7 +18,7 @@ from snnx.validate import validate
 from conftest import TINY, cache_dirs, kill_group, snnx, snnx_popen, wait_for
 
 # Three epochs of a QCFS LeNet (trainable λ) with dropout, so resume must restore the RNG too.
-RESUME = [*TINY, "act=qcfs", "convert=qcfs", "train.epochs=3", "model.dropout=0.2", "seed=7"]
+RESUME = [*TINY, "act=qcfs", "convert=qcfs", "train.epochs=3", "model.dropout.fc=0.2", "seed=7"]
 
 
 def _state(path) -> dict:
@@ -34,7 +34,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def test_same_seed_same_weights_on_cpu(tmp_path):
     states = []
     for run in ("a", "b"):
-        cfg = validate(compose("train", [*TINY, "act=qcfs", "model.dropout=0.2", "seed=3", "dataset.limit_train=512",
+        cfg = validate(compose("train", [*TINY, "act=qcfs", "model.dropout.fc=0.2", "seed=3", "dataset.limit_train=512",
                                          f"paths.root={tmp_path / run}"]), note=None)
         states.append(ensure_ann(plain_config(cfg), torch.device("cpu")).model.state_dict())
     assert_same_weights(*states)
@@ -103,7 +103,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
 
 # CS-QCFS two-stage: stage 1 layer-wise QCFS (its own cache entry), stage 2 channel-wise softplus λ_c.
 TWO_STAGE = [*(a for a in TINY if a != "train=smoke"), "act=csqcfs", "convert=qcfs", "train=two_stage",
-             "train.epochs=3", "train.finetune_epochs=3", "model.dropout=0.2", "dataset.limit_train=512",
+             "train.epochs=3", "train.finetune_epochs=3", "model.dropout.fc=0.2", "dataset.limit_train=512",
              "seed=7"]
 
 
@@ -189,7 +189,7 @@ def test_thresholds_get_their_own_learning_rate(optimizer, act):
     from snnx.trainer import make_optimizer, make_scheduler, threshold_parameters
 
     model = create_model("lenet", in_channels=1, image_size=8, num_classes=10, act_factory=make_act_factory(act, L=4),
-                         width=0.125, batch_norm=True, pool="avg", dropout=0.0)
+                         width=0.125, batch_norm=True, pool="avg")
     train = {"optimizer": optimizer, "momentum": 0.9, "weight_decay": 5e-4, "threshold_lr_scale": 10.0,
              "schedule": "cosine"}
     opt = make_optimizer(model, train, 0.05)
@@ -199,7 +199,7 @@ def test_thresholds_get_their_own_learning_rate(optimizer, act):
     assert {id(p) for p in scaled["params"]} == {id(p) for p in thresholds}
     assert len(weights["params"]) + len(thresholds) == len(list(model.parameters()))
     assert weights["lr"] == pytest.approx(0.05) and scaled["lr"] == pytest.approx(0.5)
-    assert weights["weight_decay"] == scaled["weight_decay"] == 5e-4  # decayed like the weights (ALGORITHMS.md)
+    assert weights["weight_decay"] == scaled["weight_decay"] == 5e-4  # decayed like the weights (one SGD group in QCFS training)
     scheduler = make_scheduler(opt, {**train, "schedule": "cosine"}, 4)
     opt.step()
     scheduler.step()
@@ -210,7 +210,7 @@ def test_weight_quant_auto_means_ternary_for_the_all_integer_act_only():
     def resolved(*overrides: str) -> str:
         return validate(compose("train", [*TINY, *overrides]), check_paths=False, note=None).train.weight_quant
 
-    assert resolved("act=quant") == "ternary"  # the all-integer method's ANN (ALGORITHMS.md)
+    assert resolved("act=quant") == "ternary"  # the all-integer method's ANN (Zou et al. 2024, §3.2)
     assert resolved("act=quant", "train.weight_quant=none") == "none"  # the paper's full-precision ablation
     for act in ("relu", "clip", "qcfs", "csqcfs"):
         assert resolved(f"act={act}") == "none"

@@ -3,7 +3,7 @@
 ``act=relu`` uses ``torch.nn.ReLU`` as is; every other activation derives
 from :class:`Activation`, which tells a converter its threshold
 (:meth:`Activation.conversion_threshold`) and shift φ (:attr:`Activation.shift`).
-Formulas and gradients follow ``ALGORITHMS.md``.
+Formulas and gradients follow the papers each class cites.
 """
 
 from .base import Activation, shift_of, threshold_of

@@ -1,4 +1,4 @@
-"""Two-stage CS-QCFS, stage 2: layer-wise QCFS → channel-wise CS-QCFS."""
+"""Two-stage CS-QCFS (Yang et al. 2025, Alg. 1), stage 2: layer-wise QCFS → channel-wise CS-QCFS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from snnx.errors import ConfigError
 from .modules import CSQCFS, QCFS
 
 
-def _channelwise_from(q: QCFS, softplus: bool, name: str, channelwise: bool = True) -> CSQCFS:
+def _channelwise_from(q: QCFS, softplus: bool, name: str, channelwise: bool = True,
+                      grad_window: str | None = None) -> CSQCFS:
     if q.num_channels is None:
         raise ValueError(
             f"QCFS module {name or '<root>'} does not know its channel count; "
@@ -30,13 +31,15 @@ def _channelwise_from(q: QCFS, softplus: bool, name: str, channelwise: bool = Tr
         shift=q.shift,
         channelwise=channelwise,
         softplus=softplus,
+        grad_window=q.grad_window if grad_window is None else grad_window,
     )
     new.threshold_param.requires_grad_(q.threshold.requires_grad)
     new.train(q.training)
     return new
 
 
-def to_channelwise(model: nn.Module, *, softplus: bool = True, channelwise: bool = True) -> nn.Module:
+def to_channelwise(model: nn.Module, *, softplus: bool = True, channelwise: bool = True,
+                   grad_window: str | None = None) -> nn.Module:
     """Replace every QCFS in ``model`` (recursively, in place) by a channel-wise CS-QCFS.
 
     Each new module has the QCFS's L and φ and per-channel thresholds all
@@ -46,18 +49,19 @@ def to_channelwise(model: nn.Module, *, softplus: bool = True, channelwise: bool
     places is replaced by one shared CS-QCFS. Returns ``model`` (or the new
     module if ``model`` itself is a QCFS). ``channelwise=False`` keeps one
     threshold per layer (the S-QCFS ablation's stage 2: λ re-expressed as
-    softplus(p)). Build the optimizer after the swap:
+    softplus(p)). ``grad_window``: the new modules' gradient window (None:
+    each QCFS's own). Build the optimizer after the swap:
     the thresholds are new parameters (``threshold_param``).
     """
     if isinstance(model, QCFS):
-        return _channelwise_from(model, softplus, "", channelwise)
+        return _channelwise_from(model, softplus, "", channelwise, grad_window)
     replaced: dict[int, CSQCFS] = {}
     for parent_name, parent in list(model.named_modules(remove_duplicate=False)):
         for child_name, child in list(parent._modules.items()):  # not named_children: it drops repeats
             if isinstance(child, QCFS):
                 full = f"{parent_name}.{child_name}" if parent_name else child_name
                 if id(child) not in replaced:
-                    replaced[id(child)] = _channelwise_from(child, softplus, full, channelwise)
+                    replaced[id(child)] = _channelwise_from(child, softplus, full, channelwise, grad_window)
                 setattr(parent, child_name, replaced[id(child)])
     return model
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from snnx.errors import ConfigError
 
+from .functional import GRAD_WINDOWS
 from .modules import CSQCFS, QCFS, Clip, Quant
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "clip", "qcfs", "cqcfs", "sqcfs", "csqcfs", "quant")
@@ -17,11 +18,11 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "clip", "qcfs", "cqcfs", "sqcfs", "csqcf
 PARAMS: dict[str, tuple[str, ...]] = {
     "relu": (),
     "clip": ("y_th",),
-    "qcfs": ("L", "init_threshold", "shift"),
-    "cqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus"),
-    "sqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus"),
-    "csqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus"),
-    "quant": ("k", "clip_first"),
+    "qcfs": ("L", "init_threshold", "shift", "grad_window"),
+    "cqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus", "grad_window"),
+    "sqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus", "grad_window"),
+    "csqcfs": ("L", "init_threshold", "shift", "channelwise", "softplus", "grad_window"),
+    "quant": ("k", "clip_first", "k_first"),
 }
 
 #: Every parameter name the factory accepts. ``warmup_epochs`` belongs to
@@ -35,8 +36,23 @@ KNOWN_PARAMS: tuple[str, ...] = (
     "softplus",
     "k",
     "clip_first",
+    "k_first",
     "warmup_epochs",
+    "grad_window",
 )
+
+#: ``act.grad_window=auto`` per activation: the window its paper gives. CS-QCFS and its two
+#: ablations (Yang et al. 2025, Eqs. 16–18) take Eqs. 19–20's shifted window; plain QCFS keeps the
+#: [0, λ] window of the QCFS reference code (clamp before floor), which the other papers compare
+#: against. Yang et al.'s own layer-wise runs (the csqcfs presets) set ``act.grad_window=shifted``.
+GRAD_WINDOW_DEFAULTS: dict[str, str] = {"qcfs": "clip", "cqcfs": "shifted", "sqcfs": "shifted", "csqcfs": "shifted"}
+
+
+def resolve_grad_window(name: str, value) -> str | None:
+    """``act.grad_window`` with ``auto``/None replaced by ``name``'s default (None for acts without one)."""
+    if name not in GRAD_WINDOW_DEFAULTS:
+        return None
+    return GRAD_WINDOW_DEFAULTS[name] if value in (None, "auto") else value
 
 DEFAULTS: dict[str, object] = {
     "init_threshold": 8.0,
@@ -117,6 +133,19 @@ def _validate(name: str, params: dict) -> dict:
         out["clip_first"] = _positive_param(
             "clip_first", out["clip_first"], "Set act.clip_first to the first layer's clip B, e.g. 4.0.", allow_inf=True
         )
+    if "k_first" in out:
+        out["k_first"] = _int_param("k_first", out["k_first"], 0,
+                                    "Set act.k_first=0 (the paper's 4-step input layer) or null (the same level as act.k).")
+    if "grad_window" in PARAMS[name]:
+        window = resolve_grad_window(name, out.get("grad_window"))
+        if window not in GRAD_WINDOWS:
+            raise ConfigError(
+                f"unknown gradient window {window!r}.",
+                key="act.grad_window",
+                fix="Use act.grad_window=shifted (Yang et al. 2025, Eq. 19: (−λ/2L, λ − λ/2L)), "
+                "clip (QCFS's [0, λ]) or auto (the act's default).",
+            )
+        out["grad_window"] = window
     if name in _CS_FLAGS:
         fixed_cw, fixed_sp = _CS_FLAGS[name]
         for key, fixed in (("channelwise", fixed_cw), ("softplus", fixed_sp)):
@@ -156,7 +185,8 @@ class ActFactory:
         if self.name == "clip":
             return Clip(p["y_th"])
         if self.name == "qcfs":
-            return QCFS(p["L"], p["init_threshold"], p["shift"], num_channels=num_channels)
+            return QCFS(p["L"], p["init_threshold"], p["shift"], num_channels=num_channels,
+                        grad_window=p["grad_window"])
         if self.name in _CS_FLAGS:
             return CSQCFS(
                 num_channels,
@@ -165,9 +195,12 @@ class ActFactory:
                 p["shift"],
                 channelwise=p["channelwise"],
                 softplus=p["softplus"],
+                grad_window=p["grad_window"],
             )
         if self.name == "quant":
-            return Quant(p["k"], clip=p["clip_first"] if first else None)
+            if first:  # the encoding layer: its own level (Zou et al. 2024, §3.1), clipped at B
+                return Quant(p.get("k_first", p["k"]), clip=p["clip_first"])
+            return Quant(p["k"])
         raise AssertionError(self.name)  # unreachable: name validated
 
     def __repr__(self) -> str:
@@ -189,8 +222,11 @@ def make_act_factory(name: str, **params) -> Callable[[int], nn.Module]:
       ``softplus`` (bools). cqcfs fixes (True, False), sqcfs (False, True) —
       a contradicting flag is an error; csqcfs defaults to (True, True) and
       honours both flags.
-    * ``quant``: ``k`` (int ≥ 0, required), ``clip_first`` (B > 0, default 4.0),
-      applied to the factory's first call only.
+    * QCFS family: ``grad_window`` — ``shifted`` (Yang et al. 2025, Eqs. 19–20),
+      ``clip`` ([0, λ]) or ``auto``/None (:data:`GRAD_WINDOW_DEFAULTS`).
+    * ``quant``: ``k`` (int ≥ 0, required), ``clip_first`` (B > 0, default 4.0)
+      and ``k_first`` (int ≥ 0; unset: ``k``), the level and clip of the factory's
+      first call only.
 
     Unknown names and invalid values raise :class:`ConfigError` with key
     ``act`` / ``act.<param>``.

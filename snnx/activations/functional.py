@@ -1,4 +1,4 @@
-"""Functional forms of the snnx activations, with the gradients ALGORITHMS.md prescribes.
+"""Functional forms of the snnx activations, with the gradients their papers prescribe.
 
 Straight-through estimators are written as ``q + (s - s.detach())``: the
 forward value is exactly the quantised ``q`` (adding an exact zero), the
@@ -14,6 +14,21 @@ from torch.autograd.function import once_differentiable
 from snnx.kernels import quantiser as kernels
 
 
+GRAD_WINDOWS = ("shifted", "clip")
+
+
+def grad_window_bounds(lam: torch.Tensor, L: int, phi: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ends ``(−φλ/L, λ − φλ/L)`` of the shifted gradient window, in λ's dtype and shape.
+
+    The straight-through floor passes the gradient where the clip's argument
+    ``x·L/λ + φ`` lies inside ``(0, L)``, i.e. for x in this interval; with
+    φ = 1/2 it is Yang et al. 2025, Eq. 19's ``(−λ/2L, λ − λ/2L)``. The torch
+    backward and the numba kernel both compare x against these same tensors.
+    """
+    h = lam.detach() * phi / L
+    return -h, lam.detach() - h
+
+
 class _QuantisedClipFn(torch.autograd.Function):
     """QCFS-family quantiser with an explicit backward.
 
@@ -22,20 +37,33 @@ class _QuantisedClipFn(torch.autograd.Function):
     (``clip(floor(·)/L, 0, 1)`` written with the clip on the integer level; the
     two forms give identical values for 0 ≤ φ < 1.)
 
-    Backward, for both forms (straight-through floor):
+    Backward (straight-through floor, d⌊u⌋/du = 1), on x against λ; the window
+    does not depend on the forward form:
+
+    ``window="shifted"`` — Yang et al. 2025, Eqs. 19–20 (written there for
+    φ = 1/2; here ``lo = −φλ/L``, ``hi = λ − φλ/L``):
+      lo < x < hi:   ∂y/∂x = 1           (Eq. 19: open at both ends)
+      lo ≤ x < hi:   ∂y/∂λ = (y − x)/λ   (Eq. 20: closed below, open above)
+      x ≥ hi:        ∂y/∂x = 0,  ∂y/∂λ = 1
+      x < lo:        ∂y/∂x = 0,  ∂y/∂λ = 0
+    ``window="clip"`` — QCFS's [0, λ] (the clamp of x/λ before the floor):
       0 ≤ x ≤ λ:  ∂y/∂x = 1,  ∂y/∂λ = (y − x)/λ
       x > λ:      ∂y/∂x = 0,  ∂y/∂λ = 1
       x < 0:      ∂y/∂x = 0,  ∂y/∂λ = 0
-    The masks are taken on x against λ. (Plain autograd through the
-    clip-after-floor form would instead pass ∂y/∂x = 1 on the half step below 0
-    and above λ, because its clip sees the floored level.)
+    (Plain autograd through the clip-after-floor form would give neither: its
+    clip sees the floored level, so it passes ∂y/∂x = 1 on [lo, λ + φλ/L).)
+    A softplus threshold λ = softplus(p) gets ∂y/∂p = sigmoid(p)·∂y/∂λ from
+    autograd outside this function.
 
     ``lam`` must broadcast against ``x`` (0-dim, or ``[1, C, 1, …]``); its
     gradient is summed back to its shape.
     """
 
     @staticmethod
-    def forward(ctx, x, lam, L: int, phi: float, clip_after: bool):  # type: ignore[override]
+    def forward(ctx, x, lam, L: int, phi: float, clip_after: bool, window: str = "clip"):  # type: ignore[override]
+        if window not in GRAD_WINDOWS:
+            raise ValueError(f"window must be one of {GRAD_WINDOWS}, got {window!r}")
+        ctx.window, ctx.L, ctx.phi = window, L, phi
         ctx.kernel_plan = how = kernels.plan(x, lam)
         if how is not None:  # one fused pass on CPU, same bits
             y = kernels.forward(x, how, L, phi, clip_after)
@@ -57,22 +85,32 @@ class _QuantisedClipFn(torch.autograd.Function):
     def backward(ctx, grad_y):  # type: ignore[override]
         x, lam, y = ctx.saved_tensors
         how = ctx.kernel_plan
-        fused = None if how is None else kernels.backward(x, lam.shape, how, y, grad_y)
+        shifted = ctx.window == "shifted"
+        fused = None
+        if how is not None:
+            bounds = grad_window_bounds(how[3], ctx.L, ctx.phi) if shifted else None
+            fused = kernels.backward(x, lam.shape, how, y, grad_y, bounds)
         if fused is not None:  # one pass on CPU; ∂L/∂λ is summed in another order
             grad_x, grad_lam = fused
             needs = ctx.needs_input_grad
-            return (grad_x if needs[0] else None), (grad_lam if needs[1] else None), None, None, None
-        if _lean_backward_applies(x, lam, y, grad_y):
-            return _lean_backward(ctx, x, lam, y, grad_y) + (None, None, None)
+            return (grad_x if needs[0] else None), (grad_lam if needs[1] else None), None, None, None, None
+        if not shifted and _lean_backward_applies(x, lam, y, grad_y):
+            return _lean_backward(ctx, x, lam, y, grad_y) + (None, None, None, None)
         grad_x = grad_lam = None
-        inside = (x >= 0) & (x <= lam)
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.where(inside, grad_y, torch.zeros_like(grad_y)).to(x.dtype)
-        if ctx.needs_input_grad[1]:
+        if shifted:
+            lo, hi = grad_window_bounds(lam, ctx.L, ctx.phi)
+            pass_x = (x > lo) & (x < hi)
+            inside = (x >= lo) & (x < hi)
+            above = x >= hi
+        else:
+            pass_x = inside = (x >= 0) & (x <= lam)
             above = x > lam
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.where(pass_x, grad_y, torch.zeros_like(grad_y)).to(x.dtype)
+        if ctx.needs_input_grad[1]:
             dlam = torch.where(inside, (y - x) / lam, above.to(y.dtype))
             grad_lam = (grad_y * dlam).sum_to_size(lam.shape).to(lam.dtype)
-        return grad_x, grad_lam, None, None, None
+        return grad_x, grad_lam, None, None, None, None
 
 
 def _lean_backward_applies(x, lam, y, grad_y) -> bool:
@@ -124,14 +162,14 @@ def _lean_backward(ctx, x, lam, y, grad_y):
     return grad_x, grad_lam
 
 
-def qcfs(x: torch.Tensor, lam: torch.Tensor, L: int, phi: float = 0.5) -> torch.Tensor:
-    """QCFS: ``λ·floor(clamp(x/λ, 0, 1)·L + φ)/L`` (λ broadcast against x)."""
-    return _QuantisedClipFn.apply(x, lam, int(L), float(phi), False)
+def qcfs(x: torch.Tensor, lam: torch.Tensor, L: int, phi: float = 0.5, window: str = "clip") -> torch.Tensor:
+    """QCFS: ``λ·floor(clamp(x/λ, 0, 1)·L + φ)/L`` (λ broadcast against x); gradient window ``window``."""
+    return _QuantisedClipFn.apply(x, lam, int(L), float(phi), False, window)
 
 
-def csqcfs(x: torch.Tensor, lam: torch.Tensor, L: int, phi: float = 0.5) -> torch.Tensor:
-    """CS-QCFS form: ``λ·clip(floor(x·L/λ + φ)/L, 0, 1)`` (λ broadcast against x)."""
-    return _QuantisedClipFn.apply(x, lam, int(L), float(phi), True)
+def csqcfs(x: torch.Tensor, lam: torch.Tensor, L: int, phi: float = 0.5, window: str = "shifted") -> torch.Tensor:
+    """CS-QCFS form: ``λ·clip(floor(x·L/λ + φ)/L, 0, 1)`` (Yang et al. 2025, Eq. 18); gradient window ``window``."""
+    return _QuantisedClipFn.apply(x, lam, int(L), float(phi), True, window)
 
 
 def clip(x: torch.Tensor, y_th: float) -> torch.Tensor:

@@ -12,6 +12,7 @@ from .base import Activation
 from .functional import clip as _clip
 from .functional import csqcfs as _csqcfs
 from .functional import qcfs as _qcfs
+from .functional import GRAD_WINDOWS
 from .functional import quant as _quant
 
 
@@ -19,6 +20,12 @@ def _check_L(L) -> int:
     if isinstance(L, bool) or int(L) != L or int(L) < 1:
         raise ValueError(f"L must be an integer >= 1, got {L!r}")
     return int(L)
+
+
+def _check_window(window) -> str:
+    if window not in GRAD_WINDOWS:
+        raise ValueError(f"grad_window must be one of {', '.join(GRAD_WINDOWS)}, got {window!r}")
+    return window
 
 
 def _check_shift(shift) -> float:
@@ -61,11 +68,15 @@ class Clip(Activation):
 
 
 class QCFS(Activation):
-    """QCFS (Bu et al.): ``y = λ·floor(clamp(x/λ, 0, 1)·L + φ)/L``.
+    """QCFS (Bu et al.; Yang et al. 2025, Eq. 11): ``y = λ·floor(clamp(x/λ, 0, 1)·L + φ)/L``.
 
     λ is one trainable scalar (``nn.Parameter`` ``threshold``, 0-dim). Gradients
-    (straight-through floor): on ``[0, λ]`` ∂y/∂x = 1 and ∂y/∂λ = (y − x)/λ;
-    above λ ∂y/∂x = 0 and ∂y/∂λ = 1; below 0 both 0.
+    (straight-through floor), ``grad_window="clip"`` (default): on ``[0, λ]``
+    ∂y/∂x = 1 and ∂y/∂λ = (y − x)/λ; above λ ∂y/∂x = 0 and ∂y/∂λ = 1; below 0
+    both 0. ``grad_window="shifted"``: the same on the window
+    ``(−φλ/L, λ − φλ/L)`` of Yang et al. 2025, Eqs. 19–20 (see
+    :class:`snnx.activations.functional._QuantisedClipFn`) — the rule of their
+    layer-wise stage 1.
 
     ``num_channels`` is only remembered (for :func:`to_channelwise`).
     """
@@ -76,23 +87,25 @@ class QCFS(Activation):
         init_threshold: float = 8.0,
         shift: float = 0.5,
         num_channels: int | None = None,
+        grad_window: str = "clip",
     ):
         super().__init__()
         self.L = _check_L(L)
         self.shift = _check_shift(shift)
+        self.grad_window = _check_window(grad_window)
         self.num_channels = None if num_channels is None else int(num_channels)
         if not 0 < float(init_threshold) < math.inf:
             raise ValueError(f"init_threshold must be a finite number > 0, got {init_threshold!r}")
         self.threshold = nn.Parameter(torch.tensor(float(init_threshold)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _qcfs(x, self.threshold, self.L, self.shift)
+        return _qcfs(x, self.threshold, self.L, self.shift, self.grad_window)
 
     def conversion_threshold(self) -> torch.Tensor:
         return self.threshold.detach().clone()
 
     def extra_repr(self) -> str:
-        return f"L={self.L}, shift={self.shift}, num_channels={self.num_channels}"
+        return f"L={self.L}, shift={self.shift}, num_channels={self.num_channels}, grad_window={self.grad_window}"
 
 
 def inverse_softplus(lam: torch.Tensor, *, search_ulps: int = 8) -> torch.Tensor:
@@ -128,8 +141,17 @@ class CSQCFS(Activation):
     ``threshold_param`` (p) is ``[C]`` when ``channelwise`` else 0-dim; the
     effective threshold is ``λ = softplus(p)`` when ``softplus`` else ``λ = p``.
     p starts so that λ = ``init_threshold`` (a float, or a tensor of shape
-    ``[]``/``[C]`` — then p takes its dtype and device). Gradients as in QCFS,
-    chained through softplus (dλ/dp = sigmoid(p)).
+    ``[]``/``[C]`` — then p takes its dtype and device).
+
+    Gradients (Yang et al. 2025, Eqs. 19–20; straight-through floor), with
+    ``grad_window="shifted"`` (default): on the window ``(−φλ/L, λ − φλ/L)``
+    (Eq. 19's ``(−λ/2L, λ − λ/2L)`` at φ = 1/2, open) ∂y/∂x = 1, else 0;
+    ∂y/∂λ = (y − x)/λ on ``[−φλ/L, λ − φλ/L)``, 1 at and above its top end,
+    0 below. λ here is the effective threshold softplus(p), and autograd
+    chains ∂y/∂p = sigmoid(p)·∂y/∂λ (Eq. 20 as printed has z·e^λ for
+    z·sigmoid(λ) and 1 for sigmoid(λ) above the window, which is not the
+    derivative of Eq. 18; we use the chain rule). ``grad_window="clip"``:
+    QCFS's ``[0, λ]`` rule instead.
 
     Channel-wise λ broadcasts over dim 1 of the input: ``[B, C, H, W]``,
     ``[B, C, L]`` or ``[B, C]``.
@@ -146,8 +168,10 @@ class CSQCFS(Activation):
         shift: float = 0.5,
         channelwise: bool = True,
         softplus: bool = True,
+        grad_window: str = "shifted",
     ):
         super().__init__()
+        self.grad_window = _check_window(grad_window)
         if isinstance(num_channels, bool) or int(num_channels) != num_channels or num_channels < 1:
             raise ValueError(f"num_channels must be an integer >= 1, got {num_channels!r}")
         self.num_channels = int(num_channels)
@@ -182,7 +206,7 @@ class CSQCFS(Activation):
                     f"got shape {tuple(x.shape)}"
                 )
             lam = lam.reshape((1, self.num_channels) + (1,) * (x.dim() - 2))
-        return _csqcfs(x, lam, self.L, self.shift)
+        return _csqcfs(x, lam, self.L, self.shift, self.grad_window)
 
     def conversion_threshold(self) -> torch.Tensor:
         return self.effective_threshold().detach().clone()
@@ -190,7 +214,7 @@ class CSQCFS(Activation):
     def extra_repr(self) -> str:
         return (
             f"num_channels={self.num_channels}, L={self.L}, shift={self.shift}, "
-            f"channelwise={self.channelwise}, softplus={self.softplus}"
+            f"channelwise={self.channelwise}, softplus={self.softplus}, grad_window={self.grad_window}"
         )
 
 

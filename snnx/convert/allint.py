@@ -1,14 +1,16 @@
 """``convert=allint``: the all-integer SNN of Zou et al. 2024 from an ``act=quant`` ANN.
 
-What the converter does to the traced ANN (ALGORITHMS.md, All-integer SNN):
+What the converter does to the traced ANN (Zou et al. 2024, §2.2, §3):
 
 * Ternary weights: a ``train.weight_quant=ternary`` parametrization is baked
   in, so the SNN uses the ternarized values {−1, 0, +1}.
 * First activation site → :class:`~snnx.neurons.ScatterGatherEncoder`: the
   first (full-precision) conv and its BN stay as in the ANN, run once per
   image (the engine's time-invariant prefix); the encoder turns y into the
-  ANN's level n = round(2^k·clip(y, 0, B)) and sends one unit spike on each of
-  the first n steps. This layer is the only real-valued (MAC) layer.
+  ANN's level n = round(2^k₁·clip(y, 0, B)) and sends one unit spike on each of
+  the first n steps. This layer is the only real-valued (MAC) layer. Its level
+  k₁ is the first quant site's (``act.k_first``: 0 by default, so at most B = 4
+  input steps whatever k, §3.1); one of its spikes is 2^−k₁ of activation.
 * Every other quant site → :class:`~snnx.neurons.SignedDualThresholdNeuron`.
   Its conv/linear must feed it directly, optionally through a BatchNorm. The
   BN is **not** folded: μ, σ, γ, β (and the layer's bias, as μ − b) become
@@ -16,11 +18,13 @@ What the converter does to the traced ANN (ALGORITHMS.md, All-integer SNN):
   A channel with γ < 0 has its weights negated (still ternary) and μ − b
   negated, so that δ = σ/|γ| > 0; γ = 0 is an error.
 * Spikes are unit ±1 (one spike = 2^−k of activation), so weights are used
-  unchanged and a neuron's v sums to 2^k·z (see ``snnx.neurons.signed``).
+  unchanged and a neuron's v sums to 2^k_in·z, k_in the level of its input
+  spikes (k₁ for the layer after the encoder, k after a hidden layer); its
+  thresholds are in those units (see ``snnx.neurons.signed``).
 * Readout (a conv/linear whose output reaches the network output without a
   quant site): full-precision weights; its bias, scaled by 2^k, is added
   **once** (on the first step of a batch) instead of at every step, so the
-  accumulated output equals 2^k × the ANN's logits once every spike has
+  accumulated output equals 2^k_in × the ANN's logits once every spike has
   arrived, and stops changing after that (this is what makes a "final time
   step" exist). The first step is read off the encoder's step counter (the
   engine resets neurons per batch, not plain layers).
@@ -289,19 +293,22 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
     if bad:
         raise ConfigError(f"convert=allint needs quant activations, found {type(modules[bad[0]]).__name__} at '{bad[0]}'.",
                           key="act", fix="Train the ANN with act=quant.")
-    ks = {modules[n.target].k for n in sites}
+    first = modules[sites[0].target]
+    ks = {modules[n.target].k for n in sites[1:]} or {first.k}
     if len(ks) != 1:
-        raise ConfigError(f"all quant sites must share one level k, found {sorted(ks)}.", key="act.k", fix="Use one act.k.")
+        raise ConfigError(f"all hidden quant sites must share one level k, found {sorted(ks)}.", key="act.k",
+                          fix="Use one act.k.")
     k = ks.pop()
     if any(modules[n.target].clip is not None for n in sites[1:]):
         raise ConfigError("only the first quant site may be clipped (the signed neuron has no upper clip).",
                           key="act.clip_first", fix="Use the snnx quant factory (clip on the first site only).")
 
     # First site: the scatter-and-gather encoder; its conv/BN stay full precision (the prefix).
-    first = modules[sites[0].target]
-    encoder = ScatterGatherEncoder(k, first.clip, integer=integer)
+    encoder = ScatterGatherEncoder(first.k, first.clip, integer=integer)
     set_submodule(gm, sites[0].target, encoder)
     spiking = _downstream_of(gm, {sites[0]})
+    # The level of the spikes each node carries: first.k out of the encoder, k out of a hidden neuron.
+    levels = _spike_levels(gm, {sites[0]: first.k, **{site: k for site in sites[1:]}})
 
     # Hidden sites: signed neurons with thresholds from the (unfolded) BN.
     plans = []  # (site node, synapse node, W float64, θ⁺₀, δ) — float64 master values
@@ -319,7 +326,7 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
         flip = gamma < 0
         weight[flip] = -weight[flip]
         mu = torch.where(flip, -mu, mu)
-        theta_plus0, delta = dual_thresholds(k, mu, sigma, gamma.abs(), beta)
+        theta_plus0, delta = dual_thresholds(k, mu, sigma, gamma.abs(), beta, k_in=levels[layer_node.args[0]])
         if bn_node is not None:
             bn_node.replace_all_uses_with(layer_node)
             gm.graph.erase_node(bn_node)
@@ -344,7 +351,7 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
             gm.graph.erase_node(bn_node)
         bias = layer.bias.detach().double() if layer.bias is not None else \
             torch.zeros(layer.weight.shape[0], dtype=torch.float64)
-        readouts.append((node, layer, layer.weight.detach().double().clone(), bias))
+        readouts.append((node, layer, layer.weight.detach().double().clone(), bias, levels[node.args[0]]))
 
     # Integer mode: the gain of every spike-fed tensor (product of window-sum areas since the last neuron).
     gains: dict[fx.Node, int] = {}
@@ -369,8 +376,8 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
         set_submodule(gm, site.target, SignedDualThresholdNeuron(tp0, dl, fire_on_equal=fire_on_equal,
                                                                    unit=2.0 ** -k))
 
-    scale_k = float(2 ** k)
-    for node, layer, weight, bias in readouts:
+    for node, layer, weight, bias, k_in in readouts:
+        scale_k = float(2 ** k_in)
         if integer:
             synapse_w = torch.round(weight * int_scale).to(torch.int64)
             bias_once = torch.round(bias * scale_k * scale_of(node)).to(torch.int64)
@@ -387,8 +394,29 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
     ternary = bool(hidden) and all(bool(((w == 0) | (w.abs() == 1)).all()) for w in hidden)
     label = (f"allint k={k} {'int64 ×' + str(int_scale) if integer else 'float'} "
              f"{'ternary' if ternary else 'full-precision'} weights, +1 on v{'≥' if fire_on_equal else '>'}θ⁺, "
-             f"scatter-gather input, readout bias once")
+             f"scatter-gather input k={first.k}, readout bias once")
     return gm, label
+
+
+def _spike_levels(gm: fx.GraphModule, sources: Mapping[fx.Node, int]) -> dict[fx.Node, int]:
+    """The level k of the spikes every spike-fed node carries (one spike = 2^−k of activation).
+
+    ``sources``: the neuron nodes and the level they emit. A node takes the level of the
+    neurons upstream of it (up to the nearest neuron); two different levels meeting is an error.
+    """
+    levels: dict[fx.Node, int] = {}
+    for node in gm.graph.nodes:
+        if node in sources:
+            levels[node] = sources[node]
+            continue
+        ins = {levels[a] for a in node.all_input_nodes if a in levels}
+        if len(ins) > 1:
+            raise ConfigError(f"'{node.name}' combines spikes of the input layer (act.k_first) and of hidden "
+                              f"layers (act.k): levels {sorted(ins)}.", key="act.k_first",
+                              fix="Set act.k_first=null (the input layer at act.k) for this model.")
+        if ins:
+            levels[node] = ins.pop()
+    return levels
 
 
 _SAME_GAIN_FUNCTIONS = {torch.flatten, torch.reshape, operator.add, torch.add, operator.getitem, torch.squeeze,

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 from snnx.errors import ConfigError
 
 from .embedded import EMBEDDED, TensorImageDataset, build_embedded
-from .info import DATASETS, DatasetInfo, dataset_info, default_data_root
+from .info import DATASETS, DatasetInfo, check_crop, dataset_info, default_data_root
 from .transforms import build_transform
 from .vision import build_vision
 
@@ -58,6 +58,7 @@ def build_dataset(
     augment: bool = True,
     autoaugment: bool = False,
     cutout: int = 0,
+    crop: int | None = None,
     limit: int | None = None,
     seed: int = 0,
 ) -> Dataset:
@@ -71,6 +72,8 @@ def build_dataset(
       ignored for them, and ``autoaugment``/``cutout`` are rejected.
     * ``autoaugment``/``cutout``: extra train augmentation for image datasets
       (see :mod:`snnx.data.transforms`).
+    * ``crop``: CIFAR only, the side of a random (train) / central (test)
+      crop without padding (see :mod:`snnx.data.transforms`); None: none.
     * ``limit``: keep only the first ``limit`` items (a deterministic subset;
       larger than the dataset is fine).
     * ``seed``: accepted for interface stability; currently unused, because
@@ -90,6 +93,8 @@ def build_dataset(
             fix="Set dataset.limit=null to use the whole dataset, or e.g. dataset.limit=256 for a smoke run.",
         )
     if name in EMBEDDED:
+        if crop is not None:
+            check_crop(name, crop)  # a ConfigError: the in-memory datasets take no crop
         if autoaugment or cutout:
             key = "dataset.autoaugment" if autoaugment else "dataset.cutout"
             raise ConfigError(
@@ -103,7 +108,7 @@ def build_dataset(
         return ds
 
     # build_transform validates autoaugment/cutout before any file is touched.
-    transform = build_transform(name, split, augment=augment, autoaugment=autoaugment, cutout=cutout)
+    transform = build_transform(name, split, augment=augment, autoaugment=autoaugment, cutout=cutout, crop=crop)
     ds = build_vision(name, split, root=root, download=bool(download), transform=transform)
     if limit is not None and limit < len(ds):
         ds = HeadSubset(ds, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -46,16 +47,48 @@ DATASETS: tuple[str, ...] = ("digits", "mnist5k", "mnist", "cifar10", "cifar100"
 assert set(DATASETS) == set(_INFOS)
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Return the :class:`DatasetInfo` for ``name``; unknown names raise ConfigError."""
+#: Datasets that take ``dataset.crop`` (a crop of the stored 32×32 images).
+CROPPABLE: tuple[str, ...] = ("cifar10", "cifar100")
+
+
+def dataset_info(name: str, crop: int | None = None) -> DatasetInfo:
+    """Return the :class:`DatasetInfo` for ``name``; unknown names raise ConfigError.
+
+    ``crop`` (``dataset.crop``): the side of the crop the transforms cut, which is
+    then the ``image_size`` the model is built for; None keeps the stored size.
+    """
     try:
-        return _INFOS[name]
+        info = _INFOS[name]
     except (KeyError, TypeError):
         raise ConfigError(
             f"unknown dataset {name!r}.",
             key="dataset",
             fix=f"Choose one of: {', '.join(DATASETS)}.",
         ) from None
+    if crop is None:
+        return info
+    check_crop(name, crop)
+    return dataclasses.replace(info, image_size=int(crop))
+
+
+def check_crop(name: str, crop) -> None:
+    """``dataset.crop`` must be null or a side between 1 and the stored size, on a CIFAR dataset."""
+    if crop is None:
+        return
+    if name not in CROPPABLE:
+        raise ConfigError(
+            f"dataset={name} has no crop option (it applies to {', '.join(CROPPABLE)}).",
+            key="dataset.crop",
+            fix="Set dataset.crop=null for this dataset.",
+        )
+    size = _INFOS[name].image_size
+    if isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= size:
+        raise ConfigError(
+            f"must be null or a side between 1 and {size} pixels, got {crop!r}.",
+            key="dataset.crop",
+            fix="Use dataset.crop=24 (random 24×24 crops for training, the central one for testing; "
+                "Zou et al. 2024, §4.2) or null (pad-4 random crops at 32).",
+        )
 
 
 def default_data_root() -> str:

@@ -2,7 +2,10 @@
 
 Train-time augmentation, in order:
 
-* geometric: CIFAR ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip``;
+* geometric: CIFAR ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip``, or
+  with ``crop=c`` a ``RandomCrop(c)`` of the 32×32 image (no padding) +
+  ``RandomHorizontalFlip`` (Zou et al. 2024, §4.2: "random image flipping and
+  cropping for training", with c = 24 to match the 24×24 test crop);
   ImageNet ``RandomResizedCrop(224)`` + ``RandomHorizontalFlip``; MNIST none
   (digits are not mirror-symmetric and the usual MNIST recipes train fine
   without it, so it is kept off to stay simple);
@@ -15,7 +18,10 @@ Train-time augmentation, in order:
   fully inside the image.
 
 Test transforms are deterministic: ``ToTensor`` + ``Normalize`` (ImageNet first
-does ``Resize(256)`` + ``CenterCrop(224)``).
+does ``Resize(256)`` + ``CenterCrop(224)``; CIFAR with ``crop=c`` first does
+``CenterCrop(c)``: "test evaluation is based solely on central 24×24 crop",
+Zou et al. 2024, §4.2). The crop applies to the train split also when
+``augment`` is off (then the central crop), so every split has the model's size.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from torchvision import transforms as T
 
 from snnx.errors import ConfigError
 
-from .info import dataset_info
+from .info import check_crop, dataset_info
 
 __all__ = ["build_transform", "check_augment_options", "cutout_transform"]
 
@@ -59,14 +65,17 @@ def cutout_transform(size: int, image_size: int) -> T.RandomErasing:
 
 
 def build_transform(
-    name: str, split: str, *, augment: bool = True, autoaugment: bool = False, cutout: int = 0
+    name: str, split: str, *, augment: bool = True, autoaugment: bool = False, cutout: int = 0,
+    crop: int | None = None,
 ) -> Callable:
     """The PIL-image -> normalised float tensor transform for a file-backed dataset.
 
     Augmentation (including ``autoaugment`` and ``cutout``) only happens when
-    ``split == "train"`` and ``augment`` is true.
+    ``split == "train"`` and ``augment`` is true. ``crop`` (CIFAR only): the
+    side of a random (augmenting) or central crop, see the module docstring.
     """
-    info = dataset_info(name)
+    check_crop(name, crop)
+    info = dataset_info(name, crop)
     check_augment_options(name, autoaugment=autoaugment, cutout=cutout)
     train_aug = split == "train" and bool(augment)
 
@@ -77,7 +86,9 @@ def build_transform(
         else:
             steps += [T.Resize(256), T.CenterCrop(info.image_size)]
     elif name in ("cifar10", "cifar100"):
-        if train_aug:
+        if crop is not None:
+            steps += [T.RandomCrop(crop), T.RandomHorizontalFlip()] if train_aug else [T.CenterCrop(crop)]
+        elif train_aug:
             steps += [T.RandomCrop(info.image_size, padding=4), T.RandomHorizontalFlip()]
     elif name != "mnist":
         raise ConfigError(

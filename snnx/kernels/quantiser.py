@@ -8,7 +8,8 @@ train_ratio). Here each direction is one pass, parallel over the batch:
 - forward: the same operations in the same order and dtype as the torch
   forward in :mod:`snnx.activations.functional`, so ``y`` is bit for bit the
   same (the tests check it on step boundaries);
-- backward: ∂L/∂x is bit for bit the same (a mask on ``x`` against λ); ∂L/∂λ
+- backward: ∂L/∂x is bit for bit the same (a mask on ``x`` against λ, or against the
+  shifted window's ends, which torch computes for both paths); ∂L/∂λ
   is the same sum added in a different order (per image, then over the
   batch), so it may differ in the last bits.
 
@@ -64,16 +65,21 @@ def _build():
                     r = np.floor(min(max(r, zero), one) * L + phi)
                 ys[c] = r * th * inv_L if inv_L != zero else r * th / L
 
-    # The backward (ALGORITHMS.md, straight-through floor), on x against λ:
-    #   0 ≤ x ≤ λ: ∂y/∂x = 1, ∂y/∂λ = (y − x)/λ;  x > λ: 0 and 1;  x < 0 (or NaN): 0 and 0.
+    # The backward (straight-through floor), on x against λ, as in snnx.activations.functional:
+    #   clip window:    0 ≤ x ≤ λ: ∂y/∂x = 1, ∂y/∂λ = (y − x)/λ;  x > λ: 0 and 1;  x < 0 (or NaN): 0 and 0.
+    #   shifted window (Yang et al. 2025, Eqs. 19–20), ends lo/hi per channel computed by torch:
+    #     lo < x < hi: ∂y/∂x = 1;  lo ≤ x < hi: ∂y/∂λ = (y − x)/λ;  x ≥ hi: 0 and 1;  x < lo (or NaN): 0 and 0.
     # reassoc lets LLVM vectorise the per-(image, channel) sum; (y − x)·(1/λ) is within an
-    # ulp of (y − x)/λ, and ∂L/∂λ is a sum in another order than torch's anyway.
+    # ulp of (y − x)/λ, and ∂L/∂λ is a sum in another order than torch's anyway. lo/hi come in
+    # precomputed, so no fast-math rewrite can move the window ends.
     @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
-    def backward_ncm(x, lam, y, g, zero, one, gx, parts):  # parts: [N, C]
+    def backward_ncm(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
         for n in prange(x.shape[0]):
             for c in range(x.shape[1]):
                 th = lam[c]
                 inv_th = one / th
+                lo_c = lo[c]
+                hi_c = hi[c]
                 xs = x[n, c]
                 ys = y[n, c]
                 gs = g[n, c]
@@ -82,15 +88,20 @@ def _build():
                 for m in range(x.shape[2]):
                     xv = xs[m]
                     gv = gs[m]
-                    inside = (xv >= zero) & (xv <= th)
-                    gxs[m] = gv if inside else zero
-                    above = one if xv > th else zero
+                    if shifted:
+                        passes = (xv > lo_c) & (xv < hi_c)
+                        inside = (xv >= lo_c) & (xv < hi_c)
+                        above = one if xv >= hi_c else zero
+                    else:
+                        passes = inside = (xv >= zero) & (xv <= th)
+                        above = one if xv > th else zero
+                    gxs[m] = gv if passes else zero
                     d = (ys[m] - xv) * inv_th  # two flat selects vectorise better than nested ones
                     acc += gv * (d if inside else above)
                 parts[n, c] = acc
 
     @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
-    def backward_rc(x, lam, y, g, zero, one, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
+    def backward_rc(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
         rows = x.shape[0]
         blocks = parts.shape[0]
         inv_th = one / lam
@@ -106,9 +117,14 @@ def _build():
                     th = lam[c]
                     xv = xs[c]
                     gv = gs[c]
-                    inside = (xv >= zero) & (xv <= th)
-                    gxs[c] = gv if inside else zero
-                    above = one if xv > th else zero
+                    if shifted:
+                        passes = (xv > lo[c]) & (xv < hi[c])
+                        inside = (xv >= lo[c]) & (xv < hi[c])
+                        above = one if xv >= hi[c] else zero
+                    else:
+                        passes = inside = (xv >= zero) & (xv <= th)
+                        above = one if xv > th else zero
+                    gxs[c] = gv if passes else zero
                     d = (ys[c] - xv) * inv_th[c]
                     acc[c] += gv * (d if inside else above)
 
@@ -165,8 +181,12 @@ def forward(x: torch.Tensor, how, L: int, phi: float, clip_after: bool) -> torch
     return y
 
 
-def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Tensor):
-    """(∂L/∂x, ∂L/∂λ summed to ``lam_shape``) in one pass, or None if ``grad_y`` is laid out otherwise."""
+def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Tensor, bounds=None):
+    """(∂L/∂x, ∂L/∂λ summed to ``lam_shape``) in one pass, or None if ``grad_y`` is laid out otherwise.
+
+    ``bounds``: None for the clip window [0, λ]; ``(lo, hi)`` as ``[C]`` tensors (like ``how[3]``) for
+    the shifted window.
+    """
     if grad_y.dtype != x.dtype or grad_y.shape != x.shape or grad_y.stride() != x.stride():
         return None  # e.g. an expanded grad_y, or another memory layout: torch handles it
     kernels = _kernels()
@@ -178,8 +198,10 @@ def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Ten
     else:  # rows in up to 64 blocks, one partial sum per block and channel
         parts = torch.empty(min(xv.shape[0], 64), xv.shape[1], dtype=x.dtype)
     zero, one = _common.scalars(x.dtype, 0, 1)
-    kernels["backward_" + how[0]](xv, how[3].detach().contiguous().numpy(), _view(y, how), _view(grad_y, how),
-                                  zero, one, _view(grad_x, how), parts.numpy())
+    lam = how[3].detach().contiguous().numpy()
+    lo, hi = (lam, lam) if bounds is None else (t.detach().contiguous().numpy() for t in bounds)
+    kernels["backward_" + how[0]](xv, lam, _view(y, how), _view(grad_y, how), zero, one, bounds is not None,
+                                  lo, hi, _view(grad_x, how), parts.numpy())
     return grad_x, parts.sum(0).reshape(lam_shape)
 
 

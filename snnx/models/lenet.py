@@ -3,6 +3,8 @@
 The 5×5 convs use padding 2 (size-preserving), so the network works on any
 image of at least 4×4: 8×8 digits → 2×2, 28×28 MNIST → 7×7, 32×32 CIFAR → 8×8
 feature maps before the classifier. ``min_image_size`` = 4 (two 2×2 poolings).
+Each conv is followed by a pooling, so only ``model.dropout.fc`` (between the two
+Linears) has a place here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from snnx.models.registry import register_model
 class LeNet(nn.Module):
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int,
                  act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
-                 dropout: float):
+                 dropout_fc: float):
         super().__init__()
         c1, c2, hidden = scaled(32, width), scaled(64, width), scaled(1000, width)
         self.features = nn.Sequential(
@@ -29,17 +31,17 @@ class LeNet(nn.Module):
         )
         side = image_size // 2 // 2
         self.classifier = mlp_head(c2 * side * side, [hidden], num_classes,
-                                   act_factory=act_factory, dropout=dropout)
+                                   act_factory=act_factory, dropout=dropout_fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("lenet", min_image_size=4)
+@register_model("lenet", min_image_size=4, dropout=("fc",))
 def lenet(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
-          width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+          width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """LeNet 32C5-P2-64C5-P2-FC1000-FC (padded convs)."""
     return LeNet(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
                  act_factory=act_factory, width=width, batch_norm=batch_norm, pool=pool,
-                 dropout=dropout)
+                 dropout_fc=dropout_fc)

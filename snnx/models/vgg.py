@@ -4,8 +4,9 @@ Features: 3×3 convs (padding 1), each conv → BN (optional) → act, and a 2×
 pooling after every block (5 poolings, so ``min_image_size`` = 32; smaller
 images are rejected rather than dropping poolings).
 
-Classifier: Dropout → Linear(512·f², 4096) → act → Dropout → Linear(4096, 4096)
-→ act → Dropout → Linear(4096, num_classes), where f is the side of the last
+Classifier: Linear(512·f², 4096) → act → Dropout → Linear(4096, 4096) → act →
+Dropout → Linear(4096, num_classes) (``model.dropout.fc``; ``model.dropout.conv``
+follows each conv that feeds a conv, inside the blocks), where f is the side of the last
 feature map (image_size // 32 after floor-halving five times). For CIFAR
 (32×32) that is the QCFS-line ``Linear(512, 4096)`` head; at 224×224 (f = 7)
 it is torchvision's ``Linear(512·7·7, 4096)`` head. If the feature map is
@@ -35,11 +36,11 @@ _MAX_SIDE = 7
 class VGG(nn.Module):
     def __init__(self, cfg: tuple, *, in_channels: int, image_size: int, num_classes: int,
                  act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
-                 dropout: float):
+                 dropout_conv: float, dropout_fc: float):
         super().__init__()
         self.features, channels, side = conv_stack(cfg, in_channels=in_channels, image_size=image_size, width=width,
                                                    batch_norm=batch_norm, act_factory=act_factory,
-                                                   pool_layer=lambda _channels: pool2d(pool, 2))
+                                                   pool_layer=lambda _channels: pool2d(pool, 2), dropout=dropout_conv)
         if side > _MAX_SIDE:
             self.avgpool = nn.AdaptiveAvgPool2d(_MAX_SIDE)
             side = _MAX_SIDE
@@ -47,7 +48,7 @@ class VGG(nn.Module):
             self.avgpool = nn.Identity()
         hidden = scaled(_HIDDEN, width)
         self.classifier = mlp_head(channels * side * side, [hidden, hidden], num_classes,
-                                   act_factory=act_factory, dropout=dropout)
+                                   act_factory=act_factory, dropout=dropout_fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
@@ -56,17 +57,17 @@ class VGG(nn.Module):
 
 @register_model("vgg11", min_image_size=32)
 def vgg11(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
-          width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+          width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """VGG-11 (8 convs, 5 poolings, FC4096-FC4096-FC)."""
     return VGG(_CFGS["vgg11"], in_channels=in_channels, image_size=image_size,
                num_classes=num_classes, act_factory=act_factory, width=width,
-               batch_norm=batch_norm, pool=pool, dropout=dropout)
+               batch_norm=batch_norm, pool=pool, dropout_conv=dropout_conv, dropout_fc=dropout_fc)
 
 
 @register_model("vgg16", min_image_size=32)
 def vgg16(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
-          width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+          width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """VGG-16 (13 convs, 5 poolings, FC4096-FC4096-FC)."""
     return VGG(_CFGS["vgg16"], in_channels=in_channels, image_size=image_size,
                num_classes=num_classes, act_factory=act_factory, width=width,
-               batch_norm=batch_norm, pool=pool, dropout=dropout)
+               batch_norm=batch_norm, pool=pool, dropout_conv=dropout_conv, dropout_fc=dropout_fc)

@@ -22,7 +22,7 @@ _HIDDEN = 1024
 
 class VGGAllInt(nn.Module):
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
-                 width: float, batch_norm: bool, pool: str, dropout: float):
+                 width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float):
         super().__init__()
         def pool_layer(channels: int) -> nn.Module:
             if pool == "conv":
@@ -31,9 +31,9 @@ class VGGAllInt(nn.Module):
 
         self.features, channels, side = conv_stack(_CFG, in_channels=in_channels, image_size=image_size, width=width,
                                                    batch_norm=batch_norm, act_factory=act_factory,
-                                                   pool_layer=pool_layer)
+                                                   pool_layer=pool_layer, dropout=dropout_conv)
         self.classifier = mlp_head(channels * side * side, [scaled(_HIDDEN, width)], num_classes,
-                                   act_factory=act_factory, dropout=dropout)
+                                   act_factory=act_factory, dropout=dropout_fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
@@ -41,7 +41,8 @@ class VGGAllInt(nn.Module):
 
 @register_model("vgg11_allint", min_image_size=8)
 def vgg11_allint(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
-                 width: float, batch_norm: bool, pool: str, dropout: float) -> nn.Module:
+                 width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """All-integer VGG: 96C3-256C3-P-384C3-P-384C3-256C3-P-1024C3-FC1024-FC."""
     return VGGAllInt(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
-                     act_factory=act_factory, width=width, batch_norm=batch_norm, pool=pool, dropout=dropout)
+                     act_factory=act_factory, width=width, batch_norm=batch_norm, pool=pool,
+                     dropout_conv=dropout_conv, dropout_fc=dropout_fc)

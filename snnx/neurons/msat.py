@@ -1,20 +1,30 @@
 """MSAT neuron (He et al.): IF neuron with a multi-stage adaptive threshold.
 
-Per neuron and step t (0-based; ALGORITHMS.md, section MSAT)::
+Per neuron and step t (0-based), He et al. Eq. 15–17 and Alg. 1::
 
-    u(t)   = v_post(t−1) − mean_{s<t} v_post(s)
-    DTT(t) = τ_mp·(α·u + V_T + k_a·ln(1 + exp(u/k_i)))
-    DET(t) = τ_rd·exp(−z(t)/C)
-    θ(t)   = sigmoid(DTT + DET)·θ_max            (t = 0: θ = θ_max)
-    v ← v + z(t);  s = [v ≥ θ(t)];  v_post = v − θ(t)·s;  output θ(t)·s
+    u(t)   = V(t−1) − V_m(t−1),  V_m(t−1) = mean_{s<t} V(s)   (V: the post-reset potential)
+    DTT(t) = τ_mp·(α·u + V_T + k_a·ln(1 + exp(u/k_i)))            (Eq. 15, 16)
+    DET(t) = τ_rd^n·exp(−z(t)/C)                                   (Eq. 15, 17; z(t) = V̄(t) − V(t−1),
+                                                                    the input current)
+    θ(t)   = sigmoid(DTT + DET)·θ_max                              (§4.2; t = 0: θ = θ_max)
+    v ← v + z(t);  s = [v ≥ θ(t)];  v ← v − θ(t)·s;  output θ(t)·s  (Eq. 12, soft reset)
 
-Units. The paper's neuron works in units normalised by θ_max (input z/θ_max,
-output ×θ_max). The dynamics are scale-equivariant, so here the membrane
-potential stays in input units and only the quantities that enter the
-nonlinearities are normalised: u and z are divided by θ_max before DTT/DET.
-That is the same neuron, and where θ(t) = θ_max it performs exactly the
-operations of :class:`~snnx.neurons.IFNeuron` (bit for bit, no division by
-θ_max rounding the potential).
+Units (``units``). The paper converts by threshold balancing ("We use threshold
+balancing in rest of paper", §3.1): the weights are the ANN's and the membrane
+potential is in the ANN's activation units, so Eq. 16–17 read V and z raw —
+``units="raw"`` (default), with V_T = −θ_max of the layer unless ``v_t`` is
+given. ``units="normalised"`` divides u and z by θ_max before DTT/DET, with
+V_T = −1 unless given: the neuron of the authors' released code, which scales
+the input by 1/θ_max, runs a neuron whose maximum threshold is 1 and scales
+its output by θ_max. The two agree exactly when θ_max = 1. In both, the
+membrane potential stays in input units (no division rounds it), so where
+θ(t) = θ_max the neuron performs exactly the operations of
+:class:`~snnx.neurons.IFNeuron`.
+
+τ_rd (``det_tau``). Eq. 15 weighs DET by τ_rd and Eq. 17 defines DET as
+τ_rd·exp(−z/C): read together, literally, τ_rd² (``"squared"``, default);
+``"once"`` is τ_rd·exp(−z/C), the released code's. With τ_rd = 1 (Table 1,
+VGG16) they coincide.
 
 Choices where the spec is open (all recorded in the converter's label):
 
@@ -23,15 +33,18 @@ Choices where the spec is open (all recorded in the converter's label):
   = θ_max/2, would make "no adaptation" a halved threshold.)
 * ``fixed_fraction`` f (MSAT Fig. 3 "fixed 0.7·θ" ablation): θ(t) = f·θ_max at
   every step, t = 0 included; overrides DTT/DET.
-* Spike confidence: for t < ``confidence_steps`` a spike that passed the
-  threshold is kept with probability c; a dropped spike is not emitted and
-  the neuron is not reset (its charge stays and can fire later). Draws come
-  from a ``torch.Generator`` seeded with ``seed``, re-seeded at every
-  :meth:`reset_state` (every batch and every pass), so a run is reproducible
-  and does not depend on how many batches came before; for c = 1 no numbers
-  are drawn.
-* All adaptive state (t, running sum of v_post, last v_post, θ(t)) is reset
-  per batch by :meth:`reset_state` (the reference code does not reset it).
+* Spike confidence (Eq. 18, Alg. 1 l. 14–15): for t < ``confidence_steps``
+  each spike that passed the threshold is kept with probability c, one draw
+  per neuron and step (Eq. 18's c_j). A dropped spike is neither emitted nor
+  subtracted (Eq. 18 resets by Θ̃, the kept spike): its charge stays and can
+  fire later. ``confidence_reset=True`` subtracts θ(t) for every spike that
+  passed, dropped or not — the released code, which resets before it drops.
+  Draws come from a ``torch.Generator`` seeded with ``seed``, re-seeded at
+  every :meth:`reset_state` (every batch and every pass), so a run is
+  reproducible and does not depend on how many batches came before; for
+  c = 1 no numbers are drawn.
+* All adaptive state (t, running sum of V, last V, θ(t)) is reset per batch
+  by :meth:`reset_state`.
 """
 
 from __future__ import annotations
@@ -42,13 +55,20 @@ from snnx.neurons.base import Neuron, broadcast_channels
 
 
 class MSATNeuron(Neuron):
-    """IF neuron with the MSAT threshold θ(t); ``threshold`` (buffer) is θ_max (0-dim or [C])."""
+    """IF neuron with the MSAT threshold θ(t); ``threshold`` (buffer) is θ_max (0-dim or [C]).
+
+    θ_max is the converter's calibrated layer maximum (see :mod:`snnx.convert.msat`).
+    """
+
+    UNITS = ("raw", "normalised")
+    DET_TAU = ("squared", "once")
 
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0, *, use_dtt: bool = True,
                  use_det: bool = True, alpha: float = 0.03, k_a: float = 1.0, k_i: float = 1.0,
-                 C: float = 5.0, tau_mp: float = 1.0, tau_rd: float = 1.0, v_t: float = -1.0,
-                 fixed_fraction: float | None = None, confidence: float = 1.0,
-                 confidence_steps: int = 16, seed: int = 0):
+                 C: float = 5.0, tau_mp: float = 1.0, tau_rd: float = 1.0, v_t: float | None = None,
+                 units: str = "raw", det_tau: str = "squared", fixed_fraction: float | None = None,
+                 confidence: float = 1.0, confidence_steps: int = 16, confidence_reset: bool = False,
+                 seed: int = 0):
         super().__init__(threshold, v_init)
         if not 0.0 <= float(confidence) <= 1.0:
             raise ValueError(f"confidence must lie in [0, 1], got {confidence!r}")
@@ -56,6 +76,10 @@ class MSATNeuron(Neuron):
             raise ValueError(f"fixed_fraction must be > 0, got {fixed_fraction!r}")
         if float(k_i) == 0 or float(C) == 0:
             raise ValueError("k_i and C must be nonzero")
+        if units not in self.UNITS:
+            raise ValueError(f"units must be one of {self.UNITS}, got {units!r}")
+        if det_tau not in self.DET_TAU:
+            raise ValueError(f"det_tau must be one of {self.DET_TAU}, got {det_tau!r}")
         self.use_dtt = bool(use_dtt)
         self.use_det = bool(use_det)
         self.alpha = float(alpha)
@@ -64,10 +88,13 @@ class MSATNeuron(Neuron):
         self.C = float(C)
         self.tau_mp = float(tau_mp)
         self.tau_rd = float(tau_rd)
-        self.v_t = float(v_t)
+        self.v_t = None if v_t is None else float(v_t)  # None: the units' default (−θ_max raw, −1 normalised)
+        self.units = units
+        self.det_tau = det_tau
         self.fixed_fraction = None if fixed_fraction is None else float(fixed_fraction)
         self.confidence = float(confidence)
         self.confidence_steps = int(confidence_steps)
+        self.confidence_reset = bool(confidence_reset)
         self.seed = int(seed)
         self._clear_adaptive_state()
 
@@ -87,15 +114,22 @@ class MSATNeuron(Neuron):
         return self.fixed_fraction is None and (self.use_dtt or self.use_det)
 
     # -- dynamics ----------------------------------------------------------
-    def dtt(self, u: torch.Tensor) -> torch.Tensor:
-        """τ_mp·(α·u + V_T + k_a·ln(1 + exp(u/k_i))), u in units of θ_max."""
+    def v_t_for(self, theta_max: torch.Tensor) -> torch.Tensor | float:
+        """V_T of Eq. 16: ``v_t`` as given, else −θ_max (raw units) or −1 (normalised)."""
+        if self.v_t is not None:
+            return self.v_t
+        return -theta_max if self.units == "raw" else -1.0
+
+    def dtt(self, u: torch.Tensor, v_t: torch.Tensor | float) -> torch.Tensor:
+        """τ_mp·(α·u + V_T + k_a·ln(1 + exp(u/k_i))) (Eq. 15–16), u and V_T in the neuron's units."""
         x = u / self.k_i
         softplus = torch.logaddexp(torch.zeros_like(x), x)  # ln(1 + e^x), exact and overflow-free
-        return self.tau_mp * (self.alpha * u + self.v_t + self.k_a * softplus)
+        return self.tau_mp * (self.alpha * u + v_t + self.k_a * softplus)
 
     def det(self, z: torch.Tensor) -> torch.Tensor:
-        """τ_rd·exp(−z/C), z the input current in units of θ_max."""
-        return self.tau_rd * torch.exp(-z / self.C)
+        """τ_rd²·exp(−z/C) (Eq. 15 × Eq. 17; ``det_tau="once"``: τ_rd·exp(−z/C)), z the input current."""
+        tau = self.tau_rd * self.tau_rd if self.det_tau == "squared" else self.tau_rd
+        return tau * torch.exp(-z / self.C)
 
     def threshold_at(self, x_t: torch.Tensor, theta_max: torch.Tensor) -> torch.Tensor:
         """θ(t) for the current step ``self.t`` given this step's input current ``x_t``."""
@@ -103,12 +137,13 @@ class MSATNeuron(Neuron):
             return theta_max * self.fixed_fraction
         if self.t == 0 or not self.adaptive:
             return theta_max
+        raw = self.units == "raw"
         arg = torch.zeros_like(x_t)
         if self.use_dtt:
-            u = (self.v_post_last - self.v_post_sum / self.t) / theta_max
-            arg = arg + self.dtt(u)
+            u = self.v_post_last - self.v_post_sum / self.t
+            arg = arg + self.dtt(u if raw else u / theta_max, self.v_t_for(theta_max))
         if self.use_det:
-            arg = arg + self.det(x_t / theta_max)
+            arg = arg + self.det(x_t if raw else x_t / theta_max)
         return torch.sigmoid(arg) * theta_max
 
     def _confidence_mask(self, spikes: torch.Tensor) -> torch.Tensor:
@@ -124,10 +159,11 @@ class MSATNeuron(Neuron):
             self.v = self.initial_potential(x_t, theta_max)
         theta = self.threshold_at(x_t, theta_max)
         v = self.charge(self.v, x_t)
-        spikes = self.fire(v, theta)
+        fired = self.fire(v, theta)
+        spikes = fired
         if self.confidence < 1.0 and self.t < self.confidence_steps:
-            spikes = spikes * self._confidence_mask(spikes)
-        v_post = self.reset(v, spikes, theta)
+            spikes = fired * self._confidence_mask(fired)
+        v_post = self.reset(v, fired if self.confidence_reset else spikes, theta)
         self.v = v_post
         if self.use_dtt and self.adaptive:
             self.v_post_last = v_post
@@ -140,5 +176,7 @@ class MSATNeuron(Neuron):
         terms = "fixed {:.3g}·θ_max".format(self.fixed_fraction) if self.fixed_fraction is not None else \
             f"dtt={self.use_dtt}, det={self.use_det}"
         return (f"{super().extra_repr()}, {terms}, alpha={self.alpha}, k_a={self.k_a}, k_i={self.k_i}, "
-                f"C={self.C}, tau_mp={self.tau_mp}, tau_rd={self.tau_rd}, v_t={self.v_t}, "
-                f"confidence={self.confidence} for t<{self.confidence_steps}, seed={self.seed}")
+                f"C={self.C}, tau_mp={self.tau_mp}, tau_rd={self.tau_rd} ({self.det_tau} in DET), "
+                f"v_t={'default' if self.v_t is None else self.v_t}, units={self.units}, "
+                f"confidence={self.confidence} for t<{self.confidence_steps}"
+                f"{' (dropped spikes reset)' if self.confidence_reset else ''}, seed={self.seed}")

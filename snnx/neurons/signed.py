@@ -1,17 +1,20 @@
-"""Neurons of the all-integer SNN (Zou et al. 2024; ALGORITHMS.md, All-integer SNN).
+"""Neurons of the all-integer SNN (Zou et al. 2024, Eqs. 2–7 and §3.1).
 
 Units. One spike stands for one quantisation step 2^−k of the ANN activation,
 and is emitted as the plain number ±1 (not ±2^−k): the next layer's weights
 are used unchanged, so its neuron accumulates v = Σ_t W·s_in(t), which, once
-all input spikes have arrived, is 2^k × the ANN pre-activation z (the input of
-the BN). The thresholds live in these same "2^k × z" units::
+all input spikes have arrived, is 2^k_in × the ANN pre-activation z (the input
+of the BN), k_in being the level of the layer that sent the spikes (k for a
+hidden layer, ``act.k_first`` for the encoding layer). The thresholds live in
+these same "2^k_in × z" units::
 
     BN:  y = γ(z − μ)/σ + β,   σ = sqrt(var + ε)
-    δ   = σ/γ                                     (one level of y)
-    θ⁺₀ = 2^k·μ + (2^−(k+1) − β)·2^k·σ/γ,   θ⁻₀ = θ⁺₀ − δ
+    δ   = 2^k_in·σ/(γ·2^k)                          (one level 2^−k of y)
+    θ⁺₀ = 2^k_in·(μ + (2^−(k+1) − β)·σ/γ),   θ⁻₀ = θ⁺₀ − δ
 
-so that the net spike count n of a neuron whose input totals v = 2^k·z
-settles to round_half_up(2^k·ReLU(y)) — the ANN's level, no upper clip.
+— Eqs. 5–7 (where σ' + ε is the BN's σ) times 2^k_in — so that the net spike
+count n of a neuron whose input totals v = 2^k_in·z settles to
+round_half_up(2^k·ReLU(y)): the ANN's level, no upper clip.
 
 Integer mode is the same neuron on int64 tensors (thresholds and δ already
 scaled by ``int_scale`` and rounded by the converter): its state update uses
@@ -28,13 +31,19 @@ from snnx.neurons.base import Neuron, broadcast_channels
 
 
 def dual_thresholds(k: int, mean: torch.Tensor, std: torch.Tensor, gamma: torch.Tensor,
-                    beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(θ⁺₀, δ) in "2^k × z" units for ``y = γ(z − μ)/σ + β`` (γ > 0), in float64."""
+                    beta: torch.Tensor, k_in: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(θ⁺₀, δ) in "2^k_in × z" units for ``y = γ(z − μ)/σ + β`` (γ > 0), in float64.
+
+    ``k``: this layer's level (one output spike = 2^−k of y); ``k_in``: the level
+    of the spikes it receives (default ``k``). Powers of two scale exactly, so
+    k_in = k gives bit for bit δ = σ/γ, θ⁺₀ = 2^k·μ + (2^−(k+1) − β)·2^k·σ/γ.
+    """
     mean, std, gamma, beta = (torch.as_tensor(t, dtype=torch.float64) for t in (mean, std, gamma, beta))
     if not bool((gamma > 0).all()):
         raise ValueError("dual_thresholds needs γ > 0 (flip the channel's weights first)")
-    scale = float(2 ** k)
-    delta = std / gamma
+    k_in = k if k_in is None else int(k_in)
+    scale = float(2 ** k_in)
+    delta = std / gamma * 2.0 ** (k_in - k)
     theta_plus0 = scale * mean + (2.0 ** -(k + 1) - beta) * scale * std / gamma
     return theta_plus0, delta
 
@@ -155,12 +164,14 @@ def quant_level(y: torch.Tensor, k: int, clip: float | None = None) -> torch.Ten
 
 
 class ScatterGatherEncoder(Neuron):
-    """Scatter-and-gather input encoding of the all-integer SNN.
+    """Scatter-and-gather input encoding of the all-integer SNN (Zou et al. 2024, §3.1).
 
     Takes the first (full-precision) layer's output y — computed once per
     image by the engine's time-invariant prefix — on the first step of a batch,
     turns it into the ANN's quantised level n = round(2^k·clip(y, 0, B)) and
-    emits one unit spike (+1) on each of the first n steps, then nothing.
+    emits one unit spike (+1) on each of the first n steps, then nothing: at
+    most B·2^k steps, B = 4 steps at the paper's k = 0 ("discretized into a
+    spike sequence with only 4 time steps"; ``k`` here is ``act.k_first``).
     Output dtype: int64 when ``integer`` else the input's float dtype.
     ``threshold`` (buffer) is 1 (one spike = one level); ``unit`` = 2^−k.
     """

@@ -42,6 +42,33 @@ def energy_mj(sops: float, macs: float) -> float:
     return (E_AC_PJ * sops + E_MAC_PJ * macs) * 1e-9
 
 
+#: "we hypothesize that a high-precision MAC is equivalent to 4 low-bit SOPs" (Zou et al. 2024, §4.4)
+SOPS_PER_MAC = 4.0
+
+
+def hidden_activity(result, T: int, ann_macs: float) -> dict:
+    """Zou et al. 2024, §4.4's figures for one image at time step ``T``, from a ``SimResult``.
+
+    * ``hidden_spikes``: positive + negative spikes up to T, per image, "except for the first input
+      layer and last classification layer" — the first neuron layer is left out (the output layer
+      has no neurons in snnx: it accumulates);
+    * ``hidden_negative_ratio``: negative / positive spikes of those layers (Fig. 3);
+    * ``hidden_neurons``: the neurons they are counted over (10,728 for the paper's LeNet);
+    * ``ops_ratio``: how many times fewer operations than the ANN (Fig. 4), with one MAC counted as
+      :data:`SOPS_PER_MAC` SOPs: ``4·ann_macs / (sops + 4·macs)``, the SNN's real-valued layers
+      (its input layer) costing MACs too.
+    """
+    n = max(result.total, 1)
+    pos = (result.spikes[T] - result.input_spikes.get(T, 0.0)) / n
+    neg = (result.negative_spikes[T] - result.input_negative_spikes.get(T, 0.0)) / n
+    sops = result.sops[T] / n
+    snn_ops = sops + SOPS_PER_MAC * result.macs(T)
+    return {"hidden_spikes": pos + neg,
+            "hidden_negative_ratio": neg / pos if pos > 0 else float("nan"),
+            "hidden_neurons": result.neurons_per_image - result.input_neurons_per_image,
+            "ops_ratio": SOPS_PER_MAC * ann_macs / snn_ops if snn_ops > 0 else float("nan")}
+
+
 def fanout_map(layer: nn.Module, input_shape: Sequence[int], dtype=torch.float64) -> torch.Tensor:
     """How many outputs each input element of one sample reaches (d Σ out / d in with unit weights)."""
     with torch.enable_grad():  # the simulator runs under no_grad
@@ -332,7 +359,7 @@ def _accumulate(acc: torch.Tensor, seq: torch.Tensor, start: int, end: int) -> N
 
 
 class LayerProbe:
-    """Per-layer conversion diagnostics at the read-out steps (ALGORITHMS.md, layers.csv).
+    """Per-layer conversion diagnostics at the read-out steps (the rows of layers.csv).
 
     Keeps, per image and neuron, the summed input current, the summed output
     (both in float64), and whether it has spiked; at each read-out T it adds

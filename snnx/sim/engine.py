@@ -70,6 +70,11 @@ class SimResult:
     layer_rows: list[dict] = field(default_factory=list)
     encoding: str = "direct"
     macs_per_step: float = 0.0  # MACs per image and step (real-valued layers that run every step)
+    # The first neuron layer's share of spikes / negative_spikes / neurons_per_image (the input layer, which
+    # Zou et al. 2024, §4.4 leaves out of its spike counts; snnx.sim.accounting.hidden_activity)
+    input_spikes: dict[int, float] = field(default_factory=dict)
+    input_negative_spikes: dict[int, float] = field(default_factory=dict)
+    input_neurons_per_image: int = 0
 
     def accuracy(self, T: int) -> float:
         return 100.0 * self.correct[T] / max(self.total, 1)
@@ -273,6 +278,8 @@ class Simulator:
         spike_tot = {T: 0.0 for T in time_steps}
         neg_tot = {T: 0.0 for T in time_steps}
         sop_tot = {T: 0.0 for T in time_steps}
+        in_tot = {T: 0.0 for T in time_steps}
+        in_neg_tot = {T: 0.0 for T in time_steps}
         total = 0
         for _, neuron in self.neurons:
             neuron.track_spikes = accounting
@@ -326,10 +333,14 @@ class Simulator:
                     pos = _cumulative([c.positive for c in spikes], steps_to_run)
                     neg = _cumulative([c.negative for c in spikes], steps_to_run)
                     sop = _cumulative([c.totals for c in synapses if c.mode == "sop"], steps_to_run)
+                    in_pos = _cumulative([c.positive for c in spikes[:1]], steps_to_run)
+                    in_neg = _cumulative([c.negative for c in spikes[:1]], steps_to_run)
                     for T in reads:
                         spike_tot[T] += float(pos[T - 1])
                         neg_tot[T] += float(neg[T - 1])
                         sop_tot[T] += float(sop[T - 1])
+                        in_tot[T] += float(in_pos[T - 1])
+                        in_neg_tot[T] += float(in_neg[T - 1])
                 total += batch
         finally:
             for hook in [*counters, *probes]:
@@ -348,7 +359,9 @@ class Simulator:
                          negative_spikes=neg_tot, sops=sop_tot, macs_per_image=macs,
                          neurons_per_image=neurons_per_image,
                          passes="one pass per T" if per_T else "one pass for the sweep",
-                         layer_rows=layer_rows, encoding=encoding, macs_per_step=macs_per_step)
+                         layer_rows=layer_rows, encoding=encoding, macs_per_step=macs_per_step,
+                         input_spikes=in_tot, input_negative_spikes=in_neg_tot,
+                         input_neurons_per_image=spikes[0].neurons_per_sample if spikes else 0)
 
 
 def _cumulative(rows: list[torch.Tensor], steps: int) -> torch.Tensor:

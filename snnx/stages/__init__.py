@@ -14,7 +14,68 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def plain_config(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)
+    """The composed config as plain data, with train.init_from=experiment:<preset> composed (resolve_init_from)."""
+    return resolve_init_from(OmegaConf.to_container(cfg, resolve=True), _task_overrides())
+
+
+def _task_overrides() -> list[str]:
+    """The running Hydra job's command-line overrides (none when called from Python)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError, AttributeError):
+        return []
+
+
+# Overrides a train.init_from source does not inherit from the run that names it: the run's own preset and
+# dataset (the source preset picks its own), the reference itself, and what only concerns the run.
+_NOT_CARRIED = ("experiment", "dataset", "dataset.name", "train.init_from", "stage", "ckpt", "hparams_search")
+
+
+def resolve_init_from(config: dict, overrides: list[str] | None = None, _chain: tuple[str, ...] = ()) -> dict:
+    """Compose the preset that ``train.init_from=experiment:<preset>`` names into ``config["_init_from"]``.
+
+    The source is that preset with the run's other command-line ``overrides`` (model.width, act=relu,
+    dataset.limit_train, train.epochs …: the same net at the same scale) and the run's paths and device;
+    its own train.init_from is resolved in turn. Returns ``config`` (changed in place).
+    """
+    from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
+    from snnx.errors import ConfigError
+
+    ref = str((config.get("train") or {}).get("init_from") or "")
+    if not ref.startswith(INIT_FROM_EXPERIMENT) or isinstance(config.get(INIT_SOURCE_KEY), dict):
+        return config
+    name = ref[len(INIT_FROM_EXPERIMENT):].strip()
+    if name in _chain:
+        raise ConfigError(f"the presets start from each other in a circle: {' → '.join([*_chain, name])}.",
+                          key="train.init_from", fix="Let one of them start from its own initialisation "
+                          "(train.init_from=null) or from a checkpoint file.")
+    carried = [o for o in (overrides or []) if o.split("=", 1)[0].lstrip("+~") not in _NOT_CARRIED
+               and not o.lstrip("+~").startswith("hydra")]
+    source = _compose_source(name, carried)
+    source["paths"] = dict(config["paths"])
+    source["device"] = config["device"]
+    config[INIT_SOURCE_KEY] = resolve_init_from(source, overrides, (*_chain, name))
+    return config
+
+
+def _compose_source(name: str, overrides: list[str]) -> dict:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from snnx.validate import validate
+
+    job = [f"experiment={name}", *overrides]
+    if GlobalHydra.instance().is_initialized():  # inside the running app (or a test's Hydra context)
+        from hydra import compose as hydra_compose
+
+        cfg = hydra_compose(config_name="config", overrides=["stage=train", *job])
+    else:
+        from snnx.app import compose_checked
+
+        cfg = compose_checked("train", job)
+    # As for the run itself: validate resolves train.weight_quant=auto, which the ANN key sees.
+    return OmegaConf.to_container(validate(cfg, check_paths=False, note=None), resolve=True)
 
 
 def run_dir(cfg: DictConfig) -> Path:

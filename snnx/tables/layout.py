@@ -14,6 +14,7 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
     rows: [dataset, model, method]    # `method` holds the row labels below
     columns: [ANN, T, SNN best]       # wide: ANN, T (expands to T=…), SNN best, loss, final acc, final T,
                                       #   MaxDiff, AvgDiff; long: ANN and results.csv metrics (acc, conversion_loss…)
+                                      #   and conversion_loss_relu (ANN − SNN against the same net's ReLU ANN)
     T: [1, 2, 4, 8, ">=64", 400-600]  # exact T; ">=N": a run's largest T ≥ N; "A-B": mean over a run's T in [A, B]
     value: acc                        # the results.csv metric in the T columns
     filters: {dataset: cifar10, model: [vgg16, resnet20]}   # on runs; dataset/model also pick the paper's rows
@@ -65,9 +66,15 @@ SUMMARY_COLUMNS = {
     "AvgDiff": "avgdiff",
 }
 # results.csv metric → the paper CSV's metric name for the same quantity at a given T.
-PAPER_METRIC = {"acc": "acc_snn", "conversion_loss": "conversion_loss", "energy_mj": "energy_mj"}
-PER_T_METRICS = ("acc", "conversion_loss", "spikes_per_neuron", "negative_spikes_per_neuron", "sops", "macs",
-                 "energy_mj")
+PAPER_METRIC = {"acc": "acc_snn", "conversion_loss": "conversion_loss", "conversion_loss_relu": "conversion_loss",
+                "energy_mj": "energy_mj"}
+# ANN − SNN with the ANN a regular-ReLU one of the same net (Deng & Gu 2021, Table 1's "a%" before the
+# brackets): the act=relu run with the same dataset/model/train config and seed gives that ANN (results.py).
+RELU_LOSS = "conversion_loss_relu"
+# The paper CSV's variant for those cells; a layout with a conversion_loss_relu column puts them there.
+RELU_LOSS_VARIANT = "vs regular ReLU ANN"
+PER_T_METRICS = ("acc", "conversion_loss", RELU_LOSS, "spikes_per_neuron", "negative_spikes_per_neuron", "sops",
+                 "macs", "energy_mj")
 PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "metric", "note")
 LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
 EMBEDDED_FILTERS = {"dataset": ["digits", "mnist5k"]}  # the datasets that ship inside installed packages

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from snnx.errors import ConfigError
-from snnx.tables.layout import LABEL_KEY, PAPER_METRIC, SUMMARY_COLUMNS, Layout, TSpec, matches, norm
-from snnx.tables.results import IDENTITY_KEY, RUN_KEY, threshold_spread
+from snnx.tables.layout import (LABEL_KEY, PAPER_METRIC, RELU_LOSS, RELU_LOSS_VARIANT, SUMMARY_COLUMNS, Layout,
+                                TSpec, matches, norm)
+from snnx.tables.results import IDENTITY_KEY, RUN_KEY, add_relu_loss, threshold_spread
 
 SOURCES = ("reported", "snnx")
 SPEC_SETTING = "_spec_setting"
 _PAPER_TO_SUMMARY = {metric: col for col, metric in SUMMARY_COLUMNS.items()}
-_TWO_DECIMALS = {"acc", "conversion_loss", "ANN", "SNN best", "loss", "final acc", "MaxDiff", "AvgDiff"}
+_TWO_DECIMALS = {"acc", "conversion_loss", RELU_LOSS, "ANN", "SNN best", "loss", "final acc", "MaxDiff", "AvgDiff"}
 
 
 @dataclass
@@ -335,7 +336,9 @@ def reported_rows(reported: pd.DataFrame, layout: Layout, columns: list[Column],
     metric_value = PAPER_METRIC.get(layout.value)
     wide_t = {c.spec.text: c for c in columns if c.kind == "T"}
     summary = {c.kind: c for c in columns if c.kind in SUMMARY_COLUMNS}
-    long_cols = {PAPER_METRIC.get(c.kind): c for c in columns if c.kind in PAPER_METRIC}
+    long_cols = {PAPER_METRIC.get(c.kind): c for c in columns if c.kind in PAPER_METRIC and c.kind != RELU_LOSS}
+    # Loss cells printed against a regular-ReLU ANN go to that column where the layout has one.
+    relu_col = next((c for c in columns if c.kind == RELU_LOSS), None) if layout.layout == "long" else None
     ann_cells: dict[tuple, tuple] = {}
     for rec in reported.itertuples(index=False):
         t_text = TSpec.try_parse(rec.T).text if rec.T and TSpec.try_parse(rec.T) else rec.T
@@ -346,7 +349,10 @@ def reported_rows(reported: pd.DataFrame, layout: Layout, columns: list[Column],
             elif not rec.T:
                 column = summary.get(_PAPER_TO_SUMMARY.get(rec.metric, ""))
         else:
-            if rec.T and rec.metric in long_cols:  # printed T kept as printed (RMP at 1536, TSC at 2048, …)
+            if rec.T and relu_col is not None and rec.metric == PAPER_METRIC[RELU_LOSS] \
+                    and rec.variant == RELU_LOSS_VARIANT:
+                column = relu_col
+            elif rec.T and rec.metric in long_cols:  # printed T kept as printed (RMP at 1536, TSC at 2048, …)
                 column = long_cols[rec.metric]
             elif not rec.T and rec.metric == "acc_ann" and "ANN" in summary:
                 ann_cells[(rec.dataset, rec.model, getattr(rec, LABEL_KEY))] = (rec, summary["ANN"])
@@ -454,6 +460,9 @@ def to_frame(rows: list[Row], columns: list[Column], layout: Layout) -> pd.DataF
 def build_table(layout: Layout, results: pd.DataFrame, reported: pd.DataFrame) -> TableResult:
     """The table for ``layout`` from snnx's results (all runs found) and the paper's reported cells."""
     notes: list[str] = []
+    if RELU_LOSS in layout.columns or layout.value == RELU_LOSS:
+        # Before the filters: the ReLU run it needs may be one that no row of this layout claims.
+        results = add_relu_loss(results, RELU_LOSS)
     selected = filter_results(results, layout.snnx_filters())
     if not results.empty and selected.empty:
         notes.append(f"no run passes the filters {layout.snnx_filters()} ({results[RUN_KEY].nunique()} run(s) found)"

@@ -149,3 +149,35 @@ def threshold_spread(run_dir: str | Path) -> dict[str, float]:
     if diff.empty:
         return {}
     return {"maxdiff": float(diff.max()), "avgdiff": float(diff.mean())}
+
+
+# The config groups that determine a trained ANN besides its activation (see snnx.artifacts.ann_key_payload).
+_ANN_PREFIXES = ("dataset.", "model.", "train.")
+
+
+def add_relu_loss(results: pd.DataFrame, column: str = "conversion_loss_relu") -> pd.DataFrame:
+    """``column`` = the regular-ReLU ANN's accuracy − each row's SNN accuracy (Deng & Gu 2021, Table 1).
+
+    That ANN is the one of an act=relu run (the shift-only sweep) that agrees with the row's run on the
+    dataset, model and every ANN-determining dataset./model./train. key and seed; act.* may differ. With
+    several such runs the newest one's ann_acc counts. Rows without such a run get NaN (an empty cell).
+    """
+    if results.empty or not {"acc", "ann_acc", "act"} <= set(results.columns):
+        return results
+    from snnx.tables.layout import norm
+
+    keys = ["dataset", "model", "seed"] + sorted(
+        c for c in results.columns if c.startswith(_ANN_PREFIXES) and c not in _NOT_IDENTITY_KEYS)
+    keys = [k for k in keys if k in results.columns]
+
+    def twin(row) -> tuple:
+        return tuple(norm(row[k]) if not isinstance(row[k], (list, dict)) else json.dumps(row[k]) for k in keys)
+
+    acts = results["act.name"] if "act.name" in results.columns else results["act"]
+    relu = results[acts.map(lambda a: norm(a) == "relu")]
+    if "created" in relu.columns:
+        relu = relu.sort_values("created", kind="stable")
+    ann = {twin(r): float(r["ann_acc"]) for _, r in relu.iterrows()}
+    reference = results.apply(lambda r: ann.get(twin(r), float("nan")), axis=1) if len(results) else []
+    return results.assign(**{column: pd.to_numeric(reference, errors="coerce") -
+                             pd.to_numeric(results["acc"], errors="coerce")})
