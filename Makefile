@@ -64,12 +64,14 @@ EMBEDDED  = $(ROOT)/sweeps/embedded
 CSQCFS_ALL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet18,csqcfs_cifar10_resnet20,csqcfs_cifar10_resnet50,csqcfs_cifar10_resnet101,csqcfs_cifar100_vgg16,csqcfs_cifar100_resnet20,csqcfs_cifar100_resnet50,csqcfs_cifar100_resnet101
 CSQCFS_ABL  := csqcfs_cifar10_vgg16,csqcfs_cifar10_resnet20,csqcfs_cifar100_vgg16,csqcfs_cifar100_resnet20
 DENGGU_ALL  := denggu_cifar10_cifarnet,denggu_cifar10_vgg16,denggu_cifar10_resnet20,denggu_cifar100_vgg16,denggu_cifar100_resnet20
+# Deng & Gu Tables 2-3 (App. A.2): the mean over T = 400-600, with the constant shift θ/1600 (convert.shift_T=800).
+DENGGU_LONG_T := 'sim.T=[400,450,500,512,550,600]'
 MSAT_VGG    := msat_cifar10_vgg16,msat_cifar100_vgg16
 MSAT_RESNET := msat_cifar10_resnet20,msat_cifar100_resnet20
 # The embedded MSAT ablation stops at T = 128 (Table 2's runs go to 256).
 MSAT_ABLATION_T := 'sim.T=[1,2,4,8,16,32,64,128]'
 
-.PHONY: table-csqcfs table-denggu table-msat table-allint tables-embedded \
+.PHONY: table-csqcfs table-denggu table-denggu-imagenet table-msat table-allint tables-embedded \
 	table-csqcfs-embedded table-denggu-embedded table-msat-embedded table-allint-embedded
 
 table-csqcfs: $(STAMP)  ## CS-QCFS Tables 1-5, full scale (CIFAR-10/100; GPU)
@@ -79,10 +81,18 @@ table-csqcfs: $(STAMP)  ## CS-QCFS Tables 1-5, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/layer-wise experiment=$(CSQCFS_ABL) act=qcfs train.two_stage=true convert=cos,qcfs
 	for n in 1 2 3 4 5; do $(TABLE) table=csqcfs_table$$n || exit 1; done
 
-table-denggu: $(STAMP)  ## Deng & Gu Tables 1, 4, 5, full scale (CIFAR-10/100; GPU)
+table-denggu: $(STAMP)  ## Deng & Gu Tables 1-5, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/threshold experiment=$(DENGGU_ALL) convert.variant=T,TS
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/shift-only experiment=$(DENGGU_ALL) act=relu convert.variant=S
-	for n in 1 4 5; do $(TABLE) table=denggu_table$$n || exit 1; done
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/relu experiment=$(DENGGU_ALL) act=relu convert=maxnorm $(DENGGU_LONG_T)
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/constant-shift experiment=$(DENGGU_ALL) convert.shift_T=800 $(DENGGU_LONG_T)
+	for n in 1 2 3 4 5; do $(TABLE) table=denggu_table$$n || exit 1; done
+
+# A target of its own: ImageNet-1k cannot be downloaded (dataset.root must hold it), and its VGG-16 dwarfs the rest.
+table-denggu-imagenet: $(STAMP)  ## Deng & Gu Table 1's ImageNet block and Table 6, full scale (ImageNet-1k; GPU)
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/imagenet-threshold experiment=denggu_imagenet_vgg16 convert.variant=T,TS
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/imagenet-shift-only experiment=denggu_imagenet_vgg16 act=relu convert.variant=S
+	for n in 1 6; do $(TABLE) table=denggu_table$$n || exit 1; done
 
 table-msat: $(STAMP)  ## MSAT Table 2, DTT/DET ablation, SIN and firing-rate plots, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/vgg16 experiment=$(MSAT_VGG) convert=maxnorm,pnorm,channelnorm,msat_vgg16
@@ -95,13 +105,14 @@ table-msat: $(STAMP)  ## MSAT Table 2, DTT/DET ablation, SIN and firing-rate plo
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/msat/opt-cifar100 experiment=msat_cifar100_vgg16,msat_cifar100_resnet20 sim.record_layers=false act=clip act.y_th=2 convert=shift
 	for t in msat_table2 msat_ablation msat_sin msat_rate; do $(TABLE) table=$$t || exit 1; done
 
-table-allint: $(STAMP)  ## all-integer SNN Tables 1-5, full scale (MNIST, CIFAR-10/100; GPU)
+table-allint: $(STAMP)  ## all-integer SNN Tables 1-6, full scale (MNIST, CIFAR-10/100, ImageNet; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/grid experiment=allint_mnist_lenet,allint_cifar10_vgg11 act.k=0,1,2 train.weight_quant=none,ternary convert.integer=false,true
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/cifar100 experiment=allint_cifar100_vgg11
+	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/imagenet experiment=allint_imagenet_mobilenet
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/norm experiment=allint_mnist_lenet act=relu train.weight_quant=none convert=maxnorm,pnorm
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/qcfs experiment=allint_mnist_lenet,allint_cifar10_vgg11,allint_cifar100_vgg11 act=qcfs train.weight_quant=none convert=qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/allint/shift experiment=allint_cifar10_vgg11 act=clip train.weight_quant=none convert=shift 'sim.T=[4,8,16,32,64,128]'
-	for n in 1 2 3 4 5; do $(TABLE) table=allint_table$$n || exit 1; done
+	for n in 1 2 3 4 5 6; do $(TABLE) table=allint_table$$n || exit 1; done
 
 tables-embedded: table-csqcfs-embedded table-denggu-embedded table-msat-embedded table-allint-embedded  ## all four embedded-scale paper tables
 
@@ -113,13 +124,18 @@ table-csqcfs-embedded: $(STAMP)  ## CS-QCFS Tables 1-5 at embedded scale (mnist5
 	$(TABLE) table=csqcfs_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table2_embedded table.embedded_filters.dataset=digits
 	for n in 3 4 5; do $(TABLE) table=csqcfs_table$$n table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table$${n}_embedded || exit 1; done
 
-table-denggu-embedded: $(STAMP)  ## Deng & Gu Tables 1, 4, 5 at embedded scale (mnist5k and digits LeNet)
+table-denggu-embedded: $(STAMP)  ## Deng & Gu Tables 1-5 at embedded scale (mnist5k and digits LeNet)
 	rm -rf $(EMBEDDED)/denggu
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/denggu/threshold experiment=embedded_denggu,embedded_denggu_digits convert.variant=T,TS
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/denggu/shift-only experiment=embedded_denggu,embedded_denggu_digits act=relu convert.variant=S
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/denggu/long-relu experiment=embedded_denggu,embedded_denggu_digits act=relu convert=maxnorm $(DENGGU_LONG_T)
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/denggu/long-threshold experiment=embedded_denggu,embedded_denggu_digits convert.variant=T $(DENGGU_LONG_T)
+	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/denggu/long-shift experiment=embedded_denggu,embedded_denggu_digits convert.shift_T=800 $(DENGGU_LONG_T)
 	$(TABLE) table=denggu_table1 table.embedded=true table.sweep_dir=$(EMBEDDED)/denggu table.name=denggu_table1_embedded 'table.T=[4,8,16,32,64,128,512,400-600]'
 	$(TABLE) table=denggu_table4 table.embedded=true table.sweep_dir=$(EMBEDDED)/denggu table.name=denggu_table4_embedded table.embedded_filters.dataset=mnist5k 'table.T=[4,8,16,32,64,128,256,512]'
 	$(TABLE) table=denggu_table5 table.embedded=true table.sweep_dir=$(EMBEDDED)/denggu table.name=denggu_table5_embedded table.embedded_filters.dataset=digits 'table.T=[4,8,16,32,64,128,256,512]'
+	$(TABLE) table=denggu_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/denggu table.name=denggu_table2_embedded table.embedded_filters.dataset=mnist5k
+	$(TABLE) table=denggu_table3 table.embedded=true table.sweep_dir=$(EMBEDDED)/denggu table.name=denggu_table3_embedded table.embedded_filters.dataset=digits
 
 table-msat-embedded: $(STAMP)  ## MSAT Table 2, ablation, SIN and firing-rate plots at embedded scale
 	rm -rf $(EMBEDDED)/msat

@@ -90,6 +90,13 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
     if train.get("weight_quant") == "ternary" and config["model"].get("batch_norm"):
         # A ternary net's hidden Linears gained a BatchNorm1d (snnx.models.build): not the ANN of older caches.
         payload["ternary_linear_bn"] = True
+    if config["model"].get("name") == "vgg11_allint":
+        from snnx.data.info import dataset_info
+        from snnx.models.vgg_allint import last_conv_padding
+
+        if last_conv_padding(dataset_info(config["dataset"]["name"], config["dataset"].get("crop")).image_size) == 0:
+            # Its last 1024C3 became unpadded (Zou et al. 2024, §4.4) on maps ≥ 3×3: not the ANN of older caches.
+            payload["vgg11_allint_last_conv_padding"] = 0
     return payload
 
 
@@ -118,18 +125,23 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def init_source_identity(config: Mapping[str, Any]) -> dict:
-    """train.init_from as the cache key sees it: the source preset's ANN key, or the checkpoint's sha256."""
+def init_source_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The composed config of train.init_from=experiment:<preset> (put into the run's config by the stage)."""
     from snnx.errors import ConfigError
 
+    source = config.get(INIT_SOURCE_KEY)
+    if not isinstance(source, Mapping):
+        raise ConfigError(f"{config['train']['init_from']!r} names a preset that was not composed for this run.",
+                          key="train.init_from", fix="Run it through the snnx CLI, or call "
+                          "snnx.stages.resolve_init_from(config) before using the config from Python.")
+    return source
+
+
+def init_source_identity(config: Mapping[str, Any]) -> dict:
+    """train.init_from as the cache key sees it: the source preset's ANN key, or the checkpoint's sha256."""
     ref = str(config["train"]["init_from"])
     if ref.startswith(INIT_FROM_EXPERIMENT):
-        source = config.get(INIT_SOURCE_KEY)
-        if not isinstance(source, Mapping):
-            raise ConfigError(f"{ref!r} names a preset that was not composed for this run.", key="train.init_from",
-                              fix="Run it through the snnx CLI, or call snnx.stages.resolve_init_from(config) "
-                                  "before using the config from Python.")
-        return {"ann_key": ann_key(source)}
+        return {"ann_key": ann_key(init_source_config(config))}
     if not os.path.isfile(ref):
         raise CheckpointError(f"no checkpoint file at {ref!r}.", key="train.init_from",
                               fix="Give the path of an ANN checkpoint (outputs/cache/ann/<key>/model.pt), or "

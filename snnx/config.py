@@ -129,7 +129,7 @@ class ConvertConfig:
     tau_mp: float = 1.0
     tau_rd: float = 1.0
     v_t: Optional[float] = None  # msat V_T (Eq. 16); null = the units' default: −θ_max raw, −1 normalised
-    units: str = "raw"  # msat: raw (u, z in membrane units, §3.1) | normalised (÷θ_max, the released code)
+    units: str = "normalised"  # msat: normalised (u, z ÷ θ_max, V_T = −1; Table 1, released code) | raw (§3.1)
     det_tau: str = "squared"  # msat DET weight: squared (τ_rd of Eq. 15 × τ_rd of Eq. 17) | once
     fixed_fraction: Optional[float] = None  # msat ablation: θ = f·θ_max at every step (Fig. 3's 0.7·θ)
     confidence: Any = 1.0  # msat spike confidence (Eq. 18): one probability or a per-layer list
@@ -183,6 +183,9 @@ class TableConfig:
     embedded: bool = False  # snnx rows from embedded-scale runs beside the paper's rows, labelled as what they are
     # With embedded=true these replace filters' dataset/model for snnx rows (…dataset=null: any dataset).
     embedded_filters: Any = field(default_factory=lambda: TableConfig._open_dict({"dataset": ["digits", "mnist5k"]}))
+    # Row key → {run's value: the paper's name}: snnx rows join the paper's group (e.g. model vgg16_rathi → vgg16),
+    # the run's own value shown in `setting`.
+    aliases: Any = field(default_factory=lambda: TableConfig._open_dict({}))
     panels: Optional[List[str]] = None  # row keys that split the plot into panels; default: rows but the label
     layer_metric: str = "sin_ratio"  # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
     layer_axis: str = "T"  # kind=layers: x axis T (one line per layer) | layer (one line per T)

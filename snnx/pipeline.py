@@ -174,16 +174,11 @@ def _load_source_state(path: str) -> dict:
 def init_source_state(config: Mapping, device: torch.device) -> tuple[dict, str]:
     """(state_dict, what it is) of train.init_from: a checkpoint file, or the referenced preset's ANN, found in
     the cache or trained now (its composed config is ``config["_init_from"]``, put there by the stage)."""
-    from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
+    from snnx.artifacts import INIT_FROM_EXPERIMENT, init_source_config
 
     ref = str(config["train"]["init_from"])
     if ref.startswith(INIT_FROM_EXPERIMENT):
-        source = config.get(INIT_SOURCE_KEY)
-        if not isinstance(source, Mapping):
-            raise ConfigError(f"{ref!r} names a preset that was not composed for this run.", key="train.init_from",
-                              fix="Run it through the snnx CLI, or call snnx.stages.resolve_init_from(config) "
-                                  "before using the config from Python.")
-        ann = ensure_ann(source, device)
+        ann = ensure_ann(init_source_config(config), device)
         return {k: v.detach().cpu() for k, v in ann.model.state_dict().items()}, f"ANN {ann.key} ({ref})"
     return _load_source_state(ref), ref
 

@@ -299,6 +299,12 @@ def check_convert(cfg: DictConfig) -> None:
     _positive_int(conv.presim, "convert.presim", "Use e.g. convert.presim=4.")
     if conv.shift_T is not None:
         _positive_int(conv.shift_T, "convert.shift_T", "Use a positive T or null for per-T passes.")
+        if conv.name != "shift" or conv.variant == "T":
+            # Only a shifted conversion has a shift whose horizon shift_T would fix (Deng & Gu 2021, Eq. 15).
+            what = f"convert={conv.name}" if conv.name != "shift" else "convert.variant=T (threshold only)"
+            raise ConfigError(f"{what} has no shift, so convert.shift_T={conv.shift_T} does not apply.",
+                              key="convert.shift_T",
+                              fix="Drop convert.shift_T (null), or use convert=shift with convert.variant=S or TS.")
     check_msat_confidence(cfg)
     _positive_int(conv.confidence_steps, "convert.confidence_steps", "Use e.g. convert.confidence_steps=16.", minimum=0)
     if conv.v_t is not None and not math.isfinite(conv.v_t):

@@ -726,3 +726,228 @@ def test_ann_key_changes_exactly_with_the_new_options():
     assert ann_key(varied("dataset", crop=24)) != ann_key(base)
     relu = {**base, "act": {"name": "relu", "k_first": 0}}
     assert "k_first" not in ann_key_payload(relu)["act"]
+
+
+# -- the paper's networks: LeNet (§4.1), VGG-Net (§4.2), MobileNet-V1 (§4.3) -------------------------
+def _hidden_neurons(snn, shape) -> int:
+    """§4.4's count from one short simulation: neurons without the input layer (accounting.hidden_activity)."""
+    from snnx.sim.accounting import hidden_activity
+
+    result = Simulator(snn, device=CPU, chunk=1).run([(torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long))], [1])
+    return hidden_activity(result, 1, 1.0)["hidden_neurons"]
+
+
+def _paper_config(name: str, data: str, **extra) -> dict:
+    return {"dataset": {"name": data, **extra.pop("dataset", {})},
+            "act": {"name": "quant", "k": 0, "clip_first": 4.0, "k_first": 0},
+            "model": {"name": name, "width": 1.0, "batch_norm": True, "pool": "conv",
+                      "dropout": {"conv": 0.0, "fc": 0.0}, **extra.pop("model", {})},
+            "train": {"weight_quant": "ternary"}, **extra}
+
+
+def test_lenet_allint_is_the_papers_lenet():
+    """Zou et al. 2024, §4.1: "6-layer" 32C5-2P2-64C5-2P2-1000FC-10FC; §4.4: 10,728 hidden neurons on MNIST."""
+    from snnx.activations.ternary import is_ternary
+    from snnx.models.build import build
+
+    torch.manual_seed(0)
+    model = build(_paper_config("lenet_allint", "mnist")).eval()
+    weights = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weights) == 6  # conv, P, conv, P, FC, FC: every "layer" of the six has weights
+    geometry = [(m.out_channels, m.kernel_size, m.stride, m.padding) if isinstance(m, nn.Conv2d) else m.out_features
+                for m in weights]
+    assert geometry == [(32, (5, 5), (1, 1), (0, 0)), (32, (2, 2), (2, 2), (0, 0)), (64, (5, 5), (1, 1), (0, 0)),
+                        (64, (2, 2), (2, 2), (0, 0)), 1000, 10]
+    assert [is_ternary(m) for m in weights] == [False, True, True, True, True, False]  # input, output layers: fp
+    assert sum(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) for m in model.modules()) == 5  # one per neuron layer
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    snn, label = convert_allint(model, convert={"integer": True})
+    assert "ternary" in label
+    assert sum(isinstance(m, SignedDualThresholdNeuron) for m in snn.modules()) == 4
+    paper = 12 * 12 * 32 + 8 * 8 * 64 + 4 * 4 * 64 + 1000
+    assert paper == 10728 and _hidden_neurons(snn, (1, 28, 28)) == paper
+    with pytest.raises(ConfigError) as err:
+        build(_paper_config("lenet_allint", "digits"))  # 8×8: the unpadded convs leave nothing
+    assert err.value.key == "model"
+
+
+def test_lenet_allint_width_batch_norm_and_pools():
+    from snnx.models.build import build
+
+    half = build(_paper_config("lenet_allint", "mnist", model={"width": 0.5}))
+    assert half.features[0].conv.out_channels == 16 and half.classifier[1][0].out_features == 500
+    plain = build(_paper_config("lenet_allint", "mnist", model={"batch_norm": False},
+                                train={"weight_quant": "none"}))
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) for m in plain.modules())
+    assert isinstance(plain.classifier[1], nn.Linear) and plain.classifier[1].bias is not None
+    fp = build(_paper_config("lenet_allint", "mnist", train={"weight_quant": "none"}))
+    assert isinstance(fp.classifier[1][1], nn.BatchNorm1d)  # the 1000FC has its BN without ternary weights too
+    avg = build(_paper_config("lenet_allint", "mnist", model={"pool": "avg"}))
+    assert [type(m) for m in avg.features] == [type(avg.features[0]), nn.AvgPool2d, type(avg.features[0]), nn.AvgPool2d]
+    assert avg.eval()(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    from snnx.data import build_dataset
+
+    return build_dataset("mnist5k", "train").tensors, build_dataset("mnist5k", "test").tensors
+
+
+def test_lenet_allint_integer_mode_equals_float_mode(mnist5k):
+    """Ternary hidden weights (the 2P2 convs included) scale exactly: every hidden neuron of the int64 SNN fires as
+    in float mode, and the readout is int_scale × float mode's up to its full-precision weights' rounding."""
+    from snnx.models.build import build
+
+    (x, y), (xt, yt) = mnist5k
+    torch.manual_seed(0)
+    model = build(_paper_config("lenet_allint", "mnist5k", model={"width": 0.125}))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    model.train()
+    for i in range(0, 2048, 64):
+        loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    xt, yt, T = xt[:200], yt[:200], 24
+    res_f, logits_f = simulate(convert_allint(model, convert={})[0], xt, yt, T, chunk=4, dtype=torch.float64)
+    res_i, logits_i = simulate(convert_allint(model, convert={"integer": True})[0], xt, yt, T, chunk=4)
+    assert res_f.spikes == res_i.spikes and res_f.negative_spikes == res_i.negative_spikes
+    assert torch.equal(logits_f.argmax(-1), logits_i.argmax(-1)) and res_f.correct == res_i.correct
+    assert float((logits_i.double() / 10000 - logits_f).abs().max()) < 0.05
+    with torch.no_grad():
+        ann = model(xt).double()
+    assert res_f.correct[T] > 0.5 * len(yt)  # it learnt something: the comparison is not between two blanks
+    torch.testing.assert_close(logits_f[-1], ann, rtol=1e-6, atol=1e-6)  # k = 0: settled on 2^0 × the ANN
+
+
+def test_vgg11_allint_last_conv_is_unpadded_where_the_paper_counts_it():
+    """§4.4: 280,832 hidden neurons for the VGG-Net on 24×24 CIFAR: the last 1024C3 takes 3×3 → 1×1."""
+    from snnx.artifacts import ann_key_payload
+    from snnx.models.build import build
+    from snnx.models.vgg_allint import last_conv_padding
+
+    config = _paper_config("vgg11_allint", "cifar10", dataset={"crop": 24}, seed=0)
+    model = build(config).eval()
+    assert model.features[8].conv.padding == (0, 0) and model.classifier[1][0].in_features == 1024
+    snn, _ = convert_allint(model, convert={})
+    paper = (24 * 24 * 256 + 12 * 12 * 256 + 12 * 12 * 384 + 6 * 6 * 384 + 6 * 6 * 384 + 6 * 6 * 256 + 3 * 3 * 256
+             + 1 * 1 * 1024 + 1024)
+    assert paper == 280832 and _hidden_neurons(snn, (3, 24, 24)) == paper
+    # 8×8 digits (the embedded preset): a 1×1 map, the padded conv of before, and the cache key of before
+    digits = {**config, "dataset": {"name": "digits"}, "model": {**config["model"], "pool": "avg", "width": 0.25}}
+    small = build(digits)
+    assert small.features[8].conv.padding == (1, 1) and small(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert "vgg11_allint_last_conv_padding" not in ann_key_payload({**digits, "seed": 0})
+    # the key changes exactly where the net does
+    for dataset in ({"name": "digits"}, {"name": "mnist"}, {"name": "cifar10", "crop": None},
+                    {"name": "cifar10", "crop": 24}, {"name": "cifar100", "crop": 16}):
+        cfg = {**config, "dataset": dataset}
+        side = dataset_info_side(dataset)
+        built = build(cfg)
+        unpadded = built.features[8].conv.padding == (0, 0)
+        assert unpadded == (last_conv_padding(side) == 0) == (side // 8 >= 3)
+        assert ("vgg11_allint_last_conv_padding" in ann_key_payload(cfg)) == unpadded, dataset
+
+
+def dataset_info_side(dataset: dict) -> int:
+    from snnx.data import dataset_info
+
+    return dataset_info(dataset["name"], dataset.get("crop")).image_size
+
+
+def _random_bn_mobilenet(*, image_size: int, width: float) -> nn.Module:
+    """A tiny ternary ``act=quant`` MobileNet with random BN affines (γ of either sign, β > 0 on average) and
+    running statistics measured on 64 random images with them (so that 27 layers deep the levels stay small)."""
+    from snnx.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet", in_channels=3, image_size=image_size, num_classes=10,
+                         act_factory=make_act_factory("quant", k=0), width=width)
+    apply_ternary(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for bn in bns:
+            c = bn.num_features
+            bn.momentum = None  # cumulative average: the running stats are those of this one batch
+            sign = torch.where(torch.rand(c, generator=gen) < 0.15, -1.0, 1.0)
+            bn.weight.copy_((torch.rand(c, generator=gen) + 0.5) * sign)
+            bn.bias.copy_(torch.randn(c, generator=gen) * 0.3 + 0.5)
+        model.train()
+        model(torch.randn(64, 3, image_size, image_size, generator=gen))
+    return model.eval().double()
+
+
+def test_mobilenet_converts_depthwise_and_global_pool():
+    """§4.3's MobileNet-V1 through convert=allint: depthwise convs are ordinary dual-threshold sites, the global
+    average pooling stays (float: the readout reads the mean of the spikes) or becomes a global sum (integer:
+    its area multiplies the readout's once-added bias). Float mode settles exactly on the ANN (k = 0)."""
+    from snnx.activations.ternary import is_ternary
+    from snnx.convert.allint import GlobalSumPool2d
+
+    model = _random_bn_mobilenet(image_size=16, width=1 / 16)
+    depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 13 and all(is_ternary(m) for m in depthwise)
+    images = torch.randn(12, 3, 16, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        ann = model(images)
+    float_snn, _ = convert_allint(model, convert={})
+    int_snn, label = convert_allint(model, convert={"integer": True})
+    assert "ternary" in label
+    assert sum(isinstance(m, SignedDualThresholdNeuron) for m in float_snn.modules()) == 26  # 27 convs − the stem
+    assert any(isinstance(m, nn.AdaptiveAvgPool2d) for m in float_snn.modules())
+    assert sum(isinstance(m, GlobalSumPool2d) for m in int_snn.modules()) == 1
+    labels, T = torch.zeros(12, dtype=torch.long), 160
+    res_f, logits_f = simulate(float_snn, images, labels, T, chunk=16, dtype=torch.float64)
+    res_i, logits_i = simulate(int_snn, images, labels, T, chunk=16)
+    torch.testing.assert_close(logits_f[-1], ann, rtol=1e-9, atol=1e-9)
+    assert final_time_step(res_f.correct) is not None
+    assert logits_i.dtype == torch.int64
+    # the final map is 1×1 at 16 px (CIFAR stem, four stride-2 blocks): area 1; integer = float × int_scale,
+    # up to the rounding of θ (near-ties may flip a spike) and of the full-precision readout weights
+    assert torch.equal(logits_i[-1].argmax(-1), logits_f[-1].argmax(-1))
+    assert float((logits_i[-1].double() / 10000 - logits_f[-1]).abs().max()) < 0.05 * float(ann.abs().max())
+
+
+def test_mobilenet_imagenet_stem_global_sum_scales_the_bias():
+    """224 px (the ImageNet stem, stride 2): a 7×7 final map. Integer mode's global sum is 49 × the mean, and
+    the readout's once-added bias is multiplied by that area: integer logits = 49·int_scale × float logits."""
+    model = _random_bn_mobilenet(image_size=224, width=1 / 32)
+    assert model.stem.conv.stride == (2, 2)
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    labels, T = torch.zeros(2, dtype=torch.long), 4
+    _, logits_f = simulate(convert_allint(model, convert={})[0], images, labels, T, chunk=4, dtype=torch.float64)
+    int_snn, _ = convert_allint(model, convert={"integer": True})
+    _, logits_i = simulate(int_snn, images, labels, T, chunk=4)
+    pool = next(m for m in int_snn.modules() if type(m).__name__ == "GlobalSumPool2d")
+    assert pool.area == 49
+    scale = 49 * 10000
+    assert float((logits_i.double() / scale - logits_f).abs().max()) < 0.05 * max(float(logits_f.abs().max()), 1.0)
+
+
+def test_int_conv2d_depthwise_is_exact():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randint(-1, 2, (2, 5, 9, 7), generator=gen)
+    w = torch.randint(-20000, 20001, (5, 1, 3, 3), generator=gen)
+    for stride, padding in ((1, 1), (2, 1), (2, 0)):
+        ref = F.conv2d(x.double(), w.double(), None, stride, padding, 1, 5)
+        out = int_conv2d(x, w, stride, padding, 1, 5)
+        assert out.dtype == torch.int64 and torch.equal(out, ref.long())
+
+
+def test_cli_lenet_allint_tiny_run(tmp_path):
+    import csv
+
+    from conftest import snnx
+
+    done = snnx("run", "dataset=mnist5k", "dataset.limit_train=512", "dataset.limit_test=100", "model=lenet_allint",
+                "model.width=0.25", "act=quant", "act.k=0", "convert=allint", "train=smoke", "sim.T=[1,2,4]",
+                f"paths.root={tmp_path}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = tmp_path.glob("runs/*/*/results.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert [r["T"] for r in rows] == ["1", "2", "4"] and {r["model"] for r in rows} == {"lenet_allint"}
+    # width 0.25: 12·12·8 + 8·8·16 + 4·4·16 + 250 hidden neurons
+    assert {int(float(r["hidden_neurons"])) for r in rows} == {12 * 12 * 8 + 8 * 8 * 16 + 4 * 4 * 16 + 250}

@@ -105,7 +105,7 @@ QCFS_FAMILY = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
 # Which acts each conversion takes (by design; any act for the ones not listed).
 CONVERT_ACTS = {"qcfs": QCFS_FAMILY, "cos": QCFS_FAMILY, "allint": {"quant"}, "shift": {"clip"}}
 # Smallest image side of the models that cannot take small images (the rest fit 8×8 digits).
-MIN_SIDE = {"vgg11": 32, "vgg16": 32, "mobilenet": 16}
+MIN_SIDE = {"vgg11": 32, "vgg16": 32, "mobilenet": 16, "lenet_allint": 16, "vgg16_rathi": 16}
 SIDE = {"digits": 8, "mnist5k": 28, "mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
 
 

@@ -203,3 +203,57 @@ def test_presets_that_start_from_each_other_in_a_circle_are_refused(monkeypatch)
     monkeypatch.setattr(stages, "_compose_source", compose_source)
     with pytest.raises(ConfigError, match="circle"):
         resolve_init_from({"train": {"init_from": "experiment:a"}, "paths": {"root": "x"}, "device": "cpu"})
+
+
+# -- App. A.2: the constant shift θ/1600 ---------------------------------------------------------
+def _shifted_lenet(shift_T):
+    from torch import nn
+
+    from snnx.convert.graph import activation_sites
+    from snnx.convert.methods import convert
+    from snnx.models import create_model
+
+    torch.manual_seed(0)
+    ann = create_model("lenet", in_channels=1, image_size=8, num_classes=3, act_factory=lambda c: nn.ReLU(),
+                       width=0.25, batch_norm=False).eval()
+    sites = [name for name, _ in activation_sites(ann)]
+    thetas = {name: 0.5 + 0.75 * i for i, name in enumerate(sites)}
+    stats = {name: {"max": theta} for name, theta in thetas.items()}
+    snn, _ = convert(ann, method="shift", stats=stats, convert={"variant": "TS", "shift_T": shift_T})
+    return snn, thetas
+
+
+def test_a2_constant_shift_is_theta_over_1600_at_every_T_and_skips_the_output_layer():
+    """App. A.2: "the shift operation is shifting constant V_th/1600, except for the output layer"."""
+    from torch import nn
+
+    from snnx.neurons import Neuron, ShiftedIFNeuron
+
+    cfg = compose("run", ["experiment=denggu_cifar10_vgg16", "convert.shift_T=800"])
+    validate(cfg, check_paths=False, note=None)
+    snn, thetas = _shifted_lenet(cfg.convert.shift_T)
+    neurons = {name: m for name, m in snn.named_modules() if isinstance(m, Neuron)}
+    assert sorted(neurons) == sorted(thetas)  # one neuron per hidden activation, none after the output layer
+    for name, neuron in neurons.items():
+        assert isinstance(neuron, ShiftedIFNeuron) and not neuron.depends_on_T
+        for T in (16, 400, 512, 600):
+            neuron.set_horizon(T)  # what the engine does per T: a fixed horizon ignores it
+            shift = float(neuron.charge(torch.zeros(1), torch.zeros(1)))
+            assert shift == pytest.approx(thetas[name] / 1600, rel=1e-6), (name, T)
+    # The output layer is the last Linear, whose accumulated output is the readout: no neuron applies to it.
+    modules = dict(snn.named_modules())
+    (output,) = [n for n in snn.graph.nodes if n.op == "output"]
+    readout = output.args[0]
+    assert readout.op == "call_module" and isinstance(modules[readout.target], nn.Linear)
+
+
+def test_shift_T_applies_only_to_a_shift():
+    with pytest.raises(ConfigError, match="convert.shift_T"):
+        validate(compose("run", ["experiment=denggu_cifar10_vgg16", "convert.variant=T", "convert.shift_T=800"]),
+                 check_paths=False, note=None)
+    with pytest.raises(ConfigError, match="convert.shift_T"):
+        validate(compose("run", ["experiment=denggu_cifar10_vgg16", "act=relu", "convert=maxnorm",
+                                 "convert.shift_T=800"]), check_paths=False, note=None)
+    for variant, act in (("S", "relu"), ("TS", "clip")):
+        validate(compose("run", ["experiment=denggu_cifar10_vgg16", f"act={act}", f"convert.variant={variant}",
+                                 "convert.shift_T=800"]), check_paths=False, note=None)

@@ -32,9 +32,9 @@ EXPECTED = {
     "csqcfs_cifar10_vgg16", "csqcfs_cifar10_resnet18", "csqcfs_cifar10_resnet20", "csqcfs_cifar100_vgg16",
     "csqcfs_cifar100_resnet20", "csqcfs_cifar10_resnet50", "csqcfs_cifar10_resnet101", "csqcfs_cifar100_resnet50",
     "csqcfs_cifar100_resnet101", "denggu_cifar10_cifarnet", "denggu_cifar10_vgg16", "denggu_cifar10_resnet20",
-    "denggu_cifar100_vgg16", "denggu_cifar100_resnet20", "msat_cifar10_vgg16", "msat_cifar10_resnet20",
+    "denggu_cifar100_vgg16", "denggu_cifar100_resnet20", "denggu_imagenet_vgg16", "msat_cifar10_vgg16", "msat_cifar10_resnet20",
     "msat_cifar100_vgg16", "msat_cifar100_resnet20", "allint_mnist_lenet", "allint_cifar10_vgg11",
-    "allint_cifar100_vgg11", "embedded_csqcfs", "embedded_csqcfs_resnet20", "embedded_denggu",
+    "allint_cifar100_vgg11", "allint_imagenet_mobilenet", "embedded_csqcfs", "embedded_csqcfs_resnet20", "embedded_denggu",
     "embedded_denggu_digits", "embedded_msat", "embedded_msat_resnet20", "embedded_allint", "embedded_allint_vgg",
 }
 EMBEDDED_DATASETS = {"digits", "mnist5k"}
@@ -44,7 +44,7 @@ RESTATED = {
     "act.L": "csqcfs presets", "act.init_threshold": "csqcfs presets",
 }
 PAPERS = ("csqcfs", "denggu", "msat", "allint")
-TARGETS = [f"table-{p}" for p in PAPERS] + [f"table-{p}-embedded" for p in PAPERS]
+TARGETS = [f"table-{p}" for p in PAPERS] + [f"table-{p}-embedded" for p in PAPERS] + ["table-denggu-imagenet"]
 
 
 # -- composing many configs in one Hydra context (compose() re-initialises Hydra on every call) --------

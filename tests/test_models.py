@@ -18,6 +18,7 @@ BATCH = 2
 # Smallest image side each model accepts (documented in the model modules).
 MIN_IMAGE_SIZE = {
     "lenet": 4,
+    "lenet_allint": 16,
     "cifarnet": 4,
     "resnet20": 4,
     "resnet18": 8,
@@ -27,6 +28,7 @@ MIN_IMAGE_SIZE = {
     "mobilenet": 16,
     "vgg11": 32,
     "vgg16": 32,
+    "vgg16_rathi": 16,
     "vgg11_allint": 8,
     "resnet20_sengupta": 2,
 }
@@ -42,7 +44,7 @@ DATASETS = {
 # ImageNet-sized forward passes are only run where they are cheap at WIDTH.
 IMAGENET_MODELS = ("resnet18", "resnet50", "mobilenet", "vgg11")
 # Models with local (non-global) pooling layers at CIFAR size.
-POOLING_MODELS = ("lenet", "cifarnet", "vgg11", "vgg16", "resnet20_sengupta")
+POOLING_MODELS = ("lenet", "cifarnet", "vgg11", "vgg16", "vgg16_rathi", "resnet20_sengupta")
 
 
 def relu(channels: int) -> nn.Module:
@@ -444,6 +446,8 @@ def test_dropout_sits_between_layers_of_its_kind(name):
 @pytest.mark.parametrize("name, conv_drops, fc_drops", [
     # VGG-16: 13 convs in 5 blocks, each block ends in a pooling: 1+1+2+2+2 convs feed a conv; FC-FC-FC: 2.
     ("vgg16", 8, 2),
+    # Rathi's VGG-16: the fifth block has no pooling, but its last conv feeds the first Linear: 8 again.
+    ("vgg16_rathi", 8, 2),
     # CIFARNet 128C3-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting: 128→256 and 1024→512; 3 Linears.
     ("cifarnet", 2, 2),
     # Sengupta ResNet-20: pre-processing conv 1 and 2 (conv 3 is pooled), one per BasicBlock (8).
@@ -459,7 +463,7 @@ def test_dropout_counts(name, conv_drops, fc_drops):
     assert list(off.state_dict()) == list(model.state_dict())
 
 
-@pytest.mark.parametrize("name", ["vgg16", "cifarnet", "resnet20_sengupta"])
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_rathi", "cifarnet", "resnet20_sengupta"])
 def test_dropout_is_a_no_op_in_eval_and_conversion(name):
     from snnx.convert import prepare
 
@@ -589,6 +593,39 @@ def test_resnet20_sengupta_structure():
     assert len(acts.created) == 3 + 2 * 8  # an activation after each pre-processing conv and two per block
 
 
+def test_vgg16_rathi_structure():
+    """Rathi et al. 2019's CIFAR VGG-16 (Deng & Gu 2021, App. A.1): 13 3×3 convs, 4 average poolings (none after
+    the fifth block), Linear(512·2·2, 4096) → Linear(4096, 4096) → Linear(4096, classes)."""
+    model = build("vgg16_rathi", width=1.0, batch_norm=False, dropout_conv=0.2, dropout_fc=0.5)
+    layers = list(model.features)
+    convs = [m.conv for m in layers if isinstance(m, models.layers.ConvBNAct)]
+    widths = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    assert [(c.in_channels, c.out_channels) for c in convs] == list(zip([3, *widths[:-1]], widths))
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is not None for c in convs)
+    pools = [i for i, m in enumerate(layers) if isinstance(m, nn.AvgPool2d)]
+    assert pools == [2, 5, 9, 13] and isinstance(layers[-1], models.layers.ConvBNAct)  # no pooling at the end
+    assert all(m.kernel_size == 2 and m.stride == 2 for m in layers if isinstance(m, nn.AvgPool2d))
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512 * 2 * 2, 4096), (4096, 4096), (4096, 10)]
+    kinds = [type(m).__name__ for m in model.classifier]
+    assert kinds == ["Identity", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)) for m in model.modules())
+    acts = RecordingFactory()
+    build("vgg16_rathi", act_factory=acts)
+    assert len(acts.created) == 13 + 2
+    with torch.no_grad():
+        assert model.eval()(batch("cifar10")).shape == (BATCH, 10)
+        assert build("vgg16_rathi", "mnist").eval()(batch("mnist")).shape == (BATCH, 10)  # 28 → 1×1 map
+    # batch_norm=true: a BN after each conv and bias-free convs, as every snnx model.
+    bn = build("vgg16_rathi")
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 13
+    assert all(m.bias is None for m in bn.modules() if isinstance(m, nn.Conv2d))
+    # vgg16 itself is unchanged: 5 poolings, 512·1·1 → 4096 at 32×32.
+    plain = build("vgg16", width=1.0)
+    assert sum(isinstance(m, nn.AvgPool2d) for m in plain.modules()) == 5
+    assert plain.classifier[1].in_features == 512
+
+
 # --------------------------------------------------------------------------- CLI: no-BN residual nets convert
 
 
@@ -640,3 +677,16 @@ def test_cli_model_options_show_in_cfg_job_and_bad_ones_exit_2(tmp_path):
     done = snnx("run", "dataset=digits", "model=lenet", "model.dropout.conv=0.2", f"paths.root={tmp_path}",
                 cwd=tmp_path)
     assert done.returncode == 2 and "model.dropout.conv" in done.stderr
+
+
+def test_cli_vgg16_rathi_converts_with_the_shift(tmp_path):
+    from conftest import snnx
+
+    tiny = [w for w in _CLI_TINY if not w.startswith("dataset=")]
+    done = snnx("run", "dataset=mnist5k", *tiny, "model=vgg16_rathi", "model.batch_norm=false", "model.dropout.conv=0.2",
+                "model.dropout.fc=0.5", "model.init=denggu", "act=clip", "convert=shift", f"paths.root={tmp_path}",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _results(tmp_path)
+    assert [int(r["T"]) for r in rows] == [1, 4] and {(r["model"], r["convert"]) for r in rows} == {("vgg16_rathi", "shift")}
+    assert all(0 <= float(r["acc"]) <= 100 for r in rows)

@@ -306,11 +306,11 @@ def test_confidence_last_names_the_last_site(relu_lenet):
     snn, label = convert(model, method="msat", stats=stats, convert={"confidence": 1.0, "confidence_last": 0.683})
     probs = [m.confidence for m in snn.modules() if isinstance(m, MSATNeuron)]
     assert len(probs) == len(stats) >= 2 and probs == [1.0] * (len(stats) - 1) + [0.683]
-    assert f"SC c=1×{len(stats) - 1}/0.683 t<16" in label and "raw" in label and "V_T=−θ_max" in label
-    snn, label = convert(model, method="msat", stats=stats, convert={"confidence": 0.9, "units": "normalised",
+    assert f"SC c=1×{len(stats) - 1}/0.683 t<16" in label and "normalised" in label and "V_T=−1" in label
+    snn, label = convert(model, method="msat", stats=stats, convert={"confidence": 0.9, "units": "raw",
                                                                      "confidence_reset": True})
     assert {m.confidence for m in snn.modules() if isinstance(m, MSATNeuron)} == {0.9}
-    assert "reset-then-drop" in label and "normalised" in label and "V_T=−1" in label
+    assert "reset-then-drop" in label and "raw" in label and "V_T=−θ_max" in label
 
 
 @pytest.mark.parametrize("bad,key", [({"confidence": 1.2}, "convert.confidence"),
@@ -387,7 +387,7 @@ def _compose(overrides):
 def test_presets_compose(option, expected):
     cfg = _compose([f"convert={option}"])
     assert cfg.convert.name == "msat" and cfg.convert.confidence_steps == 16
-    assert (cfg.convert.units, cfg.convert.v_t, cfg.convert.det_tau) == ("raw", None, "squared")
+    assert (cfg.convert.units, cfg.convert.v_t, cfg.convert.det_tau) == ("normalised", None, "squared")
     assert (cfg.convert.confidence, cfg.convert.confidence_last, cfg.convert.confidence_reset) == (1.0, None, False)
     for key, value in expected.items():
         assert cfg.convert[key] == value
@@ -397,8 +397,8 @@ def test_presets_compose(option, expected):
                                                ("msat_cifar10_resnet20", 0.566, 19),
                                                ("msat_cifar100_resnet20", 0.566, 19),
                                                ("embedded_msat", 0.683, None), ("embedded_msat_resnet20", 0.566, 19)])
-def test_table2_presets_raw_units_and_released_confidences(preset, last, sites):
-    """Table 2 is DT+SC: raw units, V_T = −θ_max, and the released runs' confidence in the last IF layer only."""
+def test_table2_presets_normalised_units_and_released_confidences(preset, last, sites):
+    """Table 2 is DT+SC: normalised units, V_T = −1, and the released runs' confidence in the last IF layer only."""
     from omegaconf import OmegaConf
 
     from snnx.convert.graph import activation_sites
@@ -407,7 +407,7 @@ def test_table2_presets_raw_units_and_released_confidences(preset, last, sites):
     cfg = _compose([f"experiment={preset}"])
     conv = cfg.convert
     assert (conv.name, conv.units, conv.v_t, conv.confidence, conv.confidence_last, conv.confidence_steps,
-            conv.confidence_reset) == ("msat", "raw", None, 1.0, last, 16, False)
+            conv.confidence_reset) == ("msat", "normalised", None, 1.0, last, 16, False)
     if sites is not None:  # our nets' IF layers (the preset comments state them): the released VGG16 has 13
         with torch.device("meta"):
             model = build(OmegaConf.to_container(cfg, resolve=True))

@@ -270,6 +270,56 @@ def test_denggu_table1_loss_against_both_the_relu_and_the_threshold_ann(tmp_path
     assert (rep_t["conversion_loss_relu"], rep_t["conversion_loss"]) == ("-0.17", "0.08")
 
 
+def test_denggu_tables_2_and_3_average_400_600_per_row(tmp_path):
+    """App. A.2: (1) ReLU ANN + threshold balancing, (2) threshold ReLU, (3) threshold + constant shift θ/1600;
+    each cell the mean over the simulated T in [400, 600]."""
+    long_t = (400, 450, 500, 512, 550, 600)
+
+    def accs(base):
+        return {16: 10.0, **{T: base + 0.01 * i for i, T in enumerate(long_t)}, 1000: 0.0}
+
+    common = dict(dataset="cifar10", model="vgg16_rathi", L=None)
+    write_run(tmp_path, "relu", accs=accs(91.0), ann=92.0, act="relu", convert="maxnorm", **common)
+    write_run(tmp_path, "t", accs=accs(92.0), ann=92.3, act="clip", convert="shift",
+              config={"convert.variant": "T", "convert.shift_T": None}, **common)
+    write_run(tmp_path, "ts800", accs=accs(93.0), ann=92.3, act="clip", convert="shift",
+              config={"convert.variant": "TS", "convert.shift_T": 800}, **common)
+    # The per-T shift (θ/2T, Table 1's TS) is not A.2's constant one: in no row of Table 2.
+    write_run(tmp_path, "ts", accs=accs(50.0), ann=92.3, act="clip", convert="shift",
+              config={"convert.variant": "TS", "convert.shift_T": None}, **common)
+    write_run(tmp_path, "c100", accs=accs(70.0), ann=70.5, act="clip", convert="shift", dataset="cifar100",
+              model="resnet20_sengupta", L=None, config={"convert.variant": "T"})
+    frame = load_table(conf_layout("denggu_table2"), tmp_path).frame
+    assert list(frame.columns[:7]) == ["dataset", "model", "method", "setting", "source", "ANN", "T=400-600"]
+
+    def mean(base):
+        values = [base + 0.01 * i for i in range(len(long_t))]
+        return f"{sum(values) / len(values):.2f}"
+
+    for label, base, ann in (("ReLU", 91.0, "92.00"), ("ReLU+threshold", 92.0, "92.30"),
+                             ("ReLU+threshold+shift", 93.0, "92.30")):
+        mine = row(frame, method=label, source="snnx")
+        # Rathi's VGG-16 (App. A.1) sits in the paper's VGG-16 group, its own name in the setting.
+        assert (mine["model"], mine["setting"], mine["T=400-600"], mine["ANN"]) == \
+            ("vgg16", "model=vgg16_rathi", mean(base), ann)
+        reported = frame.index[(frame["method"] == label) & (frame["source"] == "reported") & (frame["model"] == "vgg16")]
+        assert frame.index.get_loc(reported[0]) + 1 == frame.index.get_loc(frame.index[
+            (frame["method"] == label) & (frame["source"] == "snnx")][0])  # right below the paper's cell
+    assert not (frame["T=400-600"] == mean(50.0)).any()
+    rep = row(frame, method="ReLU+threshold+shift", source="reported", model="vgg16")
+    assert (rep["dataset"], rep["T=400-600"]) == ("cifar10", "92.26")
+    assert set(frame["dataset"]) == {"cifar10"}
+    # Table 1's per-T TS row takes the per-T run and leaves the constant shift out.
+    t1 = load_table(conf_layout("denggu_table1"), tmp_path).frame
+    assert row(t1, method="Ours (TS)", source="snnx", T="16")["acc"] == "10.00"
+    assert row(t1, method="Ours (TS)", source="snnx", T="400-600")["acc"] == mean(50.0)
+    t3 = load_table(conf_layout("denggu_table3"), tmp_path).frame
+    mine = row(t3, method="ReLU+threshold", source="snnx")
+    assert (mine["dataset"], mine["model"], mine["setting"], mine["T=400-600"]) == \
+        ("cifar100", "resnet20", "model=resnet20_sengupta", mean(70.0))
+    assert row(t3, method="ReLU", source="reported", model="resnet20")["T=400-600"] == "66.74"
+
+
 def test_final_time_step_and_ternary_rows(tmp_path):
     accs = {1: 80.0, 2: 97.0, 3: 98.9, 4: 99.0, 5: 99.1, 6: 99.1, 7: 99.1}
     write_run(tmp_path, "k0", accs=accs, ann=99.2, dataset="mnist", act="quant", convert="allint", L=None,
@@ -301,7 +351,7 @@ def test_every_table_config_composes_and_places_every_reported_cell():
 
     names = sorted(p.stem for p in (REPO / "conf" / "table").glob("*.yaml"))
     for wanted in ("summary", "csqcfs_table1", "csqcfs_table2", "csqcfs_table3", "csqcfs_table4", "csqcfs_table5",
-                   "denggu_table1", "denggu_table4", "denggu_table5", "msat_table2", "msat_ablation", "msat_sin",
+                   "denggu_table1", "denggu_table2", "denggu_table3", "denggu_table4", "denggu_table5", "msat_table2", "msat_ablation", "msat_sin",
                    "msat_rate", "allint_table1", "allint_table2", "allint_table3", "allint_table4", "allint_table5"):
         assert wanted in names
     for name in names:
@@ -323,6 +373,18 @@ def test_packaged_paper_tables_match_shared_copy():
         assert len(load_paper(paper)) > 100
         if shared.is_dir():
             assert (packaged / f"{paper}.csv").read_bytes() == (shared / f"{paper}.csv").read_bytes()
+
+
+def test_aliases_put_runs_in_the_paper_group_and_errors_name_the_key(tmp_path):
+    write_run(tmp_path, "a", accs={4: 90.0}, ann=91.0, model="lenet_big")
+    write_run(tmp_path, "b", accs={4: 80.0}, ann=81.0)
+    frame = load_table(layout(aliases={"model": {"lenet_big": "lenet"}}), tmp_path).frame
+    assert sorted(zip(frame["model"], frame["setting"], frame["T=4"])) == [("lenet", "", "80.00"),
+                                                                          ("lenet", "model=lenet_big", "90.00")]
+    with pytest.raises(ConfigError, match="table.aliases.method"):
+        conf_layout("denggu_table2", aliases={"method": {"a": "b"}})
+    with pytest.raises(ConfigError, match="table.aliases.model"):
+        conf_layout("denggu_table2", aliases={"model": ["vgg16"]})
 
 
 def test_layout_errors_name_the_key():

@@ -28,17 +28,22 @@ What the converter does to the traced ANN (Zou et al. 2024, §2.2, §3):
   arrived, and stops changing after that (this is what makes a "final time
   step" exist). The first step is read off the encoder's step counter (the
   engine resets neurons per batch, not plain layers).
-* AvgPool2d stays (float mode); MaxPool is handled by ``convert.maxpool``.
+* AvgPool2d and AdaptiveAvgPool2d stay (float mode); MaxPool is handled by
+  ``convert.maxpool``.
 
 Integer mode (``convert.integer=true``): weights × ``int_scale`` and rounded
 (ternary weights exactly ±int_scale); AvgPool2d → :class:`SumPool2d` (window
 sum, no division), so a layer's input carries a gain g = product of the pool
 areas since the last neuron; each neuron gets θ⁺₀ and δ × int_scale·g,
 rounded (θ⁻₀ = θ⁺₀ − δ after rounding), the readout bias
-round(2^k·b·int_scale·g). Everything downstream of the encoder is int64:
-synaptic layers run exact integer multiply-accumulates (:func:`int_conv2d`:
-strided patches + int64 ``tensordot``; ``F.conv2d`` has no int64 CPU
-kernel), neurons only add, multiply by counts, compare and take maxima. The
+round(2^k·b·int_scale·g). A global AdaptiveAvgPool2d(1) in front of the
+readout (MobileNet) → :class:`GlobalSumPool2d`, whose area H·W is known only
+when a map arrives: the readout multiplies its once-added integer bias by it
+(a neuron behind a global pooling has no integer version). Everything
+downstream of the encoder is int64: synaptic layers run exact integer
+multiply-accumulates (:func:`int_conv2d`: strided patches + int64
+``tensordot``, a per-channel window sum for depthwise convs; ``F.conv2d`` has
+no int64 CPU kernel), neurons only add, multiply by counts, compare and take maxima. The
 encoder's level computation is the full-precision first layer's quantiser
 (float, as in float mode), and its output spikes are int64.
 """
@@ -95,6 +100,10 @@ def int_conv2d(x: torch.Tensor, weight: torch.Tensor, stride=1, padding=0, dilat
     patches = _patches(x, kernel, _pair(stride), _pair(padding), _pair(dilation))
     if groups == 1:
         out = torch.tensordot(patches, weight, dims=([1, 4, 5], [1, 2, 3]))
+    elif groups == x.shape[1] == weight.shape[0]:
+        # Depthwise (MobileNet): one filter per channel, an elementwise product and a window sum per channel
+        # instead of one product per group.
+        return (patches * weight.view(1, groups, 1, 1, *kernel)).sum(dim=(-1, -2))
     else:
         cin, cout = x.shape[1] // groups, weight.shape[0] // groups
         out = torch.cat([torch.tensordot(patches[:, g * cin:(g + 1) * cin], weight[g * cout:(g + 1) * cout],
@@ -122,17 +131,35 @@ class SumPool2d(nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class GlobalSumPool2d(nn.Module):
+    """The integer-mode AdaptiveAvgPool2d(1): the sum over the whole map, keeping 1×1 spatial dims.
+
+    Its gain is the map's area, which the converter cannot know (it never sees an image): ``area``
+    holds the last input's H·W, read by the readout that scales its once-added bias by it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.area: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.area = int(x.shape[-2] * x.shape[-1])
+        return x.sum(dim=(-2, -1), keepdim=True)
+
+
 # -- synaptic layers ----------------------------------------------------------------
 class _Synapse:
     """Shared by SpikeConv2d / SpikeLinear: weight buffer (float or int64) and the once-added bias."""
 
-    def _init_synapse(self, weight: torch.Tensor, bias_once: torch.Tensor | None, clock: Neuron | None):
+    def _init_synapse(self, weight: torch.Tensor, bias_once: torch.Tensor | None, clock: Neuron | None,
+                      area_of: GlobalSumPool2d | None = None):
         del self.weight  # the nn parameter; a buffer keeps int64 weights out of autograd and .to(dtype)
         self.register_buffer("weight", weight.detach().clone())
         self.register_buffer("bias_once", None if bias_once is None else bias_once.detach().clone())
         if bias_once is not None and clock is None:
             raise ValueError("a once-added bias needs a clock neuron")
         object.__setattr__(self, "_clock", clock)  # not a submodule: the neuron lives elsewhere in the graph
+        object.__setattr__(self, "_area_of", area_of)  # the global sum pool whose area scales the bias
 
     @property
     def integer(self) -> bool:
@@ -149,6 +176,8 @@ class _Synapse:
         if self._clock.t - steps != 0:  # not the chunk that holds a batch's first step
             return out
         bias = self.bias_once.view(-1, *([1] * (out.dim() - 2)))
+        if self._area_of is not None:
+            bias = bias * self._area_of.area  # an integer times the pooled map's area: exact
         head = out.view(steps, -1, *out.shape[1:])
         head[0] += bias.to(out.dtype)
         return out
@@ -158,14 +187,14 @@ class SpikeConv2d(_Synapse, nn.Conv2d):
     """Bias-free conv fed by spikes; float (``F.conv2d``) or exact int64 (:func:`int_conv2d`)."""
 
     def __init__(self, conv: nn.Conv2d, weight: torch.Tensor, *, bias_once: torch.Tensor | None = None,
-                 clock: Neuron | None = None):
+                 clock: Neuron | None = None, area_of: GlobalSumPool2d | None = None):
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str) and conv.padding != "valid":
             raise ConfigError(f"conv {conv} uses padding {conv.padding!r}/{conv.padding_mode}.", key="convert",
                               fix="convert=allint supports explicit zero padding only.")
         padding = 0 if isinstance(conv.padding, str) else conv.padding
         nn.Conv2d.__init__(self, conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                            padding=padding, dilation=conv.dilation, groups=conv.groups, bias=False, device="meta")
-        self._init_synapse(weight, bias_once, clock)
+        self._init_synapse(weight, bias_once, clock, area_of)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
@@ -180,9 +209,9 @@ class SpikeLinear(_Synapse, nn.Linear):
     """Bias-free linear layer fed by spikes; float or exact int64 matrix product."""
 
     def __init__(self, linear: nn.Linear, weight: torch.Tensor, *, bias_once: torch.Tensor | None = None,
-                 clock: Neuron | None = None):
+                 clock: Neuron | None = None, area_of: GlobalSumPool2d | None = None):
         nn.Linear.__init__(self, linear.in_features, linear.out_features, bias=False, device="meta")
-        self._init_synapse(weight, bias_once, clock)
+        self._init_synapse(weight, bias_once, clock, area_of)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
@@ -355,8 +384,14 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
 
     # Integer mode: the gain of every spike-fed tensor (product of window-sum areas since the last neuron).
     gains: dict[fx.Node, int] = {}
+    global_pools: dict[fx.Node, GlobalSumPool2d] = {}
     if integer:
-        gains = _integer_gains(gm, modules, set(sites))
+        gains, global_pools = _integer_gains(gm, modules, set(sites))
+        behind = next((p[0] for p in plans if p[1].args[0] in global_pools), None)
+        if behind is not None:
+            raise ConfigError(f"'{behind.target}' is fed through a global average pooling, whose area integer mode "
+                              "can only apply to the readout's bias.", key="convert.integer",
+                              fix="Use convert.integer=false for this model.")
 
     def scale_of(node: fx.Node) -> float:
         return float(int_scale * gains[node.args[0]]) if integer else 1.0
@@ -385,7 +420,8 @@ def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule,
             synapse_w = weight.to(layer.weight.dtype)
             bias_once = (bias * scale_k).to(layer.weight.dtype)
         cls = SpikeConv2d if isinstance(layer, nn.Conv2d) else SpikeLinear
-        set_submodule(gm, node.target, cls(layer, synapse_w, bias_once=bias_once, clock=encoder))
+        set_submodule(gm, node.target, cls(layer, synapse_w, bias_once=bias_once, clock=encoder,
+                                           area_of=global_pools.get(node.args[0])))
 
     gm.graph.lint()
     gm.recompile()
@@ -424,12 +460,16 @@ _SAME_GAIN_FUNCTIONS = {torch.flatten, torch.reshape, operator.add, torch.add, o
 _SAME_GAIN_METHODS = {"view", "reshape", "flatten", "size", "contiguous", "squeeze", "unsqueeze", "add"}
 
 
-def _integer_gains(gm: fx.GraphModule, modules: Mapping, neurons: set[fx.Node]) -> dict[fx.Node, int]:
-    """Replace AvgPool2d by SumPool2d downstream of the encoder; the gain of every spike-fed node.
+def _integer_gains(gm: fx.GraphModule, modules: Mapping,
+                   neurons: set[fx.Node]) -> tuple[dict[fx.Node, int], dict[fx.Node, GlobalSumPool2d]]:
+    """Replace AvgPool2d by SumPool2d (AdaptiveAvgPool2d(1) by GlobalSumPool2d) downstream of the encoder.
 
-    ``neurons``: the activation-site nodes (gain 1: they emit unit spikes).
+    Returns the static gain of every spike-fed node, and for the nodes behind a global sum pooling that
+    pooling (its area is a further gain, known at run time). ``neurons``: the activation-site nodes
+    (gain 1: they emit unit spikes).
     """
     gains: dict[fx.Node, int] = {}
+    global_pools: dict[fx.Node, GlobalSumPool2d] = {}
     for node in gm.graph.nodes:
         if node in neurons:
             gains[node] = 1
@@ -441,9 +481,19 @@ def _integer_gains(gm: fx.GraphModule, modules: Mapping, neurons: set[fx.Node]) 
             raise ConfigError(f"'{node.name}' combines spike tensors of different scales {sorted(ins)}.",
                               key="convert.integer", fix="Integer mode supports average pooling only on single paths.")
         gain = ins.pop()
+        pools = {global_pools[a] for a in node.all_input_nodes if a in global_pools}
+        if pools:
+            global_pools[node] = pools.pop()
         if node.op == "call_module":
             module = modules[node.target]
-            if isinstance(module, nn.AvgPool2d):
+            if isinstance(module, nn.AdaptiveAvgPool2d):
+                if module.output_size not in (1, (1, 1)) or node in global_pools:
+                    raise ConfigError(f"AdaptiveAvgPool2d '{node.target}' is not a single global average pooling.",
+                                      key="convert.integer", fix="Use convert.integer=false for this model.")
+                pool = GlobalSumPool2d()
+                set_submodule(gm, node.target, pool)
+                global_pools[node] = pool
+            elif isinstance(module, nn.AvgPool2d):
                 if module.ceil_mode or (not module.count_include_pad and _pair(module.padding) != (0, 0)):
                     raise ConfigError(f"AvgPool2d '{node.target}' has windows of varying size.", key="convert.integer",
                                       fix="Use pooling without ceil_mode (and count_include_pad with padding).")
@@ -462,7 +512,7 @@ def _integer_gains(gm: fx.GraphModule, modules: Mapping, neurons: set[fx.Node]) 
             raise ConfigError(f"'{node.name}' ({node.target}) has no integer version.", key="convert.integer",
                               fix="Use convert.integer=false for this model.")
         gains[node] = gain
-    return gains
+    return gains, global_pools
 
 
 # -- reporting ------------------------------------------------------------------------------

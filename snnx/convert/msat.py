@@ -111,11 +111,11 @@ def msat_settings(convert: Mapping) -> dict:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"must be an integer ≥ 0, got {steps!r}.", key="convert.confidence_steps",
                           fix="Set convert.confidence_steps=16 (paper).")
-    units = convert.get("units", "raw")
+    units = convert.get("units", "normalised")
     if units not in MSATNeuron.UNITS:
         raise ConfigError(f"unknown value {units!r}.", key="convert.units",
-                          fix="Use convert.units=raw (He et al. §3.1, threshold balancing) or normalised "
-                              "(u and z divided by θ_max, as the authors' released code).")
+                          fix="Use convert.units=normalised (u and z divided by θ_max: He et al. Table 1, the "
+                              "authors' released code) or raw (§3.1, threshold balancing).")
     det_tau = convert.get("det_tau", "squared")
     if det_tau not in MSATNeuron.DET_TAU:
         raise ConfigError(f"unknown value {det_tau!r}.", key="convert.det_tau",

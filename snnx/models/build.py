@@ -54,6 +54,10 @@ def normalise_hidden_linears(model: nn.Module) -> nn.Module:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     hidden = {id(m) for m in linears[:-1]}
     for parent in list(model.modules()):
+        if isinstance(parent, nn.Sequential) and len(parent) == 2 and isinstance(parent[0], nn.Linear) \
+                and isinstance(parent[1], nn.BatchNorm1d):
+            hidden.discard(id(parent[0]))  # built with its BN already (model=lenet_allint)
+    for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if id(child) in hidden:
                 layer = nn.Linear(child.in_features, child.out_features, bias=False)

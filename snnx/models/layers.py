@@ -120,7 +120,8 @@ def pool2d(pool: str, kernel_size: int, stride: int | None = None,
     if pool == "conv":
         from snnx.errors import ConfigError
 
-        raise ConfigError("pooling by a strided conv is only built into model=vgg11_allint.", key="model.pool",
+        raise ConfigError("pooling by a strided conv is only built into model=vgg11_allint and model=lenet_allint.",
+                          key="model.pool",
                           fix="Use model.pool=avg (or max) for this model.")
     raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
 

@@ -27,7 +27,7 @@ from snnx.errors import ConfigError
 ActFactory = Callable[[int], nn.Module]
 Builder = Callable[..., nn.Module]
 
-POOLS = ("avg", "max", "conv")  # "conv": a 2×2 stride-2 conv (+BN, act); vgg11_allint only
+POOLS = ("avg", "max", "conv")  # "conv": a 2×2 stride-2 conv (+BN, act); vgg11_allint, lenet_allint only
 INITS = ("default", "denggu")  # default: Kaiming-normal (fan_out) convs; denggu: Deng & Gu 2021, App. A.1
 DROPOUT_SITES = ("conv", "fc")
 

@@ -9,14 +9,17 @@ Per neuron and step t (0-based), He et al. Eq. 15–17 and Alg. 1::
     θ(t)   = sigmoid(DTT + DET)·θ_max                              (§4.2; t = 0: θ = θ_max)
     v ← v + z(t);  s = [v ≥ θ(t)];  v ← v − θ(t)·s;  output θ(t)·s  (Eq. 12, soft reset)
 
-Units (``units``). The paper converts by threshold balancing ("We use threshold
-balancing in rest of paper", §3.1): the weights are the ANN's and the membrane
-potential is in the ANN's activation units, so Eq. 16–17 read V and z raw —
-``units="raw"`` (default), with V_T = −θ_max of the layer unless ``v_t`` is
-given. ``units="normalised"`` divides u and z by θ_max before DTT/DET, with
-V_T = −1 unless given: the neuron of the authors' released code, which scales
-the input by 1/θ_max, runs a neuron whose maximum threshold is 1 and scales
-its output by θ_max. The two agree exactly when θ_max = 1. In both, the
+Units (``units``). ``units="normalised"`` (default) divides u and z by θ_max
+before DTT/DET, with V_T = −1 unless ``v_t`` is given: Table 1 gives α, k_a,
+k_i and C as one number per network, for layers whose θ_max differ, which is
+only scale-free in units of each layer's threshold; the paper holds weight
+normalisation (θ = 1) and threshold balancing to be equivalent (§3.1); and it
+is the neuron of the authors' released code, which scales a layer's input by
+1/θ_max, runs a neuron of maximum threshold 1 with V_T = −1, and scales its
+output by θ_max. ``units="raw"`` reads Eq. 16–17 on the potential as threshold
+balancing leaves it (§3.1, "We use threshold balancing in rest of paper"),
+with V_T = −θ_max of the layer. The two agree exactly when θ_max = 1; for
+θ_max ≫ 1 raw units pull sigmoid(DTT + DET) toward 0 in the first steps. In both, the
 membrane potential stays in input units (no division rounds it), so where
 θ(t) = θ_max the neuron performs exactly the operations of
 :class:`~snnx.neurons.IFNeuron`.
@@ -66,7 +69,7 @@ class MSATNeuron(Neuron):
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0, *, use_dtt: bool = True,
                  use_det: bool = True, alpha: float = 0.03, k_a: float = 1.0, k_i: float = 1.0,
                  C: float = 5.0, tau_mp: float = 1.0, tau_rd: float = 1.0, v_t: float | None = None,
-                 units: str = "raw", det_tau: str = "squared", fixed_fraction: float | None = None,
+                 units: str = "normalised", det_tau: str = "squared", fixed_fraction: float | None = None,
                  confidence: float = 1.0, confidence_steps: int = 16, confidence_reset: bool = False,
                  seed: int = 0):
         super().__init__(threshold, v_init)

@@ -26,6 +26,7 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
     reported_rest: true               # paper rows no entry claims become reported-only rows ("method (variant)")
     embedded: false                   # true: snnx rows from embedded_filters' datasets, labelled as what they are
     embedded_filters: {dataset: [digits, mnist5k]}
+    aliases: {model: {vgg16_rathi: vgg16}}   # snnx rows of a run's value sit in the paper's group (setting: model=…)
     panels: null                      # row keys that split the figure into panels (default: rows but `method`)
     layer_metric: sin_ratio           # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
     layer_axis: T                     # kind=layers: T (one line per layer) | layer (one line per T)
@@ -160,6 +161,7 @@ class Layout:
     reported_rest: bool = True
     embedded: bool = False
     embedded_filters: dict = field(default_factory=lambda: dict(EMBEDDED_FILTERS))
+    aliases: dict = field(default_factory=dict)  # row key → {run value (normalised): the paper's value}
     panels: list[str] | None = None
     layer_metric: str = "sin_ratio"
     layer_axis: str = "T"
@@ -236,6 +238,7 @@ class Layout:
         filters = _match_dict(raw.get("filters"), "table.filters", drop_null=True)
         embedded_filters = _match_dict(raw.get("embedded_filters", EMBEDDED_FILTERS), "table.embedded_filters",
                                        drop_null=True)
+        aliases = _aliases(raw.get("aliases"), rows)
         panels = raw.get("panels")
         panels = None if panels is None else _str_list(panels, "table.panels", allow_empty=True)
         if panels is not None:
@@ -248,7 +251,7 @@ class Layout:
             paper_tables=_str_list(raw.get("paper_tables") or [], "table.paper_tables", allow_empty=True),
             kind=kind, layout=layout, rows=rows, columns=columns, T=time_steps, value=value, filters=filters,
             methods=methods, reported_rest=bool(raw.get("reported_rest", True)), embedded=bool(raw.get("embedded", False)),
-            embedded_filters=embedded_filters, panels=panels,
+            embedded_filters=embedded_filters, aliases=aliases, panels=panels,
             layer_metric=_choice(raw.get("layer_metric", "sin_ratio"), LAYER_METRICS, "table.layer_metric"),
             layer_axis=_choice(raw.get("layer_axis", "T"), LAYER_AXES, "table.layer_axis"),
             plot=bool(raw.get("plot", True)),
@@ -283,6 +286,24 @@ def _match_dict(value: Any, key: str, drop_null: bool = False) -> dict:
             raise ConfigError(f"the value of {k!r} is a mapping; it must be a value or a list of values.", key=f"{key}.{k}",
                               fix="Use dotted keys for nested config values, e.g. convert.variant: TS.")
         out[str(k)] = list(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def _aliases(value: Any, rows: list[str]) -> dict:
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must map a row key to {{run value: paper value}}, got {value!r}.", key="table.aliases",
+                          fix="E.g. aliases: {model: {vgg16_rathi: vgg16, resnet20_sengupta: resnet20}}.")
+    out = {}
+    for key, mapping in value.items():
+        if key not in rows or key in (LABEL_KEY, "T"):
+            raise ConfigError(f"{key!r} is not one of the row keys {[r for r in rows if r != LABEL_KEY]}.",
+                              key=f"table.aliases.{key}", fix="Alias the values of a row key such as model.")
+        if not isinstance(mapping, Mapping) or any(isinstance(v, (Mapping, list, tuple)) for v in mapping.values()):
+            raise ConfigError(f"must map each run value to one paper value, got {mapping!r}.", key=f"table.aliases.{key}",
+                              fix="E.g. aliases: {model: {vgg16_rathi: vgg16}}.")
+        out[str(key)] = {norm(k): norm(v) for k, v in mapping.items()}
     return out
 
 

@@ -89,10 +89,17 @@ class TableResult:
 
 
 # -- snnx side ------------------------------------------------------------------
+def _null_ok(wanted) -> bool:
+    """A match that accepts null also accepts a run whose config lacks the key (e.g. convert.shift_T: null)."""
+    return any(norm(w) is None for w in (wanted if isinstance(wanted, list) else [wanted]))
+
+
 def _apply_match(frame: pd.DataFrame, match: dict) -> pd.Series:
     keep = pd.Series(True, index=frame.index)
     for key, wanted in match.items():
         if key not in frame.columns:
+            if _null_ok(wanted):
+                continue
             return pd.Series(False, index=frame.index)
         keep &= frame[key].map(lambda v, w=wanted: matches(v, w))
     return keep
@@ -123,7 +130,7 @@ def label_results(results: pd.DataFrame, layout: Layout, notes: list[str]) -> pd
     for spec in layout.methods:
         if spec.snnx is None:
             continue
-        missing = [k for k in spec.snnx if k not in results.columns]
+        missing = [k for k, v in spec.snnx.items() if k not in results.columns and not _null_ok(v)]
         if missing:
             notes.append(f"row {spec.label!r}: {', '.join(missing)} is in no results.csv nor run config, so no run "
                          f"matches it")
@@ -138,6 +145,26 @@ def label_results(results: pd.DataFrame, layout: Layout, notes: list[str]) -> pd
     if unclaimed:
         notes.append(f"{unclaimed} run(s) passed the filters but match no row of this layout; left out")
     return out[out[LABEL_KEY].notna()]
+
+
+def apply_aliases(results: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """Rename row-key values by ``layout.aliases`` (a run's vgg16_rathi joins the paper's vgg16 group); the run's
+    own value is appended to its setting, so the row still says what ran."""
+    if results.empty or not layout.aliases:
+        return results
+    results = results.copy()
+    if SPEC_SETTING not in results.columns:
+        results[SPEC_SETTING] = ""
+    for key, alias in layout.aliases.items():
+        if key not in results.columns:
+            continue
+        own = results[key].map(norm)
+        renamed = own.map(lambda v, a=alias: a.get(v, v))
+        moved = (renamed != own) & own.notna()
+        results.loc[moved, SPEC_SETTING] = [", ".join(x for x in (s, f"{key}={v}") if x)
+                                            for s, v in zip(results.loc[moved, SPEC_SETTING], own[moved])]
+        results[key] = renamed.where(moved, results[key])
+    return results
 
 
 def _tspec_value(run: pd.DataFrame, spec: TSpec, metric: str) -> float:
@@ -469,6 +496,7 @@ def build_table(layout: Layout, results: pd.DataFrame, reported: pd.DataFrame) -
                      + ("" if layout.embedded or not layout.mapped else
                         "; for embedded-scale runs (digits, mnist5k) add table.embedded=true"))
     labelled = label_results(selected, layout, notes) if layout.mapped else selected
+    labelled = apply_aliases(labelled, layout)
     columns = table_columns(layout, labelled, reported)
     rows = snnx_rows(labelled, layout, columns)
     rows += reported_rows(reported, layout, columns, notes)
