@@ -74,12 +74,12 @@ MSAT_ABLATION_T := 'sim.T=[1,2,4,8,16,32,64,128]'
 .PHONY: table-csqcfs table-denggu table-denggu-imagenet table-msat table-allint tables-embedded \
 	table-csqcfs-embedded table-denggu-embedded table-msat-embedded table-allint-embedded
 
-table-csqcfs: $(STAMP)  ## CS-QCFS Tables 1-5, full scale (CIFAR-10/100; GPU)
+table-csqcfs: $(STAMP)  ## CS-QCFS Tables 1-7, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/csqcfs experiment=$(CSQCFS_ALL) convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/ablation experiment=$(CSQCFS_ABL) act=cqcfs,sqcfs convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/origin experiment=$(CSQCFS_ALL) act=qcfs train.two_stage=false convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/csqcfs/layer-wise experiment=$(CSQCFS_ABL) act=qcfs train.two_stage=true convert=cos,qcfs
-	for n in 1 2 3 4 5; do $(TABLE) table=csqcfs_table$$n || exit 1; done
+	for n in 1 2 3 4 5 6 7; do $(TABLE) table=csqcfs_table$$n || exit 1; done
 
 table-denggu: $(STAMP)  ## Deng & Gu Tables 1-5, full scale (CIFAR-10/100; GPU)
 	$(SWEEP) hydra.sweep.dir=$(ROOT)/sweeps/denggu/threshold experiment=$(DENGGU_ALL) convert.variant=T,TS
@@ -116,13 +116,13 @@ table-allint: $(STAMP)  ## all-integer SNN Tables 1-6, full scale (MNIST, CIFAR-
 
 tables-embedded: table-csqcfs-embedded table-denggu-embedded table-msat-embedded table-allint-embedded  ## all four embedded-scale paper tables
 
-table-csqcfs-embedded: $(STAMP)  ## CS-QCFS Tables 1-5 at embedded scale (mnist5k LeNet, digits ResNet-20)
+table-csqcfs-embedded: $(STAMP)  ## CS-QCFS Tables 1-7 at embedded scale (mnist5k LeNet, digits ResNet-20)
 	rm -rf $(EMBEDDED)/csqcfs
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/csqcfs/two-stage experiment=embedded_csqcfs,embedded_csqcfs_resnet20 act=csqcfs,cqcfs,sqcfs convert=cos,qcfs
 	$(SWEEP) hydra.sweep.dir=$(EMBEDDED)/csqcfs/origin experiment=embedded_csqcfs,embedded_csqcfs_resnet20 act=qcfs train.two_stage=false,true convert=cos,qcfs
 	$(TABLE) table=csqcfs_table1 table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table1_embedded table.embedded_filters.dataset=mnist5k
 	$(TABLE) table=csqcfs_table2 table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table2_embedded table.embedded_filters.dataset=digits
-	for n in 3 4 5; do $(TABLE) table=csqcfs_table$$n table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table$${n}_embedded || exit 1; done
+	for n in 3 4 5 6 7; do $(TABLE) table=csqcfs_table$$n table.embedded=true table.sweep_dir=$(EMBEDDED)/csqcfs table.name=csqcfs_table$${n}_embedded || exit 1; done
 
 table-denggu-embedded: $(STAMP)  ## Deng & Gu Tables 1-5 at embedded scale (mnist5k and digits LeNet)
 	rm -rf $(EMBEDDED)/denggu

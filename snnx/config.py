@@ -187,7 +187,7 @@ class TableConfig:
     # the run's own value shown in `setting`.
     aliases: Any = field(default_factory=lambda: TableConfig._open_dict({}))
     panels: Optional[List[str]] = None  # row keys that split the plot into panels; default: rows but the label
-    layer_metric: str = "sin_ratio"  # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
+    layer_metric: str = "sin_ratio"  # kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error
     layer_axis: str = "T"  # kind=layers: x axis T (one line per layer) | layer (one line per T)
     plot: bool = True
 

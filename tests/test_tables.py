@@ -496,3 +496,77 @@ def test_multirun_directories_are_found(tmp_path):
         run_dir.rename(target)
     frame = load_table(layout(), tmp_path).frame
     assert sorted(frame["T=4"]) == ["52.00", "54.00"]
+
+
+# -- CS-QCFS Tables 6 and 7 (Yang et al. 2025, §5.7) -----------------------------------
+def test_csqcfs_table7_ops_and_energy_per_image_with_the_ann_row(tmp_path):
+    write_run(tmp_path, "q", accs={1: 60.0, 4: 75.0}, ann=78.0, dataset="cifar100", model="resnet50")
+    write_run(tmp_path, "cs", accs={1: 70.0, 4: 77.0}, ann=78.5, dataset="cifar100", model="resnet50",
+              act="csqcfs", convert="cos", config={"train.two_stage": True})
+    result = load_table(conf_layout("csqcfs_table7"), tmp_path)
+    frame = result.frame
+    assert list(frame.columns[:4]) == ["dataset", "model", "method", "T"]
+    assert list(frame.columns[6:9]) == ["acs_m", "macs_m", "energy_mj"]
+    # The paper states no T: its cells sit at an empty T, as printed.
+    rep = row(frame, method="ANN", source="reported")
+    assert (rep["T"], rep["acs_m"], rep["macs_m"], rep["energy_mj"]) == ("", "0", "1310", "6.026")
+    assert row(frame, method="SNN_CS-QCFS", source="reported")["energy_mj"] == "0.0862"  # the +10.51% is in the CSV's note
+    # snnx's ANN row: each run's ANN once, at no T: no ACs, ann_macs (1e6) in millions, ann_energy_mj.
+    anns = frame[(frame["method"] == "ANN") & (frame["source"] == "snnx")]
+    assert sorted(anns["setting"]) == ["act=csqcfs", "act=qcfs"]
+    assert set(anns["T"]) == {""} and set(anns["acs_m"]) == {"0"} and set(anns["macs_m"]) == {"1"}
+    assert set(anns["energy_mj"]) == {"0.005"}
+    # SNN rows per simulated T: sops = 1e5·T → 0.1·T million ACs, macs 1e4 → 0.01 M, energy 1e-4·T mJ.
+    for label in ("SNN_QCFS", "SNN_CS-QCFS"):
+        for T in (1, 4):
+            mine = row(frame, method=label, source="snnx", T=str(T))
+            assert (mine["acs_m"], mine["macs_m"], mine["energy_mj"]) == (f"{0.1 * T:.4g}", "0.01", f"{1e-4 * T:.4g}")
+    # The paper's rows first, each followed by snnx's; and the layout plots.
+    assert list(frame["method"]) == ["ANN"] * 3 + ["SNN_QCFS"] * 3 + ["SNN_CS-QCFS"] * 3
+    assert png_size(plot_table(result, tmp_path / "t7.png"))[0] > 500
+
+
+def test_csqcfs_table6_mean_seconds_per_epoch_of_the_runs_ann(tmp_path):
+    write_run(tmp_path, "q", accs={4: 75.0}, ann=78.0, dataset="cifar100", model="resnet50")
+    write_run(tmp_path, "cs", accs={4: 77.0}, ann=78.5, dataset="cifar100", model="resnet50", act="csqcfs",
+              convert="cos", config={"train.two_stage": True})
+    cache = tmp_path / "cache" / "ann"
+    for key, stage, seconds in (("kq", "train", [10.0, 12.0, 14.0]), ("kcs", "train", [100.0]),
+                                ("kcs", "finetune", [11.0, 14.0])):
+        (cache / key).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"stage": stage, "epoch": range(1, len(seconds) + 1), "seconds": seconds}) \
+            .to_csv(cache / key / f"{stage}.csv", index=False)
+    result = load_table(conf_layout("csqcfs_table6"), tmp_path)
+    frame = result.frame
+    assert row(frame, method="QCFS", source="reported")["epoch time (s)"] == "110"
+    assert row(frame, method="CS-QCFS", source="reported")["epoch time (s)"] == "111.81"
+    assert row(frame, method="QCFS", source="snnx")["epoch time (s)"] == "12"  # (10 + 12 + 14) / 3
+    # Two-stage: the epochs of the stage that trains CS-QCFS (finetune.csv), not stage 1's.
+    assert row(frame, method="CS-QCFS", source="snnx")["epoch time (s)"] == "12.5"
+    assert png_size(plot_table(result, tmp_path / "t6.png"))[0] > 500
+    # No cached train.csv (the cache moved, or another paths.root): an empty cell, never 0.
+    import shutil
+
+    shutil.rmtree(cache / "kq")
+    frame = load_table(conf_layout("csqcfs_table6"), tmp_path).frame
+    assert frame[(frame["method"] == "QCFS") & (frame["source"] == "snnx")].empty
+
+
+def test_ann_row_option_errors_name_the_key():
+    with pytest.raises(ConfigError) as err:
+        layout(rows=["dataset", "method"], methods=[{"label": "ANN", "snnx": {"act": "qcfs"}, "ann": "yes"}])
+    assert err.value.key == "table.methods[0].ann"
+    with pytest.raises(ConfigError) as err:
+        layout(rows=["dataset", "method"], methods=[{"label": "ANN", "paper": {"method": "ANN"}, "ann": True}])
+    assert err.value.key == "table.methods[0].ann"
+
+
+def test_csqcfs_tables_6_and_7_place_every_reported_cell():
+    from snnx.tables import build_table
+
+    for name, table in (("csqcfs_table6", "Table 6"), ("csqcfs_table7", "Table 7")):
+        lay = conf_layout(name)
+        reported = load_paper("csqcfs", [table])
+        assert len(reported) == {"Table 6": 2, "Table 7": 9}[table]
+        result = build_table(lay, pd.DataFrame(), reported)
+        assert sum(len(r.cells) for r in result.rows) == len(reported) and not result.notes

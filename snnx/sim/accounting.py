@@ -364,10 +364,25 @@ class LayerProbe:
     Keeps, per image and neuron, the summed input current, the summed output
     (both in float64), and whether it has spiked; at each read-out T it adds
     to running sums the firing rate, clipping and flooring errors, the SIN
-    ratio against the ANN's pre-activation and the error against the ANN's
+    counts against the ANN's pre-activation and the error against the ANN's
     activation. The steps of a chunk between two read-outs are summed in one
     pass; for neurons that publish a spike indicator (non-negative output)
     "has spiked" is "summed output > 0" and needs no pass of its own.
+
+    Spikes of inactivated neurons (He et al. (MSAT), §3.3): the set
+    R = {j | Σ_{t≤T} Θ_{t,j} > 0, a_j ≤ 0} of neurons that spiked by T although
+    their ANN pre-activation a_j is not positive, counted over the images:
+
+    - ``sin_ratio`` = |R| / |{j : a_j ≤ 0}|, the share of the inactivated
+      neurons that spiked — the "SIN ratio" per layer of Figs. 2 and 4 (the
+      paper names the set, not the denominator; the authors' released code
+      plots this share). The paper's R writes a_j < 0; a pre-activation of
+      exactly 0 counts here too, as Eq. 1's ReLU gives it 0 and §3.3's
+      argument (it should not fire) holds for it; the two differ only on
+      exact zeros;
+    - ``sin_share`` = |R| / (all the layer's neurons), the other reading of
+      "SIN proportion in each layer" (§3.3);
+    - ``firing_rate`` = spikes / (neurons · T) (Fig. 5, §6.3).
     """
 
     def __init__(self, name: str, neuron: nn.Module):
@@ -499,6 +514,7 @@ class LayerProbe:
             n = max(a["neurons"], 1)
             out.append({"T": T, "layer": self.name, "firing_rate": a["spikes"] / (n * T),
                         "sin_ratio": a["sin_spiked"] / a["sin_n"] if a["sin_n"] else float("nan"),
+                        "sin_share": a["sin_spiked"] / n,
                         "clip_error": a["clip_sum"] / n,
                         "floor_error": a["floor_sum"] / a["floor_n"] if a["floor_n"] else a["floor_sum"] * 0.0,
                         "ann_error": a["err_sum"] / n})

@@ -13,8 +13,10 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
     layout: wide                      # wide: one column per T | long: T is a row key (Deng & Gu Table 1)
     rows: [dataset, model, method]    # `method` holds the row labels below
     columns: [ANN, T, SNN best]       # wide: ANN, T (expands to T=…), SNN best, loss, final acc, final T,
-                                      #   MaxDiff, AvgDiff; long: ANN and results.csv metrics (acc, conversion_loss…)
-                                      #   and conversion_loss_relu (ANN − SNN against the same net's ReLU ANN)
+                                      #   MaxDiff, AvgDiff, epoch time (s) (the ANN's mean s/epoch, its train.csv);
+                                      #   long: ANN and results.csv metrics (acc, conversion_loss, sops, macs,
+                                      #   energy_mj…), acs_m / macs_m (SOPs / MACs per image in millions) and
+                                      #   conversion_loss_relu (ANN − SNN against the same net's ReLU ANN)
     T: [1, 2, 4, 8, ">=64", 400-600]  # exact T; ">=N": a run's largest T ≥ N; "A-B": mean over a run's T in [A, B]
     value: acc                        # the results.csv metric in the T columns
     filters: {dataset: cifar10, model: [vgg16, resnet20]}   # on runs; dataset/model also pick the paper's rows
@@ -23,12 +25,13 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
       - {label: SRP, paper: {method: SRP}}                      # not in snnx: reported only
       - {label: CS-QCFS (ours), paper: {method: Ours}, snnx: {act: csqcfs, convert: [cos, qcfs]}}
       - {label: extra ablation, snnx: {act: csqcfs, train.two_stage: false}}   # snnx only
+      - {label: ANN, paper: {method: ANN}, snnx: {act: [qcfs, csqcfs]}, ann: true}  # the runs' ANN (no T)
     reported_rest: true               # paper rows no entry claims become reported-only rows ("method (variant)")
     embedded: false                   # true: snnx rows from embedded_filters' datasets, labelled as what they are
     embedded_filters: {dataset: [digits, mnist5k]}
     aliases: {model: {vgg16_rathi: vgg16}}   # snnx rows of a run's value sit in the paper's group (setting: model=…)
     panels: null                      # row keys that split the figure into panels (default: rows but `method`)
-    layer_metric: sin_ratio           # kind=layers: sin_ratio | firing_rate | clip_error | floor_error | ann_error
+    layer_metric: sin_ratio           # kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error
     layer_axis: T                     # kind=layers: T (one line per layer) | layer (one line per T)
 
 Values in `filters`, `embedded_filters` and the `snnx` match of a row are a
@@ -39,6 +42,10 @@ scalar or a list (any of); keys are results.csv columns (`dataset`, `model`,
 filter (`table.filters.dataset=null`). Where a row's `snnx` match lists
 several values for a key, the row's `setting` column says which one a run had.
 The `paper` match uses the paper CSV's columns (method, variant, table, …).
+A row with `ann: true` also claims runs other rows claim, and shows their
+ANN: acc = ann_acc, no SOPs/ACs, MACs = ann_macs, energy = ann_energy_mj (in a
+long layout once per run, with T empty). Reported cells without a T land in a
+long layout's row with T empty (Yang et al. 2025, Table 7 states none).
 Without `methods` or `paper` (the `summary` layout) rows are raw results.csv
 columns.
 """
@@ -53,7 +60,7 @@ from snnx.errors import ConfigError
 
 KINDS = ("accuracy", "layers")
 LAYOUTS = ("wide", "long")
-LAYER_METRICS = ("sin_ratio", "firing_rate", "clip_error", "floor_error", "ann_error")
+LAYER_METRICS = ("sin_ratio", "sin_share", "firing_rate", "clip_error", "floor_error", "ann_error")
 LAYER_AXES = ("T", "layer")
 # Columns that summarise a whole run (one value per run, not per T): the
 # paper's metric, and how snnx computes it from one run (see pivot.py).
@@ -65,17 +72,25 @@ SUMMARY_COLUMNS = {
     "final T": "final_timestep",
     "MaxDiff": "maxdiff",
     "AvgDiff": "avgdiff",
+    # Mean seconds per epoch of the run's ANN training (its train.csv in the ANN cache; Yang et al. 2025, Table 6).
+    "epoch time (s)": "epoch_time_s",
 }
 # results.csv metric → the paper CSV's metric name for the same quantity at a given T.
 PAPER_METRIC = {"acc": "acc_snn", "conversion_loss": "conversion_loss", "conversion_loss_relu": "conversion_loss",
-                "energy_mj": "energy_mj"}
+                "energy_mj": "energy_mj", "acs_m": "acs_m", "macs_m": "macs_m"}
+# Per-T metrics derived from a results.csv column: name → (column, factor). Yang et al. 2025, Table 7 prints
+# operations per image in millions; its ACs (accumulates) are snnx's SOPs.
+DERIVED_METRICS = {"acs_m": ("sops", 1e-6), "macs_m": ("macs", 1e-6)}
+# A row with `ann: true` shows the matched runs' ANN: no ACs, its MACs and their energy (Yang et al. 2025,
+# Table 7's ANN row). Metric → the results.csv column that holds the ANN's value (None: 0).
+ANN_METRICS = {"sops": None, "acs_m": None, "macs": "ann_macs", "macs_m": "ann_macs", "energy_mj": "ann_energy_mj"}
 # ANN − SNN with the ANN a regular-ReLU one of the same net (Deng & Gu 2021, Table 1's "a%" before the
 # brackets): the act=relu run with the same dataset/model/train config and seed gives that ANN (results.py).
 RELU_LOSS = "conversion_loss_relu"
 # The paper CSV's variant for those cells; a layout with a conversion_loss_relu column puts them there.
 RELU_LOSS_VARIANT = "vs regular ReLU ANN"
 PER_T_METRICS = ("acc", "conversion_loss", RELU_LOSS, "spikes_per_neuron", "negative_spikes_per_neuron", "sops",
-                 "macs", "energy_mj")
+                 "macs", "energy_mj", *DERIVED_METRICS)
 PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "metric", "note")
 LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
 EMBEDDED_FILTERS = {"dataset": ["digits", "mnist5k"]}  # the datasets that ship inside installed packages
@@ -142,6 +157,7 @@ class RowSpec:
     paper: dict | None  # match on the paper CSV (method, variant, …); None: snnx only
     snnx: dict | None  # match on results.csv / run config; None: reported only
     note: str = ""
+    ann: bool = False  # the row shows the matched runs' ANN (ANN_METRICS), once per run, at no T
 
 
 @dataclass
@@ -314,10 +330,15 @@ def _row_spec(index: int, raw: Any) -> RowSpec:
     if not isinstance(raw, Mapping) or not raw.get("label"):
         raise ConfigError(f"each row needs a label, got {raw!r}.", key=key,
                           fix="Write rows as {label: QCFS, paper: {method: QCFS}, snnx: {act: qcfs, convert: qcfs}}.")
-    unknown = set(raw) - {"label", "paper", "snnx", "note"}
+    unknown = set(raw) - {"label", "paper", "snnx", "note", "ann"}
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)} in row {raw.get('label')!r}.", key=key,
-                          fix="A row has label, paper (match on the paper CSV), snnx (match on runs) and note.")
+                          fix="A row has label, paper (match on the paper CSV), snnx (match on runs), note and ann.")
+    ann = raw.get("ann", False)
+    if not isinstance(ann, bool) or (ann and raw.get("snnx") is None):
+        raise ConfigError(f"ann must be true or false, and a true one needs an snnx match; got {ann!r} in row "
+                          f"{raw.get('label')!r}.", key=f"{key}.ann",
+                          fix="Write e.g. {label: ANN, paper: {method: ANN}, snnx: {act: qcfs}, ann: true}.")
     paper = None if raw.get("paper") is None else _match_dict(raw.get("paper"), f"{key}.paper")
     if paper:
         bad = [k for k in paper if k not in PAPER_KEYS]
@@ -328,7 +349,7 @@ def _row_spec(index: int, raw: Any) -> RowSpec:
     if paper is None and snnx is None:
         raise ConfigError(f"row {raw['label']!r} matches nothing (neither paper nor snnx).", key=key,
                           fix="Give it a paper: {method: ...} match, an snnx: {...} match, or both.")
-    return RowSpec(label=str(raw["label"]), paper=paper or None, snnx=snnx, note=str(raw.get("note") or ""))
+    return RowSpec(label=str(raw["label"]), paper=paper or None, snnx=snnx, note=str(raw.get("note") or ""), ann=ann)
 
 
 def norm(value: Any) -> str | None:

@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 
 from snnx.errors import ConfigError
-from snnx.tables.layout import (LABEL_KEY, PAPER_METRIC, RELU_LOSS, RELU_LOSS_VARIANT, SUMMARY_COLUMNS, Layout,
-                                TSpec, matches, norm)
-from snnx.tables.results import IDENTITY_KEY, RUN_KEY, add_relu_loss, threshold_spread
+from snnx.tables.layout import (ANN_METRICS, DERIVED_METRICS, LABEL_KEY, PAPER_METRIC, PER_T_METRICS, RELU_LOSS,
+                                RELU_LOSS_VARIANT, SUMMARY_COLUMNS, Layout, TSpec, matches, norm)
+from snnx.tables.results import IDENTITY_KEY, RUN_KEY, add_relu_loss, epoch_seconds, threshold_spread
 
 SOURCES = ("reported", "snnx")
 SPEC_SETTING = "_spec_setting"
+ANN_ROW = "_ann_row"  # marks the copies of runs that an `ann: true` row shows as their ANN
 _PAPER_TO_SUMMARY = {metric: col for col, metric in SUMMARY_COLUMNS.items()}
 _TWO_DECIMALS = {"acc", "conversion_loss", RELU_LOSS, "ANN", "SNN best", "loss", "final acc", "MaxDiff", "AvgDiff"}
 
@@ -128,7 +129,7 @@ def label_results(results: pd.DataFrame, layout: Layout, notes: list[str]) -> pd
     labels = pd.Series(None, index=results.index, dtype=object)
     spec_setting = pd.Series("", index=results.index, dtype=object)
     for spec in layout.methods:
-        if spec.snnx is None:
+        if spec.snnx is None or spec.ann:  # an ANN row claims copies (below), not the runs themselves
             continue
         missing = [k for k, v in spec.snnx.items() if k not in results.columns and not _null_ok(v)]
         if missing:
@@ -141,10 +142,43 @@ def label_results(results: pd.DataFrame, layout: Layout, notes: list[str]) -> pd
         if listed and hit.any():
             spec_setting[hit] = [", ".join(f"{k}={norm(results.at[i, k])}" for k in listed) for i in results.index[hit]]
     out = results.assign(**{LABEL_KEY: labels, SPEC_SETTING: spec_setting})
-    unclaimed = out[out[LABEL_KEY].isna()][RUN_KEY].nunique()
+    copies = [_ann_copies(results, spec) for spec in layout.methods if spec.ann]
+    shown = set().union(*(set(c[RUN_KEY]) for c in copies))
+    unclaimed = out[out[LABEL_KEY].isna() & ~out[RUN_KEY].isin(shown)][RUN_KEY].nunique()
     if unclaimed:
         notes.append(f"{unclaimed} run(s) passed the filters but match no row of this layout; left out")
-    return out[out[LABEL_KEY].notna()]
+    out = out[out[LABEL_KEY].notna()]
+    return pd.concat([out, *copies], ignore_index=True) if any(len(c) for c in copies) else out
+
+
+def _ann_copies(results: pd.DataFrame, spec) -> pd.DataFrame:
+    """The runs an ``ann: true`` row matches, as their ANN: per-T metrics replaced by the ANN's (ANN_METRICS;
+    the others empty). Every matching run is copied, whichever other row also claims it."""
+    if any(k not in results.columns and not _null_ok(v) for k, v in spec.snnx.items()):
+        return results.iloc[:0]
+    hit = _apply_match(results, spec.snnx)
+    copies = results[hit].copy()
+    for metric in PER_T_METRICS:
+        if metric in copies.columns or metric in ANN_METRICS:
+            source = ANN_METRICS.get(metric, "")
+            scale = DERIVED_METRICS.get(metric, ("", 1.0))[1]
+            copies[metric] = (0.0 if source is None else
+                              pd.to_numeric(copies[source], errors="coerce") * scale if source in copies.columns
+                              else math.nan)
+    listed = [k for k, v in spec.snnx.items() if isinstance(v, list) and len(v) > 1]
+    copies[SPEC_SETTING] = [", ".join(f"{k}={norm(copies.at[i, k])}" for k in listed) for i in copies.index]
+    copies[LABEL_KEY] = spec.label
+    copies[ANN_ROW] = True
+    return copies
+
+
+def add_derived(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with the DERIVED_METRICS columns (ACs and MACs per image in millions)."""
+    if results.empty:
+        return results
+    derived = {name: pd.to_numeric(results[column], errors="coerce") * factor
+               for name, (column, factor) in DERIVED_METRICS.items() if column in results.columns}
+    return results.assign(**derived)
 
 
 def apply_aliases(results: pd.DataFrame, layout: Layout) -> pd.DataFrame:
@@ -197,6 +231,13 @@ def _replicate_values(run: pd.DataFrame, layout: Layout, columns: list[Column]) 
     run = run.sort_values("T")
     out: dict = {}
     ann = pd.to_numeric(run.get("ann_acc"), errors="coerce").dropna() if "ann_acc" in run else pd.Series(dtype=float)
+    if layout.layout == "long" and ANN_ROW in run.columns and run[ANN_ROW].fillna(False).astype(bool).any():
+        # The ANN runs no time steps: one row, at no T (its values are the same at every T).
+        first = run.iloc[0]
+        cells = {col.label: (float(ann.mean()) if not ann.empty else math.nan) if col.kind == "ANN"
+                 else float(pd.to_numeric(pd.Series([first.get(col.kind)]), errors="coerce").iloc[0])
+                 for col in columns}
+        return {"": cells} if any(not math.isnan(v) for v in cells.values()) else {}
     if layout.layout == "long":
         present = sorted(run["T"].unique())
         specs = layout.T or [TSpec.parse(int(t)) for t in present]
@@ -233,6 +274,10 @@ def _replicate_values(run: pd.DataFrame, layout: Layout, columns: list[Column]) 
                     if spread:
                         break
             out[col.label] = spread.get(col.kind.lower(), math.nan)
+        elif col.kind == "epoch time (s)":
+            first = run.iloc[-1]
+            root, key = first.get("paths.root"), first.get("ann_key")
+            out[col.label] = epoch_seconds(root, key) if norm(root) and norm(key) else math.nan
     return out
 
 
@@ -280,7 +325,8 @@ def snnx_rows(labelled: pd.DataFrame, layout: Layout, columns: list[Column]) -> 
     if labelled.empty:
         return []
     # One value per setting, seed and T: a re-run of the same thing replaces the older one.
-    frame = _latest_replicates(labelled.copy(), ["T"])
+    # The label is part of it: an `ann: true` row's copies share their runs' identity, seed and T.
+    frame = _latest_replicates(labelled.copy(), ["T", LABEL_KEY])
     group_keys = [k for k in layout.rows if k != "T"]
     for key in group_keys:
         if key not in frame.columns:
@@ -379,7 +425,7 @@ def reported_rows(reported: pd.DataFrame, layout: Layout, columns: list[Column],
             if rec.T and relu_col is not None and rec.metric == PAPER_METRIC[RELU_LOSS] \
                     and rec.variant == RELU_LOSS_VARIANT:
                 column = relu_col
-            elif rec.T and rec.metric in long_cols:  # printed T kept as printed (RMP at 1536, TSC at 2048, …)
+            elif rec.metric in long_cols:  # printed T kept as printed (RMP at 1536, TSC at 2048, …); none: no T
                 column = long_cols[rec.metric]
             elif not rec.T and rec.metric == "acc_ann" and "ANN" in summary:
                 ann_cells[(rec.dataset, rec.model, getattr(rec, LABEL_KEY))] = (rec, summary["ANN"])
@@ -490,6 +536,7 @@ def build_table(layout: Layout, results: pd.DataFrame, reported: pd.DataFrame) -
     if RELU_LOSS in layout.columns or layout.value == RELU_LOSS:
         # Before the filters: the ReLU run it needs may be one that no row of this layout claims.
         results = add_relu_loss(results, RELU_LOSS)
+    results = add_derived(results)
     selected = filter_results(results, layout.snnx_filters())
     if not results.empty and selected.empty:
         notes.append(f"no run passes the filters {layout.snnx_filters()} ({results[RUN_KEY].nunique()} run(s) found)"

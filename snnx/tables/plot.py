@@ -23,6 +23,7 @@ YLABELS = {
     "macs": "MACs per image",
     "energy_mj": "energy per image (mJ)",
     "sin_ratio": "SIN ratio (spiking inactivated neurons)",
+    "sin_share": "SIN share (of all the layer's neurons)",
     "firing_rate": "firing rate (spikes / neuron / step)",
     "clip_error": "clipping error",
     "floor_error": "flooring error",

@@ -151,6 +151,29 @@ def threshold_spread(run_dir: str | Path) -> dict[str, float]:
     return {"maxdiff": float(diff.max()), "avgdiff": float(diff.mean())}
 
 
+def epoch_seconds(root: str | Path, ann_key: str) -> float:
+    """Mean seconds per epoch of the ANN ``ann_key`` cached under ``root`` (Yang et al. 2025, Table 6).
+
+    Over the epochs of its last training stage, the one that trains the run's own activation: finetune.csv
+    after two-stage training (stage 1 trains layer-wise QCFS), else train.csv. Each epoch's ``seconds`` is
+    the trainer's: the training pass and that epoch's test evaluation. NaN when the file is not there.
+    """
+    from snnx.artifacts import ann_dir
+
+    directory = ann_dir(root, str(ann_key))
+    for stage in ("finetune", "train"):
+        path = directory / f"{stage}.csv"
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError):
+            return float("nan")
+        seconds = pd.to_numeric(frame.get("seconds", pd.Series(dtype=float)), errors="coerce").dropna()
+        return float(seconds.mean()) if not seconds.empty else float("nan")
+    return float("nan")
+
+
 # The config groups that determine a trained ANN besides its activation (see snnx.artifacts.ann_key_payload).
 _ANN_PREFIXES = ("dataset.", "model.", "train.")
 
