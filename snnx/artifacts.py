@@ -75,6 +75,8 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
         train.pop("ternary_ste", None)  # no ternary weights, or the estimator every older cache was trained with
     if dataset.get("crop") is None:
         dataset.pop("crop", None)  # the augmentation older caches were trained with
+    if dataset.get("flip", True) is True:
+        dataset.pop("flip", None)  # likewise: every older cache was trained with the flip
     act = dict(config["act"])
     if act.get("grad_window") in (None, "auto", "clip"):
         act.pop("grad_window", None)  # no quantiser, or the [0, λ] window every older cache was trained with

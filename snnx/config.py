@@ -26,6 +26,9 @@ class DatasetConfig:
     # CIFAR only: side of a crop of the 32×32 images, random (train) / central (test), no padding; the model
     # is built for crop×crop inputs. null = the pad-4 random crop at 32 (Zou et al. 2024, §4.2: 24).
     crop: Optional[int] = None
+    # The RandomHorizontalFlip of the CIFAR / ImageNet train augmentation (with augment). false: crop only, as
+    # Yang et al. 2025, §5.1 name it (random crop, Cutout, AutoAugment). MNIST and the embedded sets flip nothing.
+    flip: bool = True
     limit_train: Optional[int] = None  # first N training items only (smoke runs, tests)
     limit_test: Optional[int] = None
     num_workers: int = 0

@@ -41,7 +41,7 @@ def dataset(config: Mapping, split: str, *, augment: bool | None = None, limit: 
         limit = ds["limit_train"] if split == "train" else ds["limit_test"]
     return build_dataset(ds["name"], split, root=ds["root"], download=ds["download"],
                          augment=ds["augment"] if augment is None else augment,
-                         autoaugment=ds["autoaugment"], cutout=ds["cutout"], crop=ds.get("crop"), limit=limit,
+                         autoaugment=ds["autoaugment"], cutout=ds["cutout"], crop=ds.get("crop"), flip=ds.get("flip", True), limit=limit,
                          seed=config["seed"])
 
 

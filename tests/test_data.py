@@ -472,6 +472,36 @@ def test_cifar_crop_24_random_for_training_central_for_testing(tmp_path):
                           atol=1e-5)
 
 
+def test_flip_false_crops_without_mirroring(tmp_path):
+    """dataset.flip=false (Yang et al. 2025, §5.1 names random crop, Cutout and AutoAugment only): every training
+    item is a window of its image, never its mirror image; the ANN key changes only then."""
+    from snnx.artifacts import ann_key_payload
+
+    (train_x, _), _ = _make_cifar10(tmp_path)
+    info = dataset_info("cifar10", 24)
+    torch.manual_seed(0)
+    for flip in (False, True):
+        train = build_dataset("cifar10", "train", root=tmp_path, crop=24, flip=flip)
+        mirrored = 0
+        for i in range(len(train)):
+            x = train[i][0]
+            full = _expected(train_x[i].reshape(3, 32, 32), info.mean, info.std)
+            windows = [full[:, r:r + 24, c:c + 24] for r in range(9) for c in range(9)]
+            plain = any(torch.allclose(x, w, atol=1e-5) for w in windows)
+            mirror = any(torch.allclose(x, w.flip(-1), atol=1e-5) for w in windows)
+            mirrored += mirror and not plain
+        assert (mirrored == 0) if not flip else (0 < mirrored < len(train))
+    with pytest.raises(ConfigError) as err:
+        build_dataset("cifar10", "train", root=tmp_path, flip="no")
+    assert err.value.key == "dataset.flip"
+    base = {"dataset": {"name": "cifar10", "augment": True}, "model": {"name": "vgg16"}, "act": {"name": "relu"},
+            "train": {"name": "default"}, "seed": 0}
+    with_flip = {**base, "dataset": {**base["dataset"], "flip": True}}
+    without = {**base, "dataset": {**base["dataset"], "flip": False}}
+    assert ann_key_payload(with_flip) == ann_key_payload(base)  # older caches were trained with the flip
+    assert ann_key_payload(without) != ann_key_payload(base)
+
+
 def test_crop_is_checked_and_the_allint_vgg_builds_on_24(tmp_path):
     from snnx.activations import make_act_factory
     from snnx.models import create_model

@@ -23,7 +23,7 @@ RECIPES = config_dir() / "experiment" / "recipes"
 PAPERS = ("denggu", "csqcfs", "msat", "allint")
 PRESETS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml") if not p.stem.startswith("embedded_"))
 # Every paper preset states where each of these comes from, whether or not the preset itself sets it.
-CORE = ("dataset.name", "dataset.augment", "dataset.autoaugment", "dataset.cutout", "model.name",
+CORE = ("dataset.name", "dataset.augment", "dataset.flip", "dataset.autoaugment", "dataset.cutout", "model.name",
         "model.batch_norm", "model.dropout.conv", "model.dropout.fc", "model.init", "act.name", "convert.name", "train.optimizer", "train.lr",
         "train.epochs", "train.batch_size", "train.weight_decay", "train.schedule", "sim.T")
 # A citation names the paper's place: a section, equation, table, figure, appendix or algorithm.

@@ -59,6 +59,7 @@ def build_dataset(
     autoaugment: bool = False,
     cutout: int = 0,
     crop: int | None = None,
+    flip: bool = True,
     limit: int | None = None,
     seed: int = 0,
 ) -> Dataset:
@@ -74,6 +75,8 @@ def build_dataset(
       (see :mod:`snnx.data.transforms`).
     * ``crop``: CIFAR only, the side of a random (train) / central (test)
       crop without padding (see :mod:`snnx.data.transforms`); None: none.
+    * ``flip``: the horizontal flip of the CIFAR / ImageNet train augmentation
+      (ignored where the augmentation has none: mnist, digits, mnist5k).
     * ``limit``: keep only the first ``limit`` items (a deterministic subset;
       larger than the dataset is fine).
     * ``seed``: accepted for interface stability; currently unused, because
@@ -108,7 +111,8 @@ def build_dataset(
         return ds
 
     # build_transform validates autoaugment/cutout before any file is touched.
-    transform = build_transform(name, split, augment=augment, autoaugment=autoaugment, cutout=cutout, crop=crop)
+    transform = build_transform(name, split, augment=augment, autoaugment=autoaugment, cutout=cutout, crop=crop,
+                                flip=flip)
     ds = build_vision(name, split, root=root, download=bool(download), transform=transform)
     if limit is not None and limit < len(ds):
         ds = HeadSubset(ds, limit)

@@ -66,14 +66,19 @@ def cutout_transform(size: int, image_size: int) -> T.RandomErasing:
 
 def build_transform(
     name: str, split: str, *, augment: bool = True, autoaugment: bool = False, cutout: int = 0,
-    crop: int | None = None,
+    crop: int | None = None, flip: bool = True,
 ) -> Callable:
     """The PIL-image -> normalised float tensor transform for a file-backed dataset.
 
     Augmentation (including ``autoaugment`` and ``cutout``) only happens when
     ``split == "train"`` and ``augment`` is true. ``crop`` (CIFAR only): the
     side of a random (augmenting) or central crop, see the module docstring.
+    ``flip=False`` leaves the ``RandomHorizontalFlip`` out of the augmentation.
     """
+    if not isinstance(flip, bool):
+        raise ConfigError(f"must be true or false, got {flip!r}.", key="dataset.flip",
+                          fix="Set dataset.flip=true (crop + flip) or false (crop only).")
+    flips = [T.RandomHorizontalFlip()] if flip else []
     check_crop(name, crop)
     info = dataset_info(name, crop)
     check_augment_options(name, autoaugment=autoaugment, cutout=cutout)
@@ -82,14 +87,14 @@ def build_transform(
     steps: list[Callable] = []
     if name == "imagenet":
         if train_aug:
-            steps += [T.RandomResizedCrop(info.image_size), T.RandomHorizontalFlip()]
+            steps += [T.RandomResizedCrop(info.image_size), *flips]
         else:
             steps += [T.Resize(256), T.CenterCrop(info.image_size)]
     elif name in ("cifar10", "cifar100"):
         if crop is not None:
-            steps += [T.RandomCrop(crop), T.RandomHorizontalFlip()] if train_aug else [T.CenterCrop(crop)]
+            steps += [T.RandomCrop(crop), *flips] if train_aug else [T.CenterCrop(crop)]
         elif train_aug:
-            steps += [T.RandomCrop(info.image_size, padding=4), T.RandomHorizontalFlip()]
+            steps += [T.RandomCrop(info.image_size, padding=4), *flips]
     elif name != "mnist":
         raise ConfigError(
             f"dataset {name!r} is held in memory as tensors and has no file transform.",
