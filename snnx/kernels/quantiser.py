@@ -69,10 +69,13 @@ def _build():
     #   clip window:    0 ≤ x ≤ λ: ∂y/∂x = 1, ∂y/∂λ = (y − x)/λ;  x > λ: 0 and 1;  x < 0 (or NaN): 0 and 0.
     #   shifted window (Yang et al. 2025, Eqs. 19–20), ends lo/hi per channel computed by torch:
     #     lo < x < hi: ∂y/∂x = 1;  lo ≤ x < hi: ∂y/∂λ = (y − x)/λ;  x ≥ hi: 0 and 1;  x < lo (or NaN): 0 and 0.
-    # reassoc lets LLVM vectorise the per-(image, channel) sum; (y − x)·(1/λ) is within an
-    # ulp of (y − x)/λ, and ∂L/∂λ is a sum in another order than torch's anyway. lo/hi come in
+    # (y − x)·(1/λ) is within an ulp of (y − x)/λ, and ∂L/∂λ is a sum in another order than
+    # torch's anyway — but always the same order: no "reassoc", because with it the order of the
+    # per-(image, channel) sum depended on which compiled variant numba's dispatcher picked from its
+    # on-disk cache (one built for other array layouts serves C-contiguous arrays too), so the same
+    # config trained other bits after other programs had filled the cache. lo/hi come in
     # precomputed, so no fast-math rewrite can move the window ends.
-    @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+    @njit(parallel=True, cache=True, fastmath={"nsz"})
     def backward_ncm(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
         for n in prange(x.shape[0]):
             for c in range(x.shape[1]):
@@ -100,7 +103,7 @@ def _build():
                     acc += gv * (d if inside else above)
                 parts[n, c] = acc
 
-    @njit(parallel=True, cache=True, fastmath={"reassoc", "nsz"})
+    @njit(parallel=True, cache=True, fastmath={"nsz"})
     def backward_rc(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
         rows = x.shape[0]
         blocks = parts.shape[0]
