@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from snnx.models.registry import _min_image_size
 from snnx.app import compose
 from snnx.cli import STAGES, config_dir, group_options
 from snnx.config import GROUPS
@@ -105,7 +106,7 @@ QCFS_FAMILY = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
 # Which acts each conversion takes (by design; any act for the ones not listed).
 CONVERT_ACTS = {"qcfs": QCFS_FAMILY, "cos": QCFS_FAMILY, "allint": {"quant"}, "shift": {"clip"}}
 # Smallest image side of the models that cannot take small images (the rest fit 8×8 digits).
-MIN_SIDE = {"vgg11": 32, "vgg16": 32, "mobilenet": 16, "lenet_allint": 16, "vgg16_rathi": 16}
+# Each model's smallest side comes from its registry entry (tests/test_models.py pins those values).
 SIDE = {"digits": 8, "mnist5k": 28, "mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
 
 
@@ -117,7 +118,7 @@ def _option_overrides(group: str, option: str) -> list[str]:
         return [f"convert={option}", f"act={act}"]
     if group == "act":
         return [f"act={option}", "convert=maxnorm"]
-    if group == "model" and MIN_SIDE.get(option, 8) > 28:
+    if group == "model" and _min_image_size(option) > 28:
         return [f"model={option}", "dataset=cifar10"]
     if group == "train" and option == "two_stage":
         # Stage 2 turns layer-wise QCFS into the CS-QCFS family's thresholds.
@@ -151,7 +152,7 @@ def test_act_convert_combinations_are_checked(act, conv):
 def test_model_dataset_combinations_are_checked(dataset):
     for model in OPTIONS["model"]:
         cfg = compose("run", [f"dataset={dataset}", f"model={model}", "act=relu", "convert=maxnorm"])
-        if SIDE[dataset] < MIN_SIDE.get(model, 8):
+        if SIDE[dataset] < _min_image_size(model):
             with pytest.raises(ConfigError) as info:
                 validate(cfg, check_paths=False, note=None)
             assert info.value.key == "model / dataset" and f"dataset={dataset}" in str(info.value), model
