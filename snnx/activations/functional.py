@@ -209,13 +209,3 @@ def quant(x: torch.Tensor, k: int, clip: float | None = None) -> torch.Tensor:
     s = x * mask.to(x.dtype)
     return q + (s - s.detach())
 
-
-def ternary(w: torch.Tensor, ratio: float = 0.7) -> torch.Tensor:
-    """TWN ternary weights: ``sign(w)·[|w| > Δ]``, ``Δ = ratio·mean|w|`` per tensor, no scale.
-
-    Straight-through: the gradient w.r.t. ``w`` is the identity.
-    """
-    wd = w.detach()
-    delta = ratio * wd.abs().mean()
-    wt = torch.sign(wd) * (wd.abs() > delta).to(wd.dtype)
-    return wt + (w - wd)
