@@ -16,14 +16,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from snnx import pipeline
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 
 def compose(*overrides: str, stage: str = "run") -> dict:
     """The resolved config for these overrides, as a plain dict (same composition as the CLI)."""
     from omegaconf import OmegaConf
 
-    from snnx.app import compose as compose_cfg
+    from snnx.composition import compose as compose_cfg
     from snnx.validate import validate
 
     cfg = compose_cfg(stage, list(overrides))
@@ -45,21 +45,24 @@ def convert(model: nn.Module, config: Mapping, *, method: str | None = None, sta
             calibration_data: Dataset | None = None, **convert_overrides) -> nn.Module:
     """Convert ``model`` with ``method`` (default: config's convert.name).
 
-    Calibrating methods (maxnorm, pnorm, channelnorm, shift) compute statistics
+    Methods that read calibration statistics (maxnorm, pnorm, channelnorm, shift, msat) compute them
     on ``calibration_data`` (default: the config's training set) unless
     ``stats`` is given.
     """
     from snnx.calibration import calibrate
     from snnx.convert import convert as convert_model
-    from snnx.convert.methods import CALIBRATED
+    from snnx.convert.methods import METHODS
+    from snnx.convert.run import method_params
 
-    conv = {**config["convert"], **convert_overrides}
-    method = method or conv["name"]
-    if method in CALIBRATED and stats is None:
+    method = method or config["convert"]["name"]
+    base = config["convert"] if config["convert"]["name"] == method else \
+        {k: v for k, v in config["convert"].items() if k in METHODS.get(method).keys}
+    conv = method_params(method, {**base, **convert_overrides, "name": method})
+    if METHODS.get(method).trait("needs_stats") and stats is None:
         data = calibration_data or pipeline.dataset(config, "train", augment=False, limit=conv["calib_size"])
         batches = DataLoader(data, batch_size=conv["calib_batch_size"])
-        stats = calibrate(model, (x for x, _ in batches), percentile=conv["percentile"], num_batches=len(batches),
-                          device=torch.device("cpu"))
+        stats = calibrate(model, (x for x, _ in batches), percentile=conv.get("percentile", pipeline.default_percentile()),
+                          num_batches=len(batches), device=torch.device("cpu"))
     snn, _label = convert_model(model, method=method, stats=stats, convert=conv)
     return snn
 

@@ -30,6 +30,8 @@ import traceback
 
 from omegaconf import DictConfig, OmegaConf
 
+from snnx.composition import (_override_key, _override_value, compose, compose_checked,  # noqa: F401 (re-exported)
+                              explain_hydra_error)
 from snnx.errors import ConfigError, SnnxError
 
 # Composing a multirun's every combination up front is cheap (tens of ms each);
@@ -67,38 +69,6 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return overrides, flags
 
 
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def _override_value(override: str) -> str | None:
-    return override.split("=", 1)[1] if "=" in override else None
-
-
-# -- composition ----------------------------------------------------------------
-def compose(stage: str, overrides: list[str]) -> DictConfig:
-    """Compose the config the way the app will (for checks, tests and the API)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from snnx.cli import config_dir
-    from snnx.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[f"stage={stage}", *overrides])
-
-
-def compose_checked(stage: str, overrides: list[str]) -> DictConfig:
-    """compose(), with Hydra/OmegaConf errors turned into a ConfigError that names the key and the fix."""
-    try:
-        return compose(stage, overrides)
-    except SnnxError:
-        raise
-    except Exception as exc:  # Hydra and OmegaConf composition errors
-        raise ConfigError(explain_hydra_error(exc, overrides, stage)) from exc
-
-
 def _sweep_combinations(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
     """Expand a multirun's sweep overrides (a=1,2 b=x,y) into job override lists; also the swept keys."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -117,165 +87,6 @@ def _sweep_combinations(overrides: list[str]) -> tuple[list[list[str]], list[str
         choices.append(values)
     combos = itertools.product(*choices)
     return [list(c) for c in itertools.islice(combos, MAX_PRECHECKED_JOBS)], swept
-
-
-# -- explaining Hydra's errors ------------------------------------------------------
-def _first_line(text: str, end: str = ".") -> str:
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
-    first = lines[0] if lines else str(text)
-    return first.rstrip(".") + end
-
-
-def _node_keys(path: str) -> list[str] | None:
-    """The keys under ``path`` (dotted) in the schema (or in Hydra's own config for hydra.*)."""
-    try:
-        if path == "hydra" or path.startswith("hydra."):
-            from hydra.conf import HydraConf
-
-            node = OmegaConf.structured(HydraConf)
-            path = path[len("hydra"):].lstrip(".")
-        else:
-            from snnx.config import SnnxConfig
-
-            node = OmegaConf.structured(SnnxConfig)
-        if path:
-            node = OmegaConf.select(node, path)
-        return [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else None
-    except Exception:
-        return None
-
-
-def _format_value(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-def _example(key: str, stage: str, overrides: list[str]) -> str | None:
-    """``key=<its value in the config these group choices give>``, quoted for the shell if a list."""
-    groups = [o for o in overrides if "=" in o and "." not in _override_key(o) and "/" not in _override_key(o)
-              and not o.startswith(("+", "~")) and _override_key(o) != key]
-    for attempt in (groups, []):
-        try:
-            value = OmegaConf.select(compose(stage, attempt), key, default=None)
-        except Exception:
-            continue
-        if value is None or OmegaConf.is_config(value) and OmegaConf.is_dict(value):
-            return None
-        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-        text = f"{key}={_format_value(value)}"
-        return f"'{text}'" if isinstance(value, (list, tuple)) else text
-    return None
-
-
-_EXPECTED = (
-    (r"could not be converted to Integer", "a whole number"),
-    (r"could not be converted to Float", "a number"),
-    (r"is not a valid bool", "true or false"),
-    (r"is not a ListConfig, list or tuple", "a list such as [1,2,4]"),
-    (r"Cannot convert '\w+' to string", "a single value, not a list or a group"),
-    (r"could not be converted to", "a value of the declared type"),
-)
-
-
-def explain_hydra_error(exc: Exception, overrides: list[str], stage: str = "run") -> str:
-    """Turn a Hydra/OmegaConf composition error into one paragraph: key, bad value, fix."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    from snnx.cli import group_options
-    from snnx.config import GROUPS
-
-    text = str(exc)
-    flat = " ".join(text.split())
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    by_key = {_override_key(o): o for o in overrides}
-
-    # A malformed override: say which one.
-    if isinstance(exc, OverrideParseException) or "Config group override must be" in text:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        parser = OverridesParser.create()
-        bad, reason = None, _first_line(text.replace("See https", "\nSee https"), end="")
-        for ov in overrides:
-            try:
-                parsed = parser.parse_override(ov)
-                if not parsed.key_or_group:
-                    raise ValueError("the key before '=' is empty")
-            except Exception as inner:
-                bad, reason = ov, _first_line(str(inner).replace("See https", "\nSee https"), end="")
-                break
-        what = f"the override {bad!r}" if bad is not None else "an override"
-        return (f"{_override_key(bad) if bad and _override_key(bad) else 'override'}: cannot read {what} ({reason}). "
-                "Write group=option or group.key=value with no spaces around '='; quote lists for the shell, "
-                "e.g. 'sim.T=[1,2,4,8]' (grammar: https://hydra.cc/docs/advanced/override_grammar/basic/).")
-
-    # An option that is not in its group.
-    match = re.search(r"Could not (?:find|load) '([\w/]+)/([^']*)'", flat)
-    if isinstance(exc, MissingConfigException) or match:
-        if match:
-            group, bad = match.group(1), match.group(2)
-            if group.startswith("hydra/"):
-                listed = re.search(r"Available options in '[^']*':((?:\s+\S+)+?)\s+Config search path", text)
-                names = listed.group(1).split() if listed else []
-            else:
-                names = group_options().get(group, [])
-            if not names:
-                return (f"{group}={bad}: the config group '{group}' has no options yet, so {group}={bad} cannot be "
-                        f"chosen. Leave {group} out (or add conf/{group}/{bad}.yaml).")
-            close = difflib.get_close_matches(bad, names, n=1)
-            hint = f"Did you mean {group}={close[0]}? " if close else ""
-            return (f"{group}={bad}: no such option in config group '{group}'. {hint}"
-                    f"Choose one of: {', '.join(names)}.")
-        return f"{_first_line(text)} Check the group=option overrides; `snnx --help` lists every group's options."
-
-    if "Multiple values for" in flat:
-        group = re.search(r"Multiple values for ([\w/]+)", flat).group(1)
-        return (f"{group}: chosen twice (by the defaults and by +{group}=…). Drop the '+': "
-                f"write {group}=<option> to choose another option.")
-
-    full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
-    if not full_key:
-        match = re.search(r"full_key: (\S+)", text + " " + str(cause))
-        full_key = match.group(1) if match else None
-    message = str(getattr(cause, "msg", None) or _first_line(str(cause)))
-
-    # An unknown key.
-    if full_key and ("not in" in message and "Key" in message or "Could not override" in flat
-                     or "No match in config" in flat):
-        parent, _, leaf = full_key.rpartition(".")
-        known = _node_keys(parent) or []
-        close = difflib.get_close_matches(leaf, known, n=1)
-        hint = f"Did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-        listing = f"The keys of {parent or 'the config'} are: {', '.join(known)}." if known else \
-            f"`snnx {stage} --cfg {'hydra' if full_key.startswith('hydra') else 'job'}` prints every key."
-        return f"{full_key}: unknown key: the config has no such setting. {hint}{listing}"
-
-    # A value of the wrong type.
-    if full_key:
-        base_key = re.sub(r"\[\d+\]$", "", full_key)
-        given = _override_value(by_key.get(base_key, "")) if base_key in by_key else None
-        shown = f" {given!r}" if given is not None else ""
-        sub_type = re.search(r"is not a subclass of (\w+)", message)
-        if sub_type:
-            keys = _node_keys(base_key) or []
-            if base_key in GROUPS:
-                fix = f"Choose an option with {base_key}=<option> (`snnx --help` lists them)."
-            else:
-                fix = f"Set one of its keys instead, e.g. {base_key}.{keys[0]}={given or '…'}." if keys else \
-                    f"Set one of its keys, e.g. {base_key}.<key>=<value>."
-            return f"{base_key}: is a group of settings ({', '.join(keys)}), not a single value{shown}. {fix}"
-        for pattern, expected in _EXPECTED:
-            if re.search(pattern, message):
-                example = _example(base_key, stage, overrides)
-                what = "every item must be" if full_key != base_key else "must be"
-                fix = f"Give e.g. {example}." if example else f"Give {expected}."
-                return f"{base_key}: {what} {expected}, got{shown or ' a value of another type'}. {fix}"
-        return f"{full_key}: {_first_line(message)} Fix the value on the command line or in the preset."
-
-    return (f"{_first_line(text)} Check the overrides: `snnx --help` lists the groups and their options, "
-            f"`snnx {stage} --cfg job` prints every key.")
 
 
 # -- checks before any work ----------------------------------------------------------
@@ -313,7 +124,8 @@ def precheck(stage: str, args: list[str], *, semantic: bool = True) -> list[Dict
         try:
             cfg = compose_checked(stage, job)
             if semantic:
-                validate(cfg, check_paths=True, note=lambda t: notes.append(t) if t not in notes else None)
+                validate(cfg, check_paths=True, note=lambda t: notes.append(t) if t not in notes else None,
+                         explicit=explicit_keys(job))
         except SnnxError as exc:
             if len(jobs) > 1:
                 which = " ".join(o for o in job if _override_key(o) in swept)
@@ -324,6 +136,25 @@ def precheck(stage: str, args: list[str], *, semantic: bool = True) -> list[Dict
     for text in notes:
         print(f"snnx: note: {text}")
     return configs
+
+
+def explicit_keys(overrides: list[str] | None):
+    """``explicit(key)`` for validate: whether ``key`` was set by one of these command-line overrides
+    (None: no command line is known, so every key counts as the user's)."""
+    if overrides is None:
+        return None
+    keys = {_override_key(o).lstrip("+~") for o in overrides}
+    return lambda key: key in keys
+
+
+def _job_overrides() -> list[str] | None:
+    """The overrides of the running Hydra job (a multirun job's own values included)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 — not inside a Hydra job (a test calling run_stage directly)
+        return None
 
 
 def report_error(exc: BaseException, debug: bool) -> None:
@@ -338,7 +169,7 @@ def run_stage(cfg: DictConfig) -> dict | float | None:
     from snnx.validate import validate
 
     # Already checked (and its notes printed) before launch; this sorts sim.T again in the job's config.
-    validate(cfg, check_paths=True, note=None)
+    validate(cfg, check_paths=True, note=None, explicit=explicit_keys(_job_overrides()))
     result = stages.run_stage(cfg)
     if cfg.objective.metric is not None:
         return stages.objective_value(cfg, result)
@@ -393,8 +224,8 @@ def _failed_value(cfg: DictConfig) -> float | None:
 def launch(stage: str, args: list[str]) -> None:
     import hydra
 
-    from snnx.cli import config_dir
-    from snnx.config import register_configs
+    from snnx.composition import register_configs
+    from snnx.config import config_dir
 
     register_configs()
     overrides, flags = split_args(args)

@@ -20,12 +20,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from snnx.config import registries, runtime_keys
 from snnx.errors import CheckpointError
 
-# Dataset keys that say where files are or how they are read, not what is learnt.
-_DATASET_KEYS_NOT_HASHED = ("root", "download", "num_workers", "limit_test")
-# Train keys that say how training runs (processes, compiler), not what it learns.
-_TRAIN_KEYS_NOT_HASHED = ("distributed", "compile")
+# Besides the keys that say where or how a run goes (snnx.config.runtime_keys), the ANN's key leaves out the test
+# subset: it changes which images the ANN is scored on, not what it learns.
+_NOT_HASHED = ("dataset.limit_test",)
 
 
 def stable_hash(payload: Any, length: int = 16) -> str:
@@ -34,11 +34,20 @@ def stable_hash(payload: Any, length: int = 16) -> str:
 
 
 def _trains_thresholds(act_name: str | None) -> bool:
-    """Only an act with a trained threshold (one that takes act.init_threshold) learns differently with
-    train.threshold_lr_scale."""
-    from snnx.activations.factory import PARAMS
+    """Only an act with a trained threshold learns differently with train.threshold_lr_scale."""
+    acts = registries()["act"]
+    return act_name in acts and bool(acts.get(act_name).trait("trains_threshold"))
 
-    return "init_threshold" in PARAMS.get(act_name or "", ())
+
+# Likewise the dataset section: the keys a dataset does not declare at the values every dataset had.
+_FLAT_DATASET_KEYS = {"augment": True, "autoaugment": False, "cutout": 0, "crop": None, "flip": True,
+                      "limit_train": None}
+# The act section as every cache key was computed before each activation had its own schema: one flat section
+# with every activation's keys at these values. Keys an activation does not declare hash at them still, so the
+# ANNs already in a cache keep their keys (their results.csv rows their ann_key).
+_FLAT_ACT_KEYS = {"L": None, "init_threshold": 8.0, "shift": 0.5, "y_th": 1.0, "warmup_epochs": 0,
+                  "channelwise": False, "softplus": False, "grad_window": "auto", "k": None, "clip_first": 4.0,
+                  "k_first": 0}
 
 
 def _model_payload(model: Mapping[str, Any]) -> dict:
@@ -62,8 +71,9 @@ def _model_payload(model: Mapping[str, Any]) -> dict:
 
 def ann_key_payload(config: Mapping[str, Any]) -> dict:
     """The part of a resolved config that determines the trained ANN."""
-    dataset = {k: v for k, v in config["dataset"].items() if k not in _DATASET_KEYS_NOT_HASHED}
-    train = {k: v for k, v in config["train"].items() if k not in _TRAIN_KEYS_NOT_HASHED}
+    skip = runtime_keys(config) | set(_NOT_HASHED)
+    dataset = {k: v for k, v in {**_FLAT_DATASET_KEYS, **config["dataset"]}.items() if f"dataset.{k}" not in skip}
+    train = {k: v for k, v in config["train"].items() if f"train.{k}" not in skip}
     if not _trains_thresholds(config["act"].get("name")):
         train.pop("threshold_lr_scale", None)
     if train.get("init_from"):
@@ -77,7 +87,7 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
         dataset.pop("crop", None)  # the augmentation older caches were trained with
     if dataset.get("flip", True) is True:
         dataset.pop("flip", None)  # likewise: every older cache was trained with the flip
-    act = dict(config["act"])
+    act = {**_FLAT_ACT_KEYS, **config["act"]}
     if act.get("grad_window") in (None, "auto", "clip"):
         act.pop("grad_window", None)  # no quantiser, or the [0, λ] window every older cache was trained with
     if act.get("name") != "quant" or act.get("k_first") in (None, act.get("k")):
@@ -90,15 +100,13 @@ def ann_key_payload(config: Mapping[str, Any]) -> dict:
         "seed": config["seed"],
     }
     if train.get("weight_quant") == "ternary" and config["model"].get("batch_norm"):
-        # A ternary net's hidden Linears gained a BatchNorm1d (snnx.models.build): not the ANN of older caches.
+        # A ternary net's hidden Linears gained a BatchNorm1d (snnx.ann.build): not the ANN of older caches.
         payload["ternary_linear_bn"] = True
-    if config["model"].get("name") == "vgg11_allint":
-        from snnx.data.info import dataset_info
-        from snnx.models.vgg_allint import last_conv_padding
-
-        if last_conv_padding(dataset_info(config["dataset"]["name"], config["dataset"].get("crop")).image_size) == 0:
-            # Its last 1024C3 became unpadded (Zou et al. 2024, §4.4) on maps ≥ 3×3: not the ANN of older caches.
-            payload["vgg11_allint_last_conv_padding"] = 0
+    marks = registries()["model"].get(config["model"]["name"]).trait("key_marks")
+    if marks is not None:
+        # Architecture revisions the model declares, which the ANNs of older caches lack.
+        info = registries()["dataset"].get(config["dataset"]["name"]).trait("info")
+        payload.update(marks(config["dataset"].get("crop") or info.image_size))
     return payload
 
 

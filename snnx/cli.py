@@ -13,36 +13,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-STAGES = {
-    "train": "train the ANN (or reuse it from the artifact cache)",
-    "calibrate": "record per-layer / per-channel activation statistics (thresholds)",
-    "convert": "build the spiking network from the ANN and thresholds",
-    "simulate": "simulate the SNN over sim.T, write results.csv and layers.csv",
-    "run": "train → calibrate → convert → simulate in one process",
-    "table": "aggregate results.csv files into a paper-style table and plot",
-    "doctor": "say why the SNN falls short, layer by layer (dead layers, θ, BN, chance), write doctor.csv",
-}
-
-
-def config_dir() -> Path:
-    """conf/ of a source checkout, else the copy shipped as the package snnx.conf."""
-    here = Path(__file__).resolve().parent
-    source = here.parent / "conf"
-    if (source / "config.yaml").is_file():
-        return source
-    from importlib.resources import files
-
-    return Path(str(files("snnx.conf")))
-
-
-def group_options() -> dict[str, list[str]]:
-    root = config_dir()
-    from snnx.config import GROUPS
-
-    return {
-        group: sorted(p.stem for p in (root / group).glob("*.yaml")) for group in GROUPS
-    }
-
+from snnx.config import STAGES, group_options
 
 def usage() -> str:
     lines = [
@@ -50,7 +21,7 @@ def usage() -> str:
         "",
         "stages:",
     ]
-    lines += [f"  {name:<10} {text}" for name, text in STAGES.items()]
+    lines += [f"  {name:<10} {text}" for name, (text, _groups) in STAGES.items()]
     lines += ["", "config groups (choose with group=option):"]
     for group, options in group_options().items():
         lines.append(f"  {group:<11} {', '.join(options) if options else '(none yet)'}")
@@ -63,7 +34,8 @@ def usage() -> str:
         "  snnx run --cfg job                         # print the composed config",
         "  snnx table                                 # aggregate every results.csv",
         "",
-        "`snnx <stage> --help` shows Hydra's help with the composed defaults.",
+        "`snnx <stage> [key=value ...] --help` lists the keys that stage and the chosen options read,",
+        "with type, value, default and doc; `--hydra-help` shows Hydra's own flags.",
     ]
     return "\n".join(lines)
 
@@ -75,6 +47,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["help"] and len(args) > 1:
+        args = [*args[1:], "--help"]  # snnx help <stage> [overrides] = snnx <stage> [overrides] --help
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return
@@ -88,6 +62,16 @@ def main(argv: list[str] | None = None) -> None:
             close = difflib.get_close_matches(stage, list(STAGES), n=1)
             hint = f" Did you mean `snnx {close[0]}`?" if close else ""
         fail(f"unknown stage '{stage}'. The first word must be a stage: {', '.join(STAGES)}.{hint}")
+
+    if any(a in ("--help", "-h") for a in args):
+        from snnx.errors import SnnxError
+        from snnx.help import describe
+
+        try:
+            print(describe(stage, [a for a in args if a not in ("--help", "-h") and not a.startswith("-")]))
+        except SnnxError as exc:
+            fail(str(exc), exc.exit_code)
+        return
 
     from snnx.app import launch
 

@@ -1,4 +1,4 @@
-"""Structured-config schema: one dataclass per config group.
+"""Structured-config schema: one dataclass per config group (the registered groups: their entries' params).
 
 Hydra merges every YAML option of a group into its dataclass, so a key that is
 not declared here, or a value of the wrong type, fails at composition with the
@@ -7,153 +7,74 @@ key named. Semantic checks (ranges, compatibility) live in ``snnx.validate``.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
 
+from snnx.registry import param
 
-@dataclass
-class DatasetConfig:
-    name: str = MISSING
-    # Where the torchvision datasets live; env SNNX_DATA overrides the default.
-    root: str = "${oc.env:SNNX_DATA,data}"
-    download: bool = False
-    augment: bool = True
-    autoaugment: bool = False
-    cutout: int = 0  # side of the erased square in pixels; 0 = off
-    # CIFAR only: side of a crop of the 32×32 images, random (train) / central (test), no padding; the model
-    # is built for crop×crop inputs. null = the pad-4 random crop at 32 (Zou et al. 2024, §4.2: 24).
-    crop: Optional[int] = None
-    # The RandomHorizontalFlip of the CIFAR / ImageNet train augmentation (with augment). false: crop only, as
-    # Yang et al. 2025, §5.1 name it (random crop, Cutout, AutoAugment). MNIST and the embedded sets flip nothing.
-    flip: bool = True
-    limit_train: Optional[int] = None  # first N training items only (smoke runs, tests)
-    limit_test: Optional[int] = None
-    num_workers: int = 0
-
-
-@dataclass
-class DropoutConfig:
-    conv: float = 0.0  # p after the act of each conv that feeds a conv (Deng & Gu 2021, App. A.1: 0.2)
-    fc: float = 0.0  # p after the act of each Linear that feeds a Linear (Deng & Gu 2021, App. A.1: 0.5)
-
-
-@dataclass
-class ModelConfig:
-    name: str = MISSING
-    width: float = 1.0
-    batch_norm: bool = True  # false: no BatchNorm anywhere, convs and Linears get a bias instead
-    pool: str = "avg"  # avg | max (max must be replaced for conversion: convert.maxpool=avg)
-    dropout: DropoutConfig = field(default_factory=DropoutConfig)
-    # default: Kaiming-normal (fan_out) convs | denggu: N(0, √(2/(k²n))), residual-branch convs √2/(k²n)
-    # (Deng & Gu 2021, App. A.1); Linear layers keep PyTorch's default either way.
-    init: str = "default"
-    votes: Optional[int] = None  # cifarnet: outputs per class of the voting layer, averaged (1 = plain Linear)
-
-
-@dataclass
-class ActConfig:
-    name: str = MISSING  # relu | clip | qcfs | cqcfs | sqcfs | csqcfs | quant
-    L: Optional[int] = None  # quantisation steps (QCFS family)
-    init_threshold: float = 8.0  # initial λ (QCFS family)
-    shift: float = 0.5  # φ (QCFS family)
-    y_th: float = 1.0  # clip: threshold-ReLU ceiling
-    warmup_epochs: int = 0  # clip: epochs of plain ReLU before clipping
-    channelwise: bool = False  # csqcfs family: one λ per channel
-    softplus: bool = False  # csqcfs family: λ = softplus(p)
-    # QCFS family: STE gradient window. shifted = Yang et al. 2025, Eqs. 19-20's (−φλ/L, λ − φλ/L);
-    # clip = QCFS's [0, λ]; auto = shifted for cqcfs/sqcfs/csqcfs, clip for qcfs (resolved by validate).
-    grad_window: str = "auto"
-    k: Optional[int] = None  # quant: level, y = round(x·2^k)/2^k
-    clip_first: float = 4.0  # quant: first-layer clip B
-    # quant: the first (encoding) layer's level; 0 = integers 0…B, B = 4 spikes in "only 4 time steps"
-    # whatever k (Zou et al. 2024, §3.1); null = act.k (a 2^−k grid: up to 4·2^k input steps).
-    k_first: Optional[int] = 0
+MISSING = "???"  # OmegaConf's marker of a value still to be chosen (a group option)
 
 
 @dataclass
 class TrainConfig:
-    name: str = "default"
-    epochs: int = 10
-    lr: float = 0.1
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | step | none
-    milestones: List[int] = field(default_factory=list)  # step schedule: epochs where lr *= gamma
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    # Start from another ANN: a checkpoint path, or experiment:<preset> (that preset's cached ANN, trained if
-    # absent). Every layer but the output layer is copied before training (Deng & Gu 2021, App. A.1: CIFAR-100
-    # starts from the CIFAR-10 weights). null = the model's own initialisation.
-    init_from: Optional[str] = None
-    # Learning-rate multiplier for the trained activation thresholds (QCFS λ, CS-QCFS p_c). 1 = the papers
-    # (one learning rate for all); train=default / two_stage / smoke set 20: see conf/train/default.yaml.
-    threshold_lr_scale: float = 1.0
-    # Two-stage training (Yang et al. 2025, Alg. 1): stage 1 layer-wise QCFS for `epochs` at `lr`, stage 2
-    # fine-tunes `finetune_epochs` at lr·finetune_lr_scale — as act=csqcfs/cqcfs/sqcfs (λ_l → λ_c swap) or,
-    # for act=qcfs, the same layer-wise QCFS (Table 4's "layer-wise" row).
-    two_stage: bool = False
-    finetune_epochs: int = 0
-    finetune_lr_scale: float = 0.1
-    # auto | none | ternary. auto: ternary for act=quant (the all-integer method's ANN, Zou et al. 2024,
-    # §3.2: ternary weights; first conv and output layer full precision), none for every other act. Resolved by validate.
-    weight_quant: str = "auto"
-    # Ternary weights' backward: clipped = Zou et al. 2024, Eq. 9 (∂L/∂W^F = ∂L/∂W^T where |W^F| ≤ 1, else 0);
-    # identity = everywhere (the authors' released code).
-    ternary_ste: str = "clipped"
-    distributed: bool = False
-    # Training forward (and its backward) through torch.compile; evaluation and checkpoints use the
-    # plain module. Not part of the ANN cache key (like distributed): it changes speed, not what is learnt.
-    compile: bool = False
-
-
-@dataclass
-class ConvertConfig:
-    name: str = MISSING  # maxnorm | pnorm | channelnorm | shift | qcfs | cos | msat | allint
-    percentile: float = 99.99  # pnorm
-    calib_size: int = 1000  # training images used for calibration
-    calib_batch_size: int = 256
-    maxpool: str = "error"  # error | avg: what to do with a MaxPool in the ANN
-    v_init: Optional[float] = None  # initial membrane potential as a fraction of θ; null = method default
-    variant: str = "TS"  # shift: T | S | TS
-    shift_T: Optional[int] = None  # shift: one T for the whole sweep instead of per-T passes
-    presim: int = 4  # cos: ρ pre-simulation steps
-    base: str = "maxnorm"  # msat: θ_max from maxnorm | pnorm (max over calib_size training images)
-    use_dtt: bool = True  # msat: dynamic tracking threshold term (He et al. Eq. 16)
-    use_det: bool = True  # msat: dynamic evoked threshold term (Eq. 17)
-    alpha: float = 0.03  # msat α, k_a, k_i, C, τ_mp, τ_rd: Table 1 (VGG16 column)
-    k_a: float = 1.0
-    k_i: float = 1.0
-    C: float = 5.0
-    tau_mp: float = 1.0
-    tau_rd: float = 1.0
-    v_t: Optional[float] = None  # msat V_T (Eq. 16); null = the units' default: −θ_max raw, −1 normalised
-    units: str = "normalised"  # msat: normalised (u, z ÷ θ_max, V_T = −1; Table 1, released code) | raw (§3.1)
-    det_tau: str = "squared"  # msat DET weight: squared (τ_rd of Eq. 15 × τ_rd of Eq. 17) | once
-    fixed_fraction: Optional[float] = None  # msat ablation: θ = f·θ_max at every step (Fig. 3's 0.7·θ)
-    confidence: Any = 1.0  # msat spike confidence (Eq. 18): one probability or a per-layer list
-    confidence_last: Optional[float] = None  # msat: the last IF layer's probability; null = as confidence
-    confidence_steps: int = 16  # msat: spike confidence for t < this (Alg. 1 "early timestep"; 16: released code)
-    confidence_reset: bool = False  # msat: a dropped spike still resets (released code) vs not (Eq. 18)
-    integer: bool = False  # allint: integer-only simulation
-    int_scale: int = 10000
-    fire_on_equal: bool = True  # allint: +1 spike on v ≥ θ⁺ (paper) vs v > θ⁺ (reference code)
+    name: str = param("default", "the train option")
+    epochs: int = param(10, "training epochs", ge=1, integer=True, fix="Train for at least one epoch, e.g. train.epochs=10.")
+    lr: float = param(0.1, "learning rate", gt=0, fix="Use a positive learning rate, e.g. train.lr=0.05.")
+    batch_size: int = param(128, "the global batch (split across torchrun processes)", ge=1, integer=True,
+                            fix="Use a batch size ≥ 1, e.g. train.batch_size=64.")
+    optimizer: str = param("sgd", "sgd | adam", choices=("sgd", "adam"))
+    momentum: float = param(0.9, "SGD momentum", ge=0, fix="Use e.g. train.momentum=0.9.")
+    weight_decay: float = param(5e-4, "L2 weight decay", ge=0, fix="Use e.g. 5e-4.")
+    schedule: str = param("cosine", "learning-rate schedule: cosine | step | none", choices=("cosine", "step", "none"))
+    milestones: List[int] = param(doc="step schedule: epochs where lr *= gamma", default_factory=list)
+    gamma: float = param(0.1, "step schedule: the factor at each milestone", gt=0,
+                         fix="Use e.g. train.gamma=0.1 (the step schedule multiplies lr by it).")
+    label_smoothing: float = param(0.0, "cross-entropy label smoothing", ge=0, lt=1,
+                                   fix="Use train.label_smoothing=0 (off) or e.g. 0.1.")
+    init_from: Optional[str] = param(None, "start from another ANN: a checkpoint path or experiment:<preset>; every "
+                                     "layer but the output layer is copied (Deng & Gu 2021, App. A.1: CIFAR-100 "
+                                     "from CIFAR-10); null = the model's own initialisation")
+    threshold_lr_scale: float = param(1.0, "learning-rate multiplier of trained thresholds (QCFS λ, CS-QCFS p_c); "
+                                      "1 = the papers; train=default / two_stage / smoke set 20", gt=0,
+                                      fix="Use 1 (one learning rate for weights and thresholds, as in the papers) "
+                                          "or e.g. 10.")
+    two_stage: bool = param(False, "two-stage training (Yang et al. 2025, Alg. 1): layer-wise QCFS for `epochs`, "
+                            "then `finetune_epochs` at lr·finetune_lr_scale as the chosen act")
+    finetune_epochs: int = param(0, "two-stage: stage-2 epochs", ge=0, integer=True)
+    finetune_lr_scale: float = param(0.1, "two-stage: stage-2 learning rate as a fraction of lr", gt=0,
+                                     fix="Use e.g. 0.1.")
+    weight_quant: str = param("auto", "auto | none | ternary; auto: ternary for an act with integer levels "
+                              "(act=quant, Zou et al. 2024, §3.2), none otherwise",
+                              choices=("auto", "none", "ternary"))
+    ternary_ste: str = param("clipped", "ternary weights' backward: clipped (Zou et al. 2024, Eq. 9) | identity "
+                             "(released code)", choices=("clipped", "identity"))
+    distributed: bool = param(False, "data-parallel training under torchrun", runtime=True)
+    compile: bool = param(False, "the training forward through torch.compile (speed, not what is learnt)",
+                          runtime=True)
 
 
 @dataclass
 class SimConfig:
-    name: str = "default"
-    T: List[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
-    chunk: Any = "auto"  # time steps folded into the batch at once; int or auto
-    encoding: str = "direct"  # direct | poisson
-    batch_size: int = 250
-    record_layers: bool = True  # per-layer diagnostics into layers.csv
-    compile: bool = False
-    dtype: str = "float32"  # float32 | float64
+    name: str = param("default", "the sim option")
+    T: List[int] = param(doc="time steps read out (one simulation to the largest)",
+                         default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    chunk: Any = param("auto", "time steps folded into the batch at once: an integer or auto", runtime=True)
+    encoding: str = param("direct", "input encoding: direct (real values every step) | poisson (rate-coded)",
+                          choices=("direct", "poisson"))
+    batch_size: int = param(250, "test images per simulated batch", ge=1, integer=True, runtime=True,
+                            fix="Use e.g. sim.batch_size=250.")
+    record_layers: bool = param(True, "per-layer diagnostics into layers.csv", runtime=True)
+    compile: bool = param(False, "the simulation step through torch.compile", runtime=True)
+    dtype: str = param("float32", "float32 | float64", choices=("float32", "float64"))
+
+
+def embedded_datasets() -> list[str]:
+    """The datasets that ship inside installed packages (their entries' ``embedded`` trait)."""
+    return registries()["dataset"].where(lambda entry: bool(entry.trait("embedded")))
 
 
 @dataclass
@@ -185,7 +106,7 @@ class TableConfig:
     reported_rest: bool = True  # paper rows no `methods` entry claims become reported-only rows
     embedded: bool = False  # snnx rows from embedded-scale runs beside the paper's rows, labelled as what they are
     # With embedded=true these replace filters' dataset/model for snnx rows (…dataset=null: any dataset).
-    embedded_filters: Any = field(default_factory=lambda: TableConfig._open_dict({"dataset": ["digits", "mnist5k"]}))
+    embedded_filters: Any = field(default_factory=lambda: TableConfig._open_dict({"dataset": embedded_datasets()}))
     # Row key → {run's value: the paper's name}: snnx rows join the paper's group (e.g. model vgg16_rathi → vgg16),
     # the run's own value shown in `setting`.
     aliases: Any = field(default_factory=lambda: TableConfig._open_dict({}))
@@ -205,31 +126,149 @@ class ObjectiveConfig:
 
 @dataclass
 class PathsConfig:
-    root: str = "outputs"
+    root: str = param("outputs", "where runs, sweeps and the artifact cache go", runtime=True)
+
+
+# Stage → what it does, and the config groups it reads (``snnx <stage> --help`` lists their keys).
+STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "train": ("train the ANN (or reuse it from the artifact cache)", ("dataset", "model", "act", "train")),
+    "calibrate": ("record per-layer / per-channel activation statistics (thresholds)",
+                  ("dataset", "model", "act", "train", "convert")),
+    "convert": ("build the spiking network from the ANN and thresholds", ("dataset", "model", "act", "train", "convert")),
+    "simulate": ("simulate the SNN over sim.T, write results.csv and layers.csv",
+                 ("dataset", "model", "act", "train", "convert", "sim")),
+    "run": ("train → calibrate → convert → simulate in one process", ("dataset", "model", "act", "train", "convert", "sim")),
+    "table": ("aggregate results.csv files into a paper-style table and plot", ("table",)),
+    "doctor": ("say why the SNN falls short, layer by layer (dead layers, θ, BN, chance), write doctor.csv",
+               ("dataset", "model", "act", "train", "convert", "sim")),
+}
 
 
 @dataclass
 class SnnxConfig:
-    stage: str = "run"
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    debug: bool = False
-    ckpt: Optional[str] = None  # use this ANN checkpoint instead of training
+    stage: str = param("run", "the stage (the first word of the command)", choices=tuple(STAGES))
+    seed: int = param(0, "seed of training, calibration sampling and stochastic neurons", integer=True)
+    device: str = param("auto", "auto (CUDA when present) | cpu | cuda", choices=("auto", "cpu", "cuda"), runtime=True)
+    debug: bool = param(False, "print tracebacks with errors", runtime=True)
+    ckpt: Optional[str] = param(None, "use this ANN checkpoint instead of training")
     paths: PathsConfig = field(default_factory=PathsConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    act: ActConfig = field(default_factory=ActConfig)
+    dataset: Any = MISSING  # the chosen dataset's params (snnx.data.registry)
+    model: Any = MISSING  # the chosen model's params (snnx.models.registry)
+    act: Any = MISSING  # the chosen activation's params (snnx.activations.registry)
     train: TrainConfig = field(default_factory=TrainConfig)
-    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    convert: Any = MISSING  # the chosen conversion method's params (snnx.convert.methods)
     sim: SimConfig = field(default_factory=SimConfig)
-    table: TableConfig = field(default_factory=TableConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    # Which runs a table gathers and which number a sweeper gets back: not part of what a run computes.
+    table: TableConfig = param(doc="the table layout (snnx table)", default_factory=TableConfig, runtime=True)
+    objective: ObjectiveConfig = param(doc="the number returned to an optimising sweeper",
+                                       default_factory=ObjectiveConfig, runtime=True)
 
 
 GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "table", "experiment", "hparams_search")
 
 
-def register_configs() -> None:
-    """Store the schema so config.yaml's defaults list can start from it."""
-    cs = ConfigStore.instance()
-    cs.store(name="snnx_schema", node=SnnxConfig)
+def config_dir() -> Path:
+    """conf/ of a source checkout, else the copy the wheel ships inside the package (snnx/conf)."""
+    here = Path(__file__).resolve().parent
+    source = here.parent / "conf"
+    return source if (source / "config.yaml").is_file() else here / "conf"
+
+
+def runtime_keys(config=None) -> set[str]:
+    """The dotted keys of ``config`` (a plain mapping) that say where or how a run goes, not what it computes:
+    the fields declared with ``runtime=True`` in the schema and in the chosen options' params, and ``hydra``.
+    Without a config: those of every registered option."""
+    from snnx.registry import declared_params
+
+    out = {"hydra"}
+
+    def walk(prefix: str, schema) -> None:
+        for p in declared_params(schema):
+            key = f"{prefix}{p.name}"
+            if p.metadata.get("runtime"):
+                out.add(key)
+            elif dataclasses.is_dataclass(p.default):
+                walk(f"{key}.", type(p.default))
+
+    walk("", SnnxConfig)
+    walk("paths.", PathsConfig)
+    walk("train.", TrainConfig)
+    walk("sim.", SimConfig)
+    for group, registry in registries().items():
+        if config is None:
+            for entry in registry:
+                walk(f"{group}.", entry.params)
+            continue
+        name = (config.get(group) or {}).get("name") if hasattr(config, "get") else None
+        if name in registry:
+            walk(f"{group}.", registry.get(name).params)
+    return out
+
+
+def recipe(config) -> dict:
+    """``config`` (a plain mapping) as what determines a run's numbers: its runtime keys left out, and each
+    registered group reduced to the keys its chosen option declares (a config saved before each option had its
+    own keys carries every option's)."""
+    skip = runtime_keys(config)
+    regs = registries()
+
+    def keep(prefix: str, node):
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if dotted in skip:
+                continue
+            out[key] = keep(f"{dotted}.", value)
+        return out
+
+    out = keep("", dict(config))
+    for group, registry in regs.items():
+        section = out.get(group)
+        if isinstance(section, dict) and section.get("name") in registry:
+            declared = set(registry.get(section["name"]).keys)
+            out[group] = {k: v for k, v in section.items() if k in declared}
+    return out
+
+
+def registries() -> dict:
+    """Config group → the registry whose entries are that group's options."""
+    from snnx.activations.registry import ACTIVATIONS
+    from snnx.convert.methods import METHODS
+    from snnx.data.registry import DATASETS
+    from snnx.models.registry import MODELS
+
+    return {registry.group: registry for registry in (DATASETS, MODELS, ACTIVATIONS, METHODS)}
+
+
+def group_options() -> dict[str, list[str]]:
+    """Each config group's options: its YAML files, and the registered entries that have none."""
+    root = config_dir()
+    registered = {group: registry.names() for group, registry in registries().items()}
+    return {group: sorted({p.stem for p in (root / group).glob("*.yaml")} | set(registered.get(group, ())))
+            for group in GROUPS}
+
+
+def option_entry(group: str, option: str | None):
+    """The registered entry a group option stands for (its YAML's schema line, followed through the YAML's
+    own defaults, e.g. convert=msat_vgg16 → msat); ``option`` None: config.yaml's choice. None if unknown."""
+    import yaml
+
+    registry = registries()[group]
+    if option is None:
+        primary = yaml.safe_load((config_dir() / "config.yaml").read_text()) or {}
+        option = next((d[group] for d in primary.get("defaults", []) if isinstance(d, dict) and group in d), None)
+    seen = set()
+    while option is not None and option not in seen:
+        seen.add(option)
+        path = config_dir() / group / f"{option}.yaml"
+        if not path.is_file():
+            return registry.get(option) if option in registry else None
+        parents = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+        schema = next((d[f"/schema/{group}@_here_"] for d in parents
+                       if isinstance(d, dict) and f"/schema/{group}@_here_" in d), None)
+        if schema is not None:
+            return registry.get(schema) if schema in registry else None
+        option = next((d for d in parents if isinstance(d, str) and d != "_self_"), None)
+    return None

@@ -188,7 +188,7 @@ def wrap(model: nn.Module, device: torch.device, ctx: Context, *, find_unused: b
 def decorrelate_rng(ctx: Context) -> None:
     """Give ranks > 0 their own global RNG streams (dropout masks), derived from the seed in use."""
     if ctx.enabled and not ctx.is_main:
-        from snnx.trainer import seed_everything
+        from snnx.seeding import seed_everything
 
         seed_everything(torch.initial_seed() + _RANK_SEED_STRIDE * ctx.rank)
 

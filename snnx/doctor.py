@@ -59,10 +59,9 @@ MAX_PERCENTILE_SAMPLES = 1 << 22
 SEVERITIES = ("error", "warning", "note")
 COLUMNS = ["T", "layer", "finding", "value", "severity", "message", "suggestion"]
 
-# Config keys that do not change the recipe: where files go, how fast it runs, which T are read.
-IGNORED_KEYS = ("stage", "seed", "device", "debug", "ckpt", "paths", "table", "hydra", "_init_from", "dataset.root",
-                "dataset.download", "dataset.num_workers", "sim.T", "sim.chunk", "sim.batch_size", "sim.compile",
-                "sim.record_layers", "sim.dtype", "train.distributed", "train.compile", "objective")
+# Besides the keys that say where or how a run goes (snnx.config.runtime_keys), the recipe a run is compared
+# with its preset on leaves out which stage and seed ran, which ANN file was named, and which T are read.
+NOT_RECIPE_KEYS = ("stage", "seed", "ckpt", "_init_from", "sim.T", "sim.dtype")
 
 SUGGEST = {
     "dead": "raise T, start at v0 = θ/2 (convert.v_init=0.5), or lower θ (convert=pnorm)",
@@ -139,7 +138,7 @@ def neuron_order(snn: nn.Module) -> list[str]:
 
 def is_rate_coded(neuron: nn.Module) -> bool:
     """θ·s neurons (their θ is an activation level); the ±1 all-integer neurons carry ``unit``."""
-    return not hasattr(neuron, "unit")
+    return neuron.rate_coded
 
 
 def layer_infos(snn: nn.Module) -> dict[str, LayerInfo]:
@@ -150,12 +149,7 @@ def layer_infos(snn: nn.Module) -> dict[str, LayerInfo]:
 
 
 def _v_start(neuron: nn.Module) -> float | None:
-    from snnx.neurons import ShiftedIFNeuron
-
-    v0 = getattr(neuron, "v_init", None)
-    if v0 is None:
-        return None
-    return float(v0) + (0.5 if isinstance(neuron, ShiftedIFNeuron) else 0.0)
+    return float(neuron.v_start)
 
 
 def unfolded_batchnorms(snn: nn.Module) -> list[tuple[str, str, float]]:
@@ -565,9 +559,13 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
 
 
 def preset_departures(run: Mapping, preset: Mapping, *,
-                      ignore: Sequence[str] = IGNORED_KEYS) -> list[tuple[str, Any, Any]]:
+                      ignore: Sequence[str] | None = None) -> list[tuple[str, Any, Any]]:
     """(dotted key, run value, preset value) for every recipe key where the run differs from its preset."""
-    mine, theirs = _flatten(run), _flatten(preset)
+    from snnx.config import recipe, runtime_keys
+
+    if ignore is None:
+        ignore = (*NOT_RECIPE_KEYS, *sorted(runtime_keys(run) | runtime_keys(preset)))
+    mine, theirs = _flatten(recipe(dict(run))), _flatten(recipe(dict(preset)))
     missing = object()
     out = []
     for key in sorted(set(mine) | set(theirs)):
@@ -608,8 +606,7 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
     ann_acc = 100.0 * float((logits.argmax(1) == labels).double().mean())
 
     simulator = Simulator(snn, device=device, chunk=chunk, dtype=dtype)
-    per_T = any(getattr(n, "depends_on_T", False) for _, n in simulator.neurons)
-    probes = [ActiveFraction(name, neuron, time_steps, per_T) for name, neuron in simulator.neurons]
+    probes = [ActiveFraction(name, neuron, time_steps, simulator.per_T) for name, neuron in simulator.neurons]
     try:
         result = simulator.run([(images, labels)], time_steps, ann=ann, record_layers=True)
     finally:

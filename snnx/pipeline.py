@@ -34,15 +34,10 @@ EXTRA_COLUMNS = ["negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "pas
 
 # -- data ---------------------------------------------------------------------
 def dataset(config: Mapping, split: str, *, augment: bool | None = None, limit: int | None = None):
+    """The ``split`` of the config's dataset; ``augment``/``limit`` None: the dataset section's own."""
     from snnx.data import build_dataset
 
-    ds = config["dataset"]
-    if limit is None:
-        limit = ds["limit_train"] if split == "train" else ds["limit_test"]
-    return build_dataset(ds["name"], split, root=ds["root"], download=ds["download"],
-                         augment=ds["augment"] if augment is None else augment,
-                         autoaugment=ds["autoaugment"], cutout=ds["cutout"], crop=ds.get("crop"), flip=ds.get("flip", True), limit=limit,
-                         seed=config["seed"])
+    return build_dataset(config["dataset"], split, augment=augment, limit=limit)
 
 
 def loader(data, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
@@ -53,7 +48,7 @@ def loader(data, batch_size: int, *, shuffle: bool = False, generator: torch.Gen
 
 # -- model --------------------------------------------------------------------
 def build_model(config: Mapping) -> nn.Module:
-    from snnx.models import build
+    from snnx.ann import build
 
     return build(config)
 
@@ -93,7 +88,7 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
     then every rank reads the finished ANN from the cache.
     """
     from snnx.distributed import current, main_lock
-    from snnx.trainer import seed_everything
+    from snnx.seeding import seed_everything
 
     if config.get("ckpt"):
         model, data = load_ann(config["ckpt"], key="ckpt")
@@ -261,7 +256,7 @@ def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device
     """
     from snnx.activations import to_channelwise
     from snnx.activations.factory import resolve_grad_window
-    from snnx.trainer import seed_everything
+    from snnx.seeding import seed_everything
 
     stage_one = ensure_ann(stage_one_config(config), device)
     model = copy.deepcopy(stage_one.model)
@@ -279,7 +274,7 @@ def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device
 
 
 def _epoch_hooks(config: Mapping):
-    warmup = config["act"].get("warmup_epochs", 0) if config["act"]["name"] == "clip" else 0
+    warmup = config["act"].get("warmup_epochs", 0)
     if not warmup:
         return None
 
@@ -311,7 +306,10 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
     from snnx.calibration import calibrate
 
     conv = config["convert"]
-    settings = {"ann": ann.key, "percentile": conv["percentile"], "calib_size": conv["calib_size"],
+    # One pass records every statistic (max, percentile, channel max); a method without a percentile of its own
+    # records the default one, under the key calibrations had before each method had its own keys.
+    percentile = conv.get("percentile", default_percentile())
+    settings = {"ann": ann.key, "percentile": percentile, "calib_size": conv["calib_size"],
                 "seed": config["seed"]}
     directory = Path(config["paths"]["root"]) / "cache" / "calib" / stable_hash(settings)
     path = directory / "stats.pt"
@@ -320,8 +318,8 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
             return load_checkpoint(path, key=str(path))["state_dict"]
         data = dataset(config, "train", augment=False, limit=conv["calib_size"])
         batches = loader(data, conv["calib_batch_size"])
-        log(f"calibrating on {len(data)} training images (p={conv['percentile']})")
-        stats = calibrate(ann.model, (images for images, _ in batches), percentile=conv["percentile"],
+        log(f"calibrating on {len(data)} training images (p={percentile})")
+        stats = calibrate(ann.model, (images for images, _ in batches), percentile=percentile,
                           num_batches=len(batches), device=device, seed=config["seed"])
         ann.model.cpu()
         atomic_save({"config": settings, "state_dict": stats}, path)
@@ -329,18 +327,25 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
 
 
 # -- conversion and simulation --------------------------------------------------
+def default_percentile() -> float:
+    """The percentile a calibration records for a method that has none of its own: convert=pnorm's default p."""
+    from snnx.convert.methods import METHODS
+
+    return METHODS.get("pnorm").defaults()["percentile"]
+
+
 def build_snn(config: Mapping, ann: TrainedANN, stats: dict | None):
     from snnx.convert import convert
 
     # The run seed drives MSAT's spike-confidence RNG.
-    return convert(ann.model, method=config["convert"]["name"], stats=stats,
-                   convert={**config["convert"], "seed": config["seed"]})
+    return convert(ann.model, method=config["convert"]["name"], stats=stats, convert=config["convert"],
+                   seed=config["seed"])
 
 
 def needs_stats(config: Mapping) -> bool:
-    from snnx.convert.methods import CALIBRATED
+    from snnx.convert.methods import METHODS
 
-    return config["convert"]["name"] in CALIBRATED or config["convert"]["name"] == "msat"
+    return bool(METHODS.get(config["convert"]["name"]).trait("needs_stats"))
 
 
 def make_simulator(config: Mapping, snn, device: torch.device, dtype: torch.dtype, *, chunk=None):
@@ -400,13 +405,22 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():
         # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
-        from omegaconf import OmegaConf
+        import yaml
 
-        atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.create(dict(config))))
+        atomic_write_text(hydra_config, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
     write_csv(frame, run_dir / "results.csv")
     if result.layer_rows:
         write_csv(pd.DataFrame(result.layer_rows), run_dir / "layers.csv")
     return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result}
+
+
+def _plain(node):
+    """``node`` with every mapping a dict and every sequence a list (what yaml.safe_dump writes)."""
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
 
 
 def _evaluate_dtype(model, test_loader, device, dtype) -> float:

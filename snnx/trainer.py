@@ -28,18 +28,7 @@ from torch.utils.data import DataLoader
 from snnx.artifacts import atomic_save, load_checkpoint, write_csv
 from snnx.distributed import Context
 from snnx.errors import SnnxError
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+from snnx.seeding import seed_everything
 
 
 def capture_rng() -> dict:
@@ -118,8 +107,8 @@ def diverged(what: str, epoch: int, batch_index: int, batches: int, lr: float, l
         kept = f"the checkpoint of the last good epoch ({epoch}) is kept in {last_path}"
     else:
         kept = "no epoch had completed, so there is no checkpoint to keep"
-    act = config.get("act", {}).get("name") if isinstance(config.get("act"), Mapping) else None
-    extra = ", raise act.init_threshold" if act in ("qcfs", "cqcfs", "sqcfs", "csqcfs") else ""
+    act = config.get("act") if isinstance(config.get("act"), Mapping) else {}
+    extra = ", raise act.init_threshold" if "init_threshold" in act else ""  # an activation with a trained λ
     return SnnxError(
         f"training diverged: {what} at {'' if stage_name == 'train' else stage_name + ' '}epoch {epoch + 1}, "
         f"batch {batch_index + 1} of {batches} (lr {lr:g}); "

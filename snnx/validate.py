@@ -14,35 +14,10 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from snnx.errors import CheckpointError, ConfigError, DataError, SnnxError
+from snnx.errors import CheckpointError, ConfigError, SnnxError
 
-QCFS_FAMILY = ("qcfs", "cqcfs", "sqcfs", "csqcfs")
-# Which ANN activations each conversion can take.
-CONVERT_NEEDS_ACT = {
-    "qcfs": QCFS_FAMILY,
-    "cos": QCFS_FAMILY,
-    "allint": ("quant",),
-}
 # Stages that build an SNN, for which act and convert must fit together.
 CONVERTING_STAGES = ("convert", "simulate", "run", "doctor")
-CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "model.pool": ("avg", "max", "conv"),
-    "model.init": ("default", "denggu"),
-    "train.optimizer": ("sgd", "adam"),
-    "train.schedule": ("cosine", "step", "none"),
-    "train.weight_quant": ("auto", "none", "ternary"),
-    "train.ternary_ste": ("clipped", "identity"),
-    "convert.maxpool": ("error", "avg"),
-    "convert.variant": ("T", "S", "TS"),
-    "convert.base": ("maxnorm", "pnorm"),
-    "convert.units": ("raw", "normalised"),
-    "convert.det_tau": ("squared", "once"),
-    "sim.encoding": ("direct", "poisson"),
-    "sim.dtype": ("float32", "float64"),
-}
-
-
 def _get(cfg: DictConfig, dotted: str):
     node = cfg
     for part in dotted.split("."):
@@ -53,11 +28,6 @@ def _get(cfg: DictConfig, dotted: str):
 def _positive_int(value, key: str, fix: str, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"must be an integer ≥ {minimum}, got {value!r}.", key=key, fix=fix)
-
-
-def _positive(value, key: str, fix: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ConfigError(f"must be a number > 0, got {value!r}.", key=key, fix=fix)
 
 
 def _print_note(text: str) -> None:
@@ -78,71 +48,45 @@ def check_time_steps(cfg: DictConfig, note: Callable[[str], None] | None = _prin
             note(f"sim.T sorted and de-duplicated to {tidy}")
 
 
-def check_choices(cfg: DictConfig) -> None:
-    for key, allowed in CHOICES.items():
-        value = _get(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"unknown value {value!r}.", key=key, fix=f"Use one of: {', '.join(allowed)}.")
+def check_declared(cfg: DictConfig) -> None:
+    """The ranges and choices the schema declares for the top-level, train and sim keys (snnx.config)."""
+    from snnx.config import SimConfig, SnnxConfig, TrainConfig
+    from snnx.registry import check_value, declared_params
+
+    for prefix, schema in (("", SnnxConfig), ("train", TrainConfig), ("sim", SimConfig)):
+        node = cfg[prefix] if prefix else cfg
+        for p in declared_params(schema):
+            if p.metadata and p.name in node:
+                check_value(prefix, p, node[p.name])
 
 
-def check_act(cfg: DictConfig) -> None:
-    act = cfg.act
-    if act.name in QCFS_FAMILY:
-        if act.L is None:
-            raise ConfigError(f"act={act.name} needs the number of quantisation steps.", key="act.L", fix="Set act.L=4 (or another integer ≥ 1).")
-        _positive_int(act.L, "act.L", "Set act.L to an integer ≥ 1, e.g. act.L=4.")
-        _positive(act.init_threshold, "act.init_threshold", "Set a positive initial λ, e.g. act.init_threshold=8.")
-        if not 0.0 <= act.shift <= 1.0:
-            raise ConfigError(f"must lie in [0, 1], got {act.shift}.", key="act.shift", fix="Use act.shift=0.5 (QCFS) or 0.")
-        from snnx.activations.factory import resolve_grad_window
-        from snnx.activations.functional import GRAD_WINDOWS
-
-        if act.grad_window not in GRAD_WINDOWS + ("auto",):
-            raise ConfigError(f"unknown gradient window {act.grad_window!r}.", key="act.grad_window",
-                              fix="Use act.grad_window=shifted (Yang et al. 2025, Eq. 19), clip ([0, λ]) or auto.")
-        act.grad_window = resolve_grad_window(act.name, act.grad_window)
-    elif act.grad_window != "auto":
-        raise ConfigError(f"does not apply to act={act.name} (only the QCFS family has a gradient window).",
-                          key="act.grad_window", fix="Drop act.grad_window, or use act=qcfs/cqcfs/sqcfs/csqcfs.")
-    if act.name == "clip":
-        _positive(act.y_th, "act.y_th", "Set a positive ceiling, e.g. act.y_th=1.")
-        _positive_int(act.warmup_epochs, "act.warmup_epochs", "Use 0 for no ReLU warm-up.", minimum=0)
-    if act.name == "quant":
-        if act.k is None:
-            raise ConfigError("act=quant needs the quantisation level.", key="act.k", fix="Set act.k=0, 1 or 2.")
-        _positive_int(act.k, "act.k", "Set act.k to an integer ≥ 0, e.g. act.k=0.", minimum=0)
-        _positive(act.clip_first, "act.clip_first", "Set a positive first-layer clip, e.g. act.clip_first=4.")
-        if act.k_first is not None:
-            _positive_int(act.k_first, "act.k_first", "Set act.k_first=0 (the paper's 4-step input layer, Zou et al. "
-                          "2024, §3.1) or null (the same level as act.k).", minimum=0)
+Explicit = Callable[[str], bool]
 
 
-def resolve_weight_quant(act_name: str, weight_quant: str) -> str:
-    """train.weight_quant=auto → ternary for act=quant (the all-integer method's ANN), none otherwise."""
-    if weight_quant != "auto":
-        return weight_quant
-    return "ternary" if act_name == "quant" else "none"
+def check_component(cfg: DictConfig, group: str, explicit: Explicit | None = None,
+                    note: Callable[[str], None] | None = _print_note) -> None:
+    """cfg[group] against its registered entry's declared keys, ranges and checks; replaced by the checked,
+    typed values (every declared key, nothing else). See snnx.registry.Registry.check for ``explicit``."""
+    from snnx.config import registries
+
+    registry = registries()[group]
+    values = OmegaConf.to_container(cfg[group], resolve=True)
+    checked = registry.check(values, explicit=explicit, note=note)
+    node = OmegaConf.merge(OmegaConf.structured(registry.get(checked["name"]).params), checked)
+    with open_dict(cfg):
+        cfg[group] = node
 
 
 def check_train(cfg: DictConfig) -> None:
     tr = cfg.train
+    from snnx.activations.registry import ACTIVATIONS, resolve_weight_quant
+
+    act = ACTIVATIONS.get(cfg.act.name)
     tr.weight_quant = resolve_weight_quant(cfg.act.name, tr.weight_quant)
-    _positive_int(tr.epochs, "train.epochs", "Train for at least one epoch, e.g. train.epochs=10.")
-    _positive(tr.lr, "train.lr", "Use a positive learning rate, e.g. train.lr=0.05.")
-    _positive_int(tr.batch_size, "train.batch_size", "Use a batch size ≥ 1, e.g. train.batch_size=64.")
-    if tr.weight_decay < 0:
-        raise ConfigError(f"must be ≥ 0, got {tr.weight_decay}.", key="train.weight_decay", fix="Use e.g. 5e-4.")
-    if tr.momentum < 0:
-        raise ConfigError(f"must be ≥ 0, got {tr.momentum}.", key="train.momentum", fix="Use e.g. train.momentum=0.9.")
-    _positive(tr.gamma, "train.gamma", "Use e.g. train.gamma=0.1 (the step schedule multiplies lr by it).")
-    if not 0.0 <= tr.label_smoothing < 1.0:
-        raise ConfigError(f"must lie in [0, 1), got {tr.label_smoothing}.", key="train.label_smoothing",
-                          fix="Use train.label_smoothing=0 (off) or e.g. 0.1.")
-    _positive(tr.threshold_lr_scale, "train.threshold_lr_scale",
-              "Use 1 (one learning rate for weights and thresholds, as in the papers) or e.g. 10.")
     for milestone in tr.milestones:
         _positive_int(milestone, "train.milestones", "List the epochs where lr drops, e.g. 'train.milestones=[30,60]'.")
-    if cfg.act.name == "clip" and cfg.act.warmup_epochs and cfg.act.warmup_epochs >= tr.epochs:
+    warmup = cfg.act.get("warmup_epochs") or 0
+    if warmup and warmup >= tr.epochs:
         raise ConfigError(f"act.warmup_epochs={cfg.act.warmup_epochs} plain-ReLU epochs leave none of the "
                           f"train.epochs={tr.epochs} for the threshold ReLU, so the saved ANN (which clips at "
                           "act.y_th) would not be the network that was trained.", key="act.warmup_epochs",
@@ -150,10 +94,10 @@ def check_train(cfg: DictConfig) -> None:
     check_init_from(cfg)
     if tr.two_stage:
         _positive_int(tr.finetune_epochs, "train.finetune_epochs", "Two-stage training needs stage-2 epochs, e.g. train.finetune_epochs=4.")
-        _positive(tr.finetune_lr_scale, "train.finetune_lr_scale", "Use e.g. 0.1.")
-        if cfg.act.name not in QCFS_FAMILY:
+        if not act.trait("trains_threshold"):
+            family = ", ".join(ACTIVATIONS.where(lambda e: e.trait("trains_threshold")))
             raise ConfigError(f"two-stage training fine-tunes a layer-wise QCFS (stage 1) as act={cfg.act.name} "
-                              f"(stage 2), which only the QCFS family has.",
+                              f"(stage 2), which only the QCFS family ({family}) has.",
                               key="train.two_stage", fix="Use act=csqcfs (or cqcfs/sqcfs, or qcfs: no swap) with "
                               "train=two_stage, or train.two_stage=false.")
 
@@ -172,7 +116,7 @@ def check_init_from(cfg: DictConfig) -> None:
                           fix="Use train.init_from=null (the model's own initialisation), a checkpoint path, or "
                               "experiment:<preset>.")
     if ref.startswith(INIT_FROM_EXPERIMENT):
-        from snnx.cli import config_dir
+        from snnx.config import config_dir
 
         name = ref[len(INIT_FROM_EXPERIMENT):].strip()
         presets = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
@@ -245,13 +189,13 @@ def check_objective(cfg: DictConfig) -> None:
                           fix="Pick one of sim.T, add it to sim.T, or set objective.T=null (the largest T).")
 
 
-def _msat_sites(cfg: DictConfig) -> int | None:
-    """The number of activation sites (MSAT neurons) the converted net will have; None if it cannot be built."""
+def _activation_sites(cfg: DictConfig) -> int | None:
+    """The number of activation sites (neurons after conversion) of the configured model; None if it cannot be built."""
     try:
         import torch
 
         from snnx.convert.graph import activation_sites
-        from snnx.models import build
+        from snnx.ann import build
 
         with torch.device("meta"):
             model = build(OmegaConf.to_container(cfg, resolve=True))
@@ -260,69 +204,40 @@ def _msat_sites(cfg: DictConfig) -> int | None:
         return None
 
 
-def check_msat_confidence(cfg: DictConfig) -> None:
-    """convert.confidence (a probability or a per-layer list) and convert.confidence_last, each in [0, 1].
+def check_per_site(cfg: DictConfig) -> None:
+    """A method's per-site keys (entry trait ``per_site``, e.g. MSAT's convert.confidence list) given as a list
+    have one entry per activation site of the model — checked now, before any training."""
+    from snnx.convert.methods import METHODS
 
-    For convert=msat in a converting stage, a list's length is checked against the model's activation
-    layers now, before any training, not only at conversion.
-    """
-    from snnx.convert.msat import confidences
-
-    conv = cfg.convert
-    value = conv.confidence
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
-    if isinstance(value, dict):
-        raise ConfigError(f"must be a probability or a list of them, got the mapping {value!r}.",
-                          key="convert.confidence",
-                          fix="Use e.g. convert.confidence=1.0 with convert.confidence_last=0.683, or a per-layer list.")
-    probs = value if isinstance(value, list) else [value]
-    confidences(probs, len(probs))  # each a probability in [0, 1]
-    if conv.confidence_last is not None:
-        confidences(1.0, 1, conv.confidence_last)
-    if not isinstance(value, list):
-        return
-    confidences(value, len(value), conv.confidence_last)  # a list and confidence_last: one of the two
-    if conv.name != "msat" or cfg.stage not in CONVERTING_STAGES:
-        return
-    sites = _msat_sites(cfg)
-    if sites is not None:
-        confidences(value, sites)
+    entry = METHODS.get(cfg.convert.name)
+    for key in entry.trait("per_site", ()):
+        value = cfg.convert[key]
+        if not OmegaConf.is_list(value) or cfg.stage not in CONVERTING_STAGES:
+            continue
+        sites = _activation_sites(cfg)
+        if sites is not None and len(value) != sites:
+            raise ConfigError(f"has {len(value)} entries but the network has {sites} activation layers.",
+                              key=f"convert.{key}", fix=entry.trait("per_site_fix", "Give one value per activation layer."))
 
 
 def check_convert(cfg: DictConfig) -> None:
-    conv = cfg.convert
-    if not 0 < conv.percentile <= 100:
-        raise ConfigError(f"must lie in (0, 100], got {conv.percentile}.", key="convert.percentile", fix="Use e.g. convert.percentile=99.99.")
-    _positive_int(conv.calib_size, "convert.calib_size", "Use e.g. convert.calib_size=1000.")
-    _positive_int(conv.calib_batch_size, "convert.calib_batch_size", "Use e.g. 256.")
-    _positive_int(conv.presim, "convert.presim", "Use e.g. convert.presim=4.")
-    if conv.shift_T is not None:
-        _positive_int(conv.shift_T, "convert.shift_T", "Use a positive T or null for per-T passes.")
-        if conv.name != "shift" or conv.variant == "T":
-            # Only a shifted conversion has a shift whose horizon shift_T would fix (Deng & Gu 2021, Eq. 15).
-            what = f"convert={conv.name}" if conv.name != "shift" else "convert.variant=T (threshold only)"
-            raise ConfigError(f"{what} has no shift, so convert.shift_T={conv.shift_T} does not apply.",
-                              key="convert.shift_T",
-                              fix="Drop convert.shift_T (null), or use convert=shift with convert.variant=S or TS.")
-    check_msat_confidence(cfg)
-    _positive_int(conv.confidence_steps, "convert.confidence_steps", "Use e.g. convert.confidence_steps=16.", minimum=0)
-    if conv.v_t is not None and not math.isfinite(conv.v_t):
-        raise ConfigError(f"must be a finite number or null, got {conv.v_t!r}.", key="convert.v_t",
-                          fix="Use convert.v_t=null (−θ_max in raw units, −1 normalised) or a finite number.")
-    if conv.v_init is not None and not isinstance(conv.v_init, (int, float)):
-        raise ConfigError(f"must be a number (a fraction of θ) or null, got {conv.v_init!r}.", key="convert.v_init", fix="Use e.g. convert.v_init=0.5.")
+    """The method takes the trained ANN (its entry's ``accepts``), in the stages that build an SNN."""
+    from snnx.activations.registry import ACTIVATIONS
+    from snnx.convert.methods import METHODS
+
     if cfg.stage not in CONVERTING_STAGES:
         return  # `snnx train act=relu` trains a ReLU ANN whatever convert says
-    needs = CONVERT_NEEDS_ACT.get(conv.name)
-    if needs and cfg.act.name not in needs:
+    method = METHODS.get(cfg.convert.name)
+    act = ACTIVATIONS.get(cfg.act.name)
+    params = OmegaConf.to_container(cfg.convert, resolve=True)
+    if not method.trait("accepts")(act, params):
+        fits = ACTIVATIONS.where(lambda e: method.trait("accepts")(e, params))
+        variant = f" with convert.variant={params['variant']}" if "variant" in params else ""
         raise ConfigError(
-            f"convert={conv.name} needs an ANN trained with act in ({', '.join(needs)}), but act={cfg.act.name}.",
+            f"convert={method.name}{variant} needs {method.trait('accepts_doc')}, but act={act.name}.",
             key="convert / act",
-            fix=f"Use act={needs[0]} with convert={conv.name}, or a threshold-calibrating conversion such as convert=maxnorm for act={cfg.act.name}.")
-    if conv.name == "shift" and conv.variant in ("T", "TS") and cfg.act.name not in ("clip",):
-        raise ConfigError(f"convert=shift variant {conv.variant} uses a threshold-ReLU ANN, but act={cfg.act.name}.",
-                          key="convert.variant / act", fix="Use act=clip, or convert.variant=S for a ReLU ANN.")
+            fix=f"Use act={' / '.join(fits) or '?'} with convert={method.name}, or a threshold-calibrating "
+                f"conversion such as convert=maxnorm for act={act.name}.")
 
 
 def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
@@ -330,11 +245,13 @@ def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note)
     chunk = cfg.sim.chunk
     if chunk != "auto":
         _positive_int(chunk, "sim.chunk", "Use sim.chunk=auto or an integer ≥ 1.")
-    _positive_int(cfg.sim.batch_size, "sim.batch_size", "Use e.g. sim.batch_size=250.")
-    if cfg.sim.encoding == "poisson" and cfg.convert.name == "allint" and cfg.stage in CONVERTING_STAGES:
-        raise ConfigError("convert=allint encodes its own input (the scatter-and-gather first layer), so "
+    from snnx.convert.methods import METHODS
+
+    method = METHODS.get(cfg.convert.name)
+    if cfg.sim.encoding == "poisson" and method.trait("encodes_input") and cfg.stage in CONVERTING_STAGES:
+        raise ConfigError(f"convert={method.name} encodes its own input ({method.trait('encodes_input')}), so "
                           "sim.encoding=poisson cannot apply to it.", key="sim.encoding / convert",
-                          fix="Use sim.encoding=direct with convert=allint.")
+                          fix=f"Use sim.encoding=direct with convert={method.name}.")
 
 
 def check_device(cfg: DictConfig) -> None:
@@ -346,22 +263,11 @@ def check_device(cfg: DictConfig) -> None:
 
 
 def check_model_dataset(cfg: DictConfig) -> None:
-    from snnx.data import DATASETS, dataset_info
-    from snnx.models import check_image_size, list_models
+    """The model takes the dataset's images (its entry's smallest side). dataset.name, the keys the dataset
+    declares and dataset.crop / dataset.cutout against its image size are check_component(cfg, "dataset")'s."""
+    from snnx.data import dataset_info
+    from snnx.models.registry import check_image_size
 
-    if cfg.dataset.name not in DATASETS:
-        raise ConfigError(f"unknown dataset {cfg.dataset.name!r}.", key="dataset.name", fix=f"Use one of: {', '.join(DATASETS)}.")
-    if cfg.model.name not in list_models():
-        raise ConfigError(f"unknown model {cfg.model.name!r}.", key="model.name", fix=f"Use one of: {', '.join(list_models())}.")
-    from snnx.models import check_model_options
-
-    # Dropout ranges and sites, init, votes: the registry knows which model has which (snnx.models.registry).
-    check_model_options(cfg.model.name, width=cfg.model.width, batch_norm=cfg.model.batch_norm, pool=cfg.model.pool,
-                        dropout_conv=cfg.model.dropout.conv, dropout_fc=cfg.model.dropout.fc, init=cfg.model.init,
-                        votes=cfg.model.votes)
-    from snnx.data.info import check_crop
-
-    check_crop(cfg.dataset.name, cfg.dataset.get("crop"))  # dataset.crop: its own key in the error
     try:
         check_image_size(cfg.model.name, dataset_info(cfg.dataset.name, cfg.dataset.get("crop")).image_size)
     except ConfigError as exc:
@@ -370,7 +276,7 @@ def check_model_dataset(cfg: DictConfig) -> None:
 
 
 def check_stage(cfg: DictConfig) -> None:
-    from snnx.cli import STAGES
+    from snnx.config import STAGES
 
     if cfg.stage not in STAGES:
         raise ConfigError(f"unknown stage {cfg.stage!r}.", key="stage",
@@ -425,17 +331,6 @@ def check_missing(cfg: DictConfig) -> None:
         raise ConfigError("has no value.", key=key, fix=fix)
 
 
-def check_data_options(cfg: DictConfig) -> None:
-    ds, model = cfg.dataset, cfg.model
-    for key in ("limit_train", "limit_test"):
-        value = ds[key]
-        if value is not None:
-            _positive_int(value, f"dataset.{key}", f"Use dataset.{key}=null for the whole split, or e.g. dataset.{key}=256.")
-    _positive_int(ds.cutout, "dataset.cutout", "Use dataset.cutout=0 (off) or the side of the erased square, e.g. 16.", minimum=0)
-    _positive_int(ds.num_workers, "dataset.num_workers", "Use dataset.num_workers=0 (load in the main process) or more.", minimum=0)
-    _positive(model.width, "model.width", "Use e.g. model.width=1.0 (full size) or 0.5 (half the channels).")
-
-
 def _data_needed(cfg: DictConfig) -> bool:
     """Whether this stage will read dataset files (train with a cached ANN or a ckpt does not)."""
     if cfg.stage == "table":
@@ -455,36 +350,13 @@ def _data_needed(cfg: DictConfig) -> bool:
 
 def check_dataset_present(cfg: DictConfig) -> None:
     """The files of a file-backed dataset are there (presence only: nothing is read)."""
-    from snnx.data import vision
+    from snnx.data import check_dataset_files
+    from snnx.data.registry import DATASETS
 
-    name = cfg.dataset.name
-    if name not in vision.VISION or cfg.dataset.download or not _data_needed(cfg):
-        return
-    root = str(cfg.dataset.root)
-    if name == "imagenet":
-        base = os.path.join(os.path.abspath(os.path.expanduser(root)), "imagenet")
-        absent = [os.path.join(base, sub) for sub in ("train", "val") if not os.path.isdir(os.path.join(base, sub))]
-        if absent:
-            raise DataError(
-                f"cannot find the ImageNet folder{'s' if len(absent) > 1 else ''} {' and '.join(absent)}: expected "
-                f"{base}/train/<class>/<image> and {base}/val/<class>/<image>.",
-                key="dataset.root",
-                fix="Put the images there, or set dataset.root=<folder> (or SNNX_DATA) to the folder that contains imagenet/.")
-        return
-    files = vision.expected_files(name, root)
-    missing = [f for f in files if not os.path.isfile(f)]
-    if name == "mnist" and missing:
-        processed = os.path.join(os.path.abspath(os.path.expanduser(root)), "MNIST", "processed")
-        if all(os.path.isfile(os.path.join(processed, f)) for f in ("training.pt", "test.pt")):
-            missing = []  # torchvision's legacy layout, which the loader also reads
-    if not missing:
-        return
-    explain = getattr(vision, "_missing_error", None)
-    if explain is not None:
-        raise explain(name, root, missing, False)
-    raise DataError(f"cannot find the {name} files under {root}: missing {', '.join(missing)}.", key="dataset.root",
-                    fix="Put them there, set dataset.root (or SNNX_DATA) to the folder that holds them, or pass "
-                        "dataset.download=true on a machine with internet.")
+    if DATASETS.get(cfg.dataset.name).trait("check_present") is None or cfg.dataset.download:
+        return  # an embedded set, or torchvision fetches the files
+    if _data_needed(cfg):
+        check_dataset_files(cfg.dataset)
 
 
 # Checkpoints already checked in this process (a multirun checks each job): path -> (mtime, size).
@@ -507,7 +379,7 @@ def _load_ckpt(path: str) -> dict:
         raise CheckpointError(f"{path!r} is not a snnx checkpoint: its config has no {' / '.join(missing)} section.",
                               key="ckpt", fix=fix)
     try:
-        from snnx.models import build
+        from snnx.ann import build
 
         model = build(config)
         model.load_state_dict(data["state_dict"])
@@ -546,28 +418,32 @@ def check_ckpt(cfg: DictConfig) -> None:
                               fix=f"Add {group}={theirs} to the command, or use a checkpoint trained with {group}={mine}.")
 
 
-def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str], None] | None = _print_note) -> DictConfig:
+def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str], None] | None = _print_note,
+             explicit: Explicit | None = None) -> DictConfig:
     """Check a composed config before any data is loaded; raise a SnnxError naming the key and the fix.
 
     ``check_paths`` also checks what is on disk: the dataset files and ``ckpt``.
     ``note`` receives the remarks on silently tidied values (sim.T sorted …).
+    ``explicit(key)`` says whether the user set ``key`` (on the command line); None: every key is the
+    user's. A key a preset set for a group option the user then replaced is dropped, with a note.
     """
     check_known_keys(cfg)
     check_missing(cfg)
     check_stage(cfg)
-    check_choices(cfg)
+    check_declared(cfg)
     check_device(cfg)
-    check_act(cfg)
+    for group in ("dataset", "model", "act", "convert"):
+        check_component(cfg, group, explicit, note)
     check_train(cfg)
     check_distributed(cfg, note)
     check_objective(cfg)
     check_convert(cfg)
     check_sim(cfg, note)
-    check_data_options(cfg)
     if check_paths:
         check_ckpt_exists(cfg)  # cheap checks first: the ones below import torch
         check_init_from_file(cfg)
     check_model_dataset(cfg)
+    check_per_site(cfg)
     if check_paths:
         check_ckpt(cfg)
         check_dataset_present(cfg)

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnx.activations import (
-    ACTIVATIONS,
     CSQCFS,
     QCFS,
     Activation,
@@ -20,12 +19,12 @@ from snnx.activations import (
     inverse_softplus,
     is_ternary,
     make_act_factory,
-    shift_of,
     ternarize_,
     ternary_weight,
-    threshold_of,
     to_channelwise,
 )
+from snnx.activations.registry import ACTIVATIONS
+from snnx.config import config_dir
 from snnx.errors import ConfigError
 
 F64 = torch.float64
@@ -116,8 +115,7 @@ def test_qcfs_threshold_parameter_and_conversion_threshold():
     assert [n for n, _ in act.named_parameters()] == ["threshold"]
     theta = act.conversion_threshold()
     assert theta.dim() == 0 and theta.item() == 3.5 and not theta.requires_grad
-    assert act.shift == 0.5 and shift_of(act) == 0.5 and act.num_channels == 7
-    assert threshold_of(nn.ReLU()) is None and shift_of(nn.ReLU()) == 0.0
+    assert act.shift == 0.5 and act.num_channels == 7
 
 
 # ---------------------------------------------------------------- CS-QCFS
@@ -390,7 +388,8 @@ def test_quant_values_gradient_and_first_site_clip():
 
 # ---------------------------------------------------------------- factory
 def test_factory_builds_each_activation():
-    assert ACTIVATIONS == ("relu", "clip", "qcfs", "cqcfs", "sqcfs", "csqcfs", "quant")
+    # Every registered activation is an act= option with its YAML, and every YAML option is registered.
+    assert sorted(ACTIVATIONS.names()) == sorted(p.stem for p in (config_dir() / "act").glob("*.yaml"))
     r = make_act_factory("relu")(5)
     assert type(r) is nn.ReLU
     c = make_act_factory("clip", y_th=2.0)(5)
@@ -412,8 +411,10 @@ def test_factory_builds_each_activation():
     assert (m.channelwise, m.softplus) == (True, False)
     m = make_act_factory("csqcfs", L=4, channelwise=False, softplus=True)(6)
     assert (m.channelwise, m.softplus) == (False, True)
-    # irrelevant params are ignored (the config layer validates them)
-    assert isinstance(make_act_factory("clip", L=0, k=-1, warmup_epochs=3)(2), Clip)
+    # a parameter of another activation is an error naming the key and this activation's keys
+    with pytest.raises(ConfigError) as e:
+        make_act_factory("clip", L=0, warmup_epochs=3)
+    assert e.value.key == "act.L" and "y_th, warmup_epochs" in str(e.value)
 
 
 def test_factory_grad_window_defaults_per_act_and_to_channelwise():
@@ -446,7 +447,8 @@ def test_factory_returns_a_new_callable_each_time():
         ("qcfs", {"L": 0}, "act.L"),
         ("qcfs", {"L": 2.5}, "act.L"),
         ("qcfs", {"L": True}, "act.L"),
-        ("qcfs", {}, "act.L"),
+        ("qcfs", {"L": None}, "act.L"),
+        ("clip", {"L": 4}, "act.L"),
         ("csqcfs", {"L": 4, "init_threshold": 0.0}, "act.init_threshold"),
         ("qcfs", {"L": 4, "init_threshold": -1.0}, "act.init_threshold"),
         ("qcfs", {"L": 4, "shift": 1.0}, "act.shift"),
@@ -455,7 +457,8 @@ def test_factory_returns_a_new_callable_each_time():
         ("clip", {"y_th": -2.0}, "act.y_th"),
         ("quant", {"k": -1}, "act.k"),
         ("quant", {"k": 1.5}, "act.k"),
-        ("quant", {}, "act.k"),
+        ("quant", {"k": None}, "act.k"),
+        ("quant", {"k": 1, "clip_first": float("nan")}, "act.clip_first"),
         ("quant", {"k": 1, "clip_first": 0.0}, "act.clip_first"),
         ("qcfs", {"L": 4, "lambda": 3}, "act.lambda"),
         ("cqcfs", {"L": 4, "softplus": True}, "act.softplus"),
@@ -476,7 +479,7 @@ def test_factory_errors_name_the_key(name, params, key):
 def test_unknown_activation_lists_options():
     with pytest.raises(ConfigError) as e:
         make_act_factory("gelu")
-    for name in ACTIVATIONS:
+    for name in ACTIVATIONS.names():
         assert name in str(e.value)
 
 
@@ -536,10 +539,11 @@ class _LeafTracer(torch.fx.Tracer):
         return isinstance(m, Activation) or super().is_leaf_module(m, qualname)
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS)
+@pytest.mark.parametrize("name", ACTIVATIONS.names())
 def test_fx_leaf_tracing_and_float64(name):
     torch.manual_seed(0)
-    fac = make_act_factory(name, L=4, init_threshold=2.0, k=2, y_th=1.5)
+    given = {"L": 4, "init_threshold": 2.0, "k": 2, "y_th": 1.5}
+    fac = make_act_factory(name, **{k: v for k, v in given.items() if k in ACTIVATIONS.get(name).keys})
     net = nn.Sequential(nn.Conv2d(2, 3, 3), fac(3), nn.Flatten(), nn.Linear(12, 4), fac(4)).double()
     graph = _LeafTracer().trace(net)
     gm = torch.fx.GraphModule(net, graph)

@@ -13,11 +13,11 @@ from torch import nn
 from snnx.activations import Quant, apply_ternary, make_act_factory
 from snnx.activations.functional import quant
 from snnx.convert import convert
-from snnx.convert.allint import (SpikeConv2d, SpikeLinear, SumPool2d, allint_summary, convert_allint, final_time_step,
-                                 int_conv2d)
+from snnx.convert.allint import SpikeConv2d, SpikeLinear, SumPool2d, convert_allint, int_conv2d
 from snnx.errors import ConfigError
 from snnx.neurons import ScatterGatherEncoder, SignedDualThresholdNeuron, dual_thresholds
 from snnx.sim import Simulator
+from snnx.tables.pivot import final_time_step
 
 from conftest import run_folded
 
@@ -303,7 +303,7 @@ def test_ternary_build_normalises_hidden_linears_and_stays_exact_in_integer_mode
     """train.weight_quant=ternary: each hidden Linear gets a BatchNorm1d (its ±1 weights carry no scale);
     the converter turns that BN into thresholds, and integer mode still matches float mode exactly."""
     from snnx.activations.ternary import is_ternary
-    from snnx.models.build import build
+    from snnx.ann import build
 
     (x, y), (xt, yt) = digits
     config = {"dataset": {"name": "digits"}, "act": {"name": "quant", "k": 0, "clip_first": 4.0},
@@ -356,9 +356,8 @@ def test_snn_reaches_the_ann(quant_lenet, digits):
     assert close >= 0.99
     ann_acc = 100.0 * float((ann_logits.argmax(-1) == y).double().mean())
     assert abs(result.accuracy(T) - ann_acc) <= 1.0
-    summary = allint_summary(result)
-    assert summary["final_time_step"] == final and summary["negative_spikes_per_neuron"] > 0
-    assert summary["positive_spikes_per_neuron"] > summary["negative_spikes_per_neuron"]
+    at_end = result.per_image(T)
+    assert 0 < at_end["negative_spikes_per_neuron"] < at_end["spikes_per_neuron"]
 
 
 def test_simulator_chunks_and_batches_equal_step_by_step(quant_lenet, digits):
@@ -411,13 +410,6 @@ def test_negative_gamma_and_bias_without_bn():
         torch.testing.assert_close(got, 2 * ann, rtol=1e-3, atol=5e-3)
 
 
-def test_final_time_step():
-    assert final_time_step({1: 10.0, 2: 50.0, 4: 80.0, 8: 90.0, 16: 90.0, 32: 90.0}) == 8
-    assert final_time_step({1: 10.0, 2: 90.0, 4: 80.0, 8: 90.0}) == 8  # changed again at 8
-    assert final_time_step({4: 1.0}) == 4
-    assert final_time_step({}) is None
-
-
 def test_config_errors(digits):
     from snnx.models import create_model
 
@@ -435,7 +427,7 @@ def test_config_errors(digits):
 def test_preset_composes():
     from hydra import compose, initialize_config_dir
 
-    from snnx.config import register_configs
+    from snnx.composition import register_configs
 
     register_configs()
     conf = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "conf"))
@@ -455,7 +447,7 @@ def _vgg_allint_with_odd_bn_stats(x, *, k: int, pool: str) -> nn.Module:
 
     torch.manual_seed(0)
     model = create_model("vgg11_allint", in_channels=1, image_size=8, num_classes=10,
-                         act_factory=make_act_factory("quant", k=k), width=0.0625, batch_norm=True, pool=pool)
+                         act_factory=make_act_factory("quant", k=k, k_first=None), width=0.0625, batch_norm=True, pool=pool)
     apply_ternary(model)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
@@ -638,7 +630,7 @@ def test_paper_input_layer_snn_matches_ann_and_integer_mode(paper_lenet, digits)
 
 
 def test_k_first_reaches_the_built_ann_and_is_checked():
-    from snnx.models.build import build
+    from snnx.ann import build
 
     config = {"dataset": {"name": "digits"}, "act": {"name": "quant", "k": 1, "clip_first": 4.0, "k_first": 0},
               "model": {"name": "lenet", "width": 0.125, "batch_norm": True, "pool": "avg", "dropout": 0.0},
@@ -748,7 +740,7 @@ def _paper_config(name: str, data: str, **extra) -> dict:
 def test_lenet_allint_is_the_papers_lenet():
     """Zou et al. 2024, §4.1: "6-layer" 32C5-2P2-64C5-2P2-1000FC-10FC; §4.4: 10,728 hidden neurons on MNIST."""
     from snnx.activations.ternary import is_ternary
-    from snnx.models.build import build
+    from snnx.ann import build
 
     torch.manual_seed(0)
     model = build(_paper_config("lenet_allint", "mnist")).eval()
@@ -772,7 +764,7 @@ def test_lenet_allint_is_the_papers_lenet():
 
 
 def test_lenet_allint_width_batch_norm_and_pools():
-    from snnx.models.build import build
+    from snnx.ann import build
 
     half = build(_paper_config("lenet_allint", "mnist", model={"width": 0.5}))
     assert half.features[0].conv.out_channels == 16 and half.classifier[1][0].out_features == 500
@@ -797,7 +789,7 @@ def mnist5k():
 def test_lenet_allint_integer_mode_equals_float_mode(mnist5k):
     """Ternary hidden weights (the 2P2 convs included) scale exactly: every hidden neuron of the int64 SNN fires as
     in float mode, and the readout is int_scale × float mode's up to its full-precision weights' rounding."""
-    from snnx.models.build import build
+    from snnx.ann import build
 
     (x, y), (xt, yt) = mnist5k
     torch.manual_seed(0)
@@ -825,7 +817,7 @@ def test_lenet_allint_integer_mode_equals_float_mode(mnist5k):
 def test_vgg11_allint_last_conv_is_unpadded_where_the_paper_counts_it():
     """§4.4: 280,832 hidden neurons for the VGG-Net on 24×24 CIFAR: the last 1024C3 takes 3×3 → 1×1."""
     from snnx.artifacts import ann_key_payload
-    from snnx.models.build import build
+    from snnx.ann import build
     from snnx.models.vgg_allint import last_conv_padding
 
     config = _paper_config("vgg11_allint", "cifar10", dataset={"crop": 24}, seed=0)

@@ -15,7 +15,7 @@ import torch
 from snnx.app import compose
 from snnx.artifacts import ann_key, artifact_lock, atomic_save, atomic_write_text, load_checkpoint, write_csv
 from snnx.errors import CheckpointError
-from snnx.models import build as build_model
+from snnx.ann import build as build_model
 from snnx.stages import plain_config
 
 from conftest import RELU, TINY, cache_dirs, kill_group, snnx, snnx_popen

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from snnx.models.registry import _min_image_size
+from snnx.models.registry import min_image_size as _min_image_size
 from snnx.app import compose
-from snnx.cli import STAGES, config_dir, group_options
+from snnx.config import STAGES, config_dir, group_options
 from snnx.config import GROUPS
 from snnx.errors import ConfigError
 from snnx.validate import validate
@@ -74,12 +75,18 @@ def test_cfg_job_with_a_bad_override_is_a_clean_error(tmp_path):
     assert "Traceback" not in done.stderr and "act=nope" in done.stderr
 
 
-def test_stage_help_is_hydras_help(tmp_path):
-    done = snnx("train", "--help", cwd=tmp_path)
+def test_stage_help_lists_the_keys_from_the_schemas(tmp_path):
+    done = snnx("train", "act=clip", "act.y_th=2", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "== Configuration groups ==" in done.stdout
-    assert "stage: train" in done.stdout
-    assert "act: clip, cqcfs" in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("snnx train: ")
+    # The chosen act's keys with type, value (and default where it differs) and doc; no conversion keys.
+    y_th = next(line for line in lines if line.strip().startswith("act.y_th"))
+    assert "float" in y_th and "2.0 (default 1.0)" in y_th and "ceiling" in y_th
+    assert any(line.strip().startswith("train.epochs") for line in lines)
+    assert not any(line.strip().startswith("convert.") for line in lines)
+    same = snnx("help", "train", "act=clip", "act.y_th=2", cwd=tmp_path)
+    assert same.returncode == 0 and same.stdout == done.stdout
     hydra_help = snnx("run", "--hydra-help", cwd=tmp_path)
     assert hydra_help.returncode == 0, hydra_help.stderr
     assert "Hydra" in hydra_help.stdout
@@ -102,9 +109,26 @@ def test_hydra_run_dir_is_honoured_and_the_cache_reused(trained, tmp_path):
 
 
 # -- composition of every option ---------------------------------------------------
-QCFS_FAMILY = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
-# Which acts each conversion takes (by design; any act for the ones not listed).
-CONVERT_ACTS = {"qcfs": QCFS_FAMILY, "cos": QCFS_FAMILY, "allint": {"quant"}, "shift": {"clip"}}
+def _accepted_acts(method: str, params: dict | None = None) -> list[str]:
+    """The acts convert=<method> takes, by its registry entry."""
+    from snnx.activations.registry import ACTIVATIONS
+    from snnx.convert.methods import METHODS
+
+    entry = METHODS.get(method)
+    params = entry.defaults() if params is None else params
+    return ACTIVATIONS.where(lambda act: entry.trait("accepts")(act, params))
+
+
+def test_paper_pairings_of_act_and_convert():
+    # The papers' pairings: QCFS thresholds and offset-spike calibration need a trained λ (Yang et al. 2025),
+    # the all-integer SNN its quantiser (Zou et al. 2024), Deng & Gu's T/TS the threshold ReLU, S any ReLU ANN.
+    family = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
+    assert set(_accepted_acts("qcfs")) == set(_accepted_acts("cos")) == family
+    assert _accepted_acts("allint") == ["quant"]
+    assert _accepted_acts("shift") == ["clip"]
+    assert set(_accepted_acts("shift", {"variant": "S"})) == set(OPTIONS["act"])
+    for method in ("maxnorm", "pnorm", "channelnorm", "msat"):
+        assert set(_accepted_acts(method)) == set(OPTIONS["act"])
 # Smallest image side of the models that cannot take small images (the rest fit 8×8 digits).
 # Each model's smallest side comes from its registry entry (tests/test_models.py pins those values).
 SIDE = {"digits": 8, "mnist5k": 28, "mnist": 28, "cifar10": 32, "cifar100": 32, "imagenet": 224}
@@ -113,8 +137,8 @@ SIDE = {"digits": 8, "mnist5k": 28, "mnist": 28, "cifar10": 32, "cifar100": 32, 
 def _option_overrides(group: str, option: str) -> list[str]:
     """A partner for options that need one: an act fitting the conversion."""
     if group == "convert":
-        acts = CONVERT_ACTS.get(option.split("_")[0])
-        act = sorted(acts)[0] if acts else "relu"
+        acts = _accepted_acts(compose("run", [f"convert={option}"]).convert.name)
+        act = "relu" if "relu" in acts else sorted(acts)[0]
         return [f"convert={option}", f"act={act}"]
     if group == "act":
         return [f"act={option}", "convert=maxnorm"]
@@ -137,8 +161,7 @@ def test_every_option_composes_and_validates(group, option):
 @pytest.mark.parametrize("act,conv", list(itertools.product(OPTIONS["act"], OPTIONS["convert"])))
 def test_act_convert_combinations_are_checked(act, conv):
     cfg = compose("run", [f"act={act}", f"convert={conv}"])
-    allowed = CONVERT_ACTS.get(cfg.convert.name)
-    if allowed is not None and act not in allowed:
+    if act not in _accepted_acts(cfg.convert.name, OmegaConf.to_container(cfg.convert)):
         with pytest.raises(ConfigError) as info:
             validate(cfg, check_paths=False, note=None)
         assert info.value.key.startswith("convert") and f"act={act}" in str(info.value)

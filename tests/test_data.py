@@ -13,8 +13,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from snnx.data import DATASETS, DatasetInfo, build_dataset, dataset_info, default_data_root
+from snnx.data import DatasetInfo, build_dataset, dataset_info, dataset_params
+from snnx.data.registry import DATASETS
 from snnx.errors import ConfigError, DataError, SnnxError
+
+
+def _ds(name: str, split: str, *, augment=None, limit=None, **params):
+    """build_dataset on the dataset section ``{"name": name, **params}`` (keys left out: the dataset's defaults)."""
+    return build_dataset({"name": name, **params}, split, augment=augment, limit=limit)
 
 
 def _labels(ds) -> list[int]:
@@ -33,8 +39,8 @@ def _expected(pixels_0_255: np.ndarray, mean, std) -> torch.Tensor:
 
 
 def test_dataset_info_all():
-    assert DATASETS == ("digits", "mnist5k", "mnist", "cifar10", "cifar100", "imagenet")
-    for name in DATASETS:
+    assert sorted(DATASETS.names()) == ["cifar10", "cifar100", "digits", "imagenet", "mnist", "mnist5k"]
+    for name in DATASETS.names():
         info = dataset_info(name)
         assert isinstance(info, DatasetInfo) and info.name == name
         assert len(info.mean) == len(info.std) == info.in_channels
@@ -50,38 +56,48 @@ def test_unknown_dataset_names_options():
         dataset_info("svhn")
     msg = str(ei.value)
     assert ei.value.key == "dataset" and msg.startswith("dataset:")
-    for name in DATASETS:
+    for name in DATASETS.names():
         assert name in msg
     with pytest.raises(ConfigError, match="cifar100"):
-        build_dataset("cifar-10", "train")
+        _ds("cifar-10", "train")
 
 
 def test_bad_split_and_options():
     with pytest.raises(ConfigError) as ei:
-        build_dataset("digits", "val")
+        _ds("digits", "val")
     assert ei.value.key == "split"
     with pytest.raises(ConfigError) as ei:
-        build_dataset("digits", "train", limit=0)
+        _ds("digits", "train", limit=0)
     assert ei.value.key == "dataset.limit"
     with pytest.raises(ConfigError) as ei:
-        build_dataset("digits", "train", cutout=4)
+        _ds("digits", "train", cutout=4)
     assert ei.value.key == "dataset.cutout"
     with pytest.raises(ConfigError) as ei:
-        build_dataset("mnist5k", "train", autoaugment=True)
+        _ds("mnist5k", "train", autoaugment=True)
     assert ei.value.key == "dataset.autoaugment"
     # Options are checked before any file is looked for.
     with pytest.raises(ConfigError) as ei:
-        build_dataset("cifar10", "train", root="/nonexistent", cutout=32)
+        _ds("cifar10", "train", root="/nonexistent", cutout=32)
     assert ei.value.key == "dataset.cutout"
     with pytest.raises(ConfigError):
-        build_dataset("cifar10", "train", root="/nonexistent", cutout=-1)
+        _ds("cifar10", "train", root="/nonexistent", cutout=-1)
 
 
-def test_default_data_root(monkeypatch):
+def test_root_defaults_to_snnx_data_else_data(monkeypatch):
+    """A section without root gets the schema's default, ${oc.env:SNNX_DATA,data}, resolved."""
     monkeypatch.delenv("SNNX_DATA", raising=False)
-    assert default_data_root() == "data"
+    assert dataset_params("mnist")["root"] == "data"
     monkeypatch.setenv("SNNX_DATA", "/srv/datasets")
-    assert default_data_root() == "/srv/datasets"
+    assert dataset_params({"name": "cifar10"})["root"] == "/srv/datasets"
+    assert dataset_params({"name": "cifar10", "root": "/mnt/x"})["root"] == "/mnt/x"
+
+
+def test_limits_of_the_section_apply_unless_a_limit_is_given():
+    full = _ds("digits", "test")
+    assert len(_ds("digits", "test", limit_test=30)) == 30
+    assert len(_ds("digits", "train", limit_train=40, limit_test=30)) == 40
+    assert len(_ds("digits", "test", limit=12, limit_test=30)) == 12
+    assert torch.equal(_ds("digits", "test", limit_test=30).data, full.data[:30])
 
 
 # ----------------------------------------------------------------------- embedded
@@ -92,8 +108,8 @@ def test_default_data_root(monkeypatch):
     [("digits", 1437, 360, (1, 8, 8)), ("mnist5k", 4000, 1000, (1, 28, 28))],
 )
 def test_embedded_splits(name, n_train, n_test, shape):
-    train = build_dataset(name, "train")
-    test = build_dataset(name, "test")
+    train = _ds(name, "train")
+    test = _ds(name, "test")
     assert (len(train), len(test)) == (n_train, n_test)
     x, y = train[0]
     assert x.dtype == torch.float32 and tuple(x.shape) == shape
@@ -117,15 +133,15 @@ def test_embedded_splits(name, n_train, n_test, shape):
 
 @pytest.mark.parametrize("name", ["digits", "mnist5k"])
 def test_embedded_deterministic_and_limit(name):
-    a = build_dataset(name, "train", seed=0)
-    b = build_dataset(name, "train", seed=123, augment=False)
+    a = _ds(name, "train")
+    b = _ds(name, "train", augment=False)
     assert torch.equal(a.data, b.data) and torch.equal(a.targets, b.targets)
-    small = build_dataset(name, "test", limit=25)
-    full = build_dataset(name, "test")
+    small = _ds(name, "test", limit=25)
+    full = _ds(name, "test")
     assert len(small) == 25
     for i in (0, 24):
         assert torch.equal(small[i][0], full[i][0]) and small[i][1] == full[i][1]
-    assert len(build_dataset(name, "test", limit=10**9)) == len(full)
+    assert len(_ds(name, "test", limit=10**9)) == len(full)
     xb, yb = next(iter(DataLoader(small, batch_size=8)))
     assert xb.shape[0] == 8 and yb.dtype == torch.int64
 
@@ -133,7 +149,7 @@ def test_embedded_deterministic_and_limit(name):
 def test_digits_train_test_disjoint():
     from sklearn.datasets import load_digits
 
-    train, test = build_dataset("digits", "train"), build_dataset("digits", "test")
+    train, test = _ds("digits", "train"), _ds("digits", "test")
     assert len(train) + len(test) == len(load_digits().target)
 
 
@@ -169,8 +185,8 @@ def _make_mnist(root, n_train=12, n_test=7):
 
 def test_mnist_idx(tmp_path):
     truth = _make_mnist(tmp_path)
-    train = build_dataset("mnist", "train", root=str(tmp_path))
-    test = build_dataset("mnist", "test", root=tmp_path)
+    train = _ds("mnist", "train", root=str(tmp_path))
+    test = _ds("mnist", "test", root=tmp_path)
     assert (len(train), len(test)) == (12, 7)
     images, labels = truth["t10k"]
     for i in range(len(test)):
@@ -182,7 +198,7 @@ def test_mnist_idx(tmp_path):
     x0 = train[0][0]
     assert torch.allclose(x0, _expected(truth["train"][0][0][None], (0.1307,), (0.3081,)), atol=1e-5)
     # extra augmentation runs on greyscale images
-    aug = build_dataset("mnist", "train", root=tmp_path, autoaugment=True, cutout=6, limit=5)
+    aug = _ds("mnist", "train", root=tmp_path, autoaugment=True, cutout=6, limit=5)
     assert len(aug) == 5
     for i in range(5):
         x, _ = aug[i]
@@ -194,7 +210,7 @@ def test_mnist_corrupt(tmp_path):
     path = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     path.write_bytes(b"\x00\x00\x08")  # truncated header
     with pytest.raises(DataError) as ei:
-        build_dataset("mnist", "test", root=tmp_path)
+        _ds("mnist", "test", root=tmp_path)
     assert ei.value.key == "dataset.root" and str(tmp_path) in str(ei.value)
 
 
@@ -253,30 +269,30 @@ def _make_cifar100(root, n_train=10, n_test=5):
 def test_cifar10_pickle(tmp_path):
     (train_x, train_y), (test_x, test_y) = _make_cifar10(tmp_path)
     info = dataset_info("cifar10")
-    test = build_dataset("cifar10", "test", root=tmp_path)
+    test = _ds("cifar10", "test", root=tmp_path)
     assert len(test) == 6 and test.classes[3] == "class3"
     for i in range(len(test)):
         x, y = test[i]
         assert x.dtype == torch.float32 and tuple(x.shape) == (3, 32, 32) and y == test_y[i]
         assert torch.allclose(x, _expected(test_x[i].reshape(3, 32, 32), info.mean, info.std), atol=1e-5)
-    train = build_dataset("cifar10", "train", root=tmp_path)
+    train = _ds("cifar10", "train", root=tmp_path)
     assert len(train) == 20 and _labels(train) == train_y
     # augment=False: train items are the plain normalised images
-    plain = build_dataset("cifar10", "train", root=tmp_path, augment=False)
+    plain = _ds("cifar10", "train", root=tmp_path, augment=False)
     assert torch.allclose(plain[7][0], _expected(train_x[7].reshape(3, 32, 32), info.mean, info.std), atol=1e-5)
     # default augmentation (crop + flip) keeps shapes
     torch.manual_seed(0)
     xb, yb = next(iter(DataLoader(train, batch_size=20)))
     assert xb.shape == (20, 3, 32, 32) and yb.tolist() == train_y
-    lim = build_dataset("cifar10", "test", root=tmp_path, limit=4)
+    lim = _ds("cifar10", "test", root=tmp_path, limit=4)
     assert len(lim) == 4 and lim.targets == test_y[:4] and lim.classes == test.classes
-    assert len(build_dataset("cifar10", "test", root=tmp_path, limit=1000)) == 6
+    assert len(_ds("cifar10", "test", root=tmp_path, limit=1000)) == 6
 
 
 def test_cifar_cutout_and_autoaugment(tmp_path):
     _make_cifar10(tmp_path)
     torch.manual_seed(0)
-    cut = build_dataset("cifar10", "train", root=tmp_path, cutout=8)
+    cut = _ds("cifar10", "train", root=tmp_path, cutout=8)
     for i in range(len(cut)):
         x, _ = cut[i]
         # exactly one 8x8 square is erased to 0 in every channel
@@ -284,13 +300,13 @@ def test_cifar_cutout_and_autoaugment(tmp_path):
         assert int(zero.sum()) == 64
         rows, cols = torch.nonzero(zero, as_tuple=True)
         assert int(rows.max() - rows.min()) == 7 and int(cols.max() - cols.min()) == 7
-    both = build_dataset("cifar10", "train", root=tmp_path, autoaugment=True, cutout=16)
+    both = _ds("cifar10", "train", root=tmp_path, autoaugment=True, cutout=16)
     for i in range(len(both)):
         x, _ = both[i]
         assert tuple(x.shape) == (3, 32, 32) and x.dtype == torch.float32 and torch.isfinite(x).all()
     # the test split is never augmented
-    t1 = build_dataset("cifar10", "test", root=tmp_path, autoaugment=True, cutout=16)
-    t2 = build_dataset("cifar10", "test", root=tmp_path)
+    t1 = _ds("cifar10", "test", root=tmp_path, autoaugment=True, cutout=16)
+    t2 = _ds("cifar10", "test", root=tmp_path)
     assert all(torch.equal(t1[i][0], t2[i][0]) for i in range(len(t2)))
 
 
@@ -298,11 +314,11 @@ def test_cifar100_pickle(tmp_path):
     truth = _make_cifar100(tmp_path)
     info = dataset_info("cifar100")
     for split in ("train", "test"):
-        ds = build_dataset("cifar100", split, root=tmp_path, augment=False)
+        ds = _ds("cifar100", split, root=tmp_path, augment=False)
         x_true, y_true = truth[split]
         assert len(ds) == len(y_true) and _labels(ds) == y_true and len(ds.classes) == 100
         assert torch.allclose(ds[1][0], _expected(x_true[1].reshape(3, 32, 32), info.mean, info.std), atol=1e-5)
-    aug = build_dataset("cifar100", "train", root=tmp_path, autoaugment=True, cutout=4)
+    aug = _ds("cifar100", "train", root=tmp_path, autoaugment=True, cutout=4)
     assert tuple(aug[0][0].shape) == (3, 32, 32)
 
 
@@ -311,11 +327,11 @@ def test_cifar_corrupt_files(tmp_path):
     batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     batch.write_bytes(batch.read_bytes()[:100])  # truncated pickle
     with pytest.raises(DataError) as ei:
-        build_dataset("cifar10", "train", root=tmp_path)
+        _ds("cifar10", "train", root=tmp_path)
     msg = str(ei.value)
     assert ei.value.key == "dataset.root" and "cifar-10-batches-py" in msg and "\n" not in msg
     # the test split does not read data_batch_3 and still loads
-    assert len(build_dataset("cifar10", "test", root=tmp_path)) == 6
+    assert len(_ds("cifar10", "test", root=tmp_path)) == 6
 
 
 def test_cifar_wrong_labels(tmp_path):
@@ -323,7 +339,7 @@ def test_cifar_wrong_labels(tmp_path):
     _pickle(tmp_path / "cifar-100-python" / "test", {"data": _cifar_images(np.random.default_rng(0), 3),
                                                      "fine_labels": [0, 1, 100]})
     with pytest.raises(DataError, match="labels"):
-        build_dataset("cifar100", "test", root=tmp_path)
+        _ds("cifar100", "test", root=tmp_path)
 
 
 # ------------------------------------------------------------------- ImageFolder
@@ -342,7 +358,7 @@ def _make_imagenet(root):
 
 def test_imagenet_folder(tmp_path):
     _make_imagenet(tmp_path)
-    val = build_dataset("imagenet", "test", root=tmp_path)
+    val = _ds("imagenet", "test", root=tmp_path)
     assert len(val) == 4 and _labels(val) == [0, 0, 1, 1]
     x, y = val[0]
     assert x.dtype == torch.float32 and tuple(x.shape) == (3, 224, 224)
@@ -350,10 +366,10 @@ def test_imagenet_folder(tmp_path):
     const = tmp_path / "imagenet" / "val" / "n01440764" / "n01440764_0.png"
     Image.fromarray(np.full((300, 260, 3), 200, dtype=np.uint8)).save(const)
     info = dataset_info("imagenet")
-    x = build_dataset("imagenet", "test", root=tmp_path)[0][0]
+    x = _ds("imagenet", "test", root=tmp_path)[0][0]
     want = _expected(np.full((3, 1, 1), 200, dtype=np.uint8), info.mean, info.std)
     assert torch.allclose(x, want.expand(3, 224, 224), atol=1e-5)
-    train = build_dataset("imagenet", "train", root=tmp_path, autoaugment=True, cutout=56)
+    train = _ds("imagenet", "train", root=tmp_path, autoaugment=True, cutout=56)
     assert len(train) == 6
     for i in range(len(train)):
         x, _ = train[i]
@@ -363,7 +379,7 @@ def test_imagenet_folder(tmp_path):
 def test_imagenet_bad_image(tmp_path):
     _make_imagenet(tmp_path)
     (tmp_path / "imagenet" / "val" / "n01440764" / "n01440764_0.png").write_bytes(b"not a png")
-    ds = build_dataset("imagenet", "test", root=tmp_path)
+    ds = _ds("imagenet", "test", root=tmp_path)
     with pytest.raises(DataError, match="n01440764_0.png"):
         ds[0]
 
@@ -382,7 +398,7 @@ def test_imagenet_bad_image(tmp_path):
 )
 def test_missing_data(tmp_path, name, expect):
     with pytest.raises(DataError) as ei:
-        build_dataset(name, "train", root=tmp_path)
+        _ds(name, "train", root=tmp_path)
     err = ei.value
     msg = str(err)
     assert isinstance(err, SnnxError) and err.key == "dataset.root"
@@ -397,7 +413,7 @@ def test_missing_data(tmp_path, name, expect):
 def test_missing_relative_root_reports_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as ei:
-        build_dataset("cifar10", "test", root="nowhere")
+        _ds("cifar10", "test", root="nowhere")
     assert os.path.join(str(tmp_path), "nowhere", "cifar-10-batches-py") in str(ei.value)
 
 
@@ -405,7 +421,7 @@ def test_partial_cifar_lists_missing(tmp_path):
     _make_cifar10(tmp_path)
     os.remove(tmp_path / "cifar-10-batches-py" / "data_batch_4")
     with pytest.raises(DataError, match="missing: data_batch_4"):
-        build_dataset("cifar10", "train", root=tmp_path)
+        _ds("cifar10", "train", root=tmp_path)
 
 
 @pytest.mark.parametrize("name,module", [("cifar10", "cifar"), ("mnist", "mnist")])
@@ -419,7 +435,7 @@ def test_download_failure_is_data_error(tmp_path, monkeypatch, name, module):
 
     monkeypatch.setattr(mod, "download_and_extract_archive", offline)
     with pytest.raises(DataError) as ei:
-        build_dataset(name, "train", root=tmp_path, download=True)
+        _ds(name, "train", root=tmp_path, download=True)
     msg = str(ei.value)
     assert ei.value.key == "dataset.root" and "download" in msg and str(tmp_path) in msg and "\n" not in msg
 
@@ -434,13 +450,13 @@ def test_download_with_nonofficial_files_offline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
     with pytest.raises(DataError, match="dataset.download=false"):
-        build_dataset("cifar10", "test", root=tmp_path, download=True)
-    assert len(build_dataset("cifar10", "test", root=tmp_path, download=False)) == 6
+        _ds("cifar10", "test", root=tmp_path, download=True)
+    assert len(_ds("cifar10", "test", root=tmp_path, download=False)) == 6
 
 
 def test_imagenet_cannot_download(tmp_path):
     with pytest.raises(DataError, match="cannot be downloaded"):
-        build_dataset("imagenet", "test", root=tmp_path, download=True)
+        _ds("imagenet", "test", root=tmp_path, download=True)
 
 
 def test_cifar_crop_24_random_for_training_central_for_testing(tmp_path):
@@ -449,11 +465,11 @@ def test_cifar_crop_24_random_for_training_central_for_testing(tmp_path):
     (train_x, _), (test_x, _) = _make_cifar10(tmp_path)
     info = dataset_info("cifar10", 24)
     assert info.image_size == 24 and info.mean == dataset_info("cifar10").mean
-    test = build_dataset("cifar10", "test", root=tmp_path, crop=24)
+    test = _ds("cifar10", "test", root=tmp_path, crop=24)
     for i in range(len(test)):
         full = _expected(test_x[i].reshape(3, 32, 32), info.mean, info.std)
         assert torch.allclose(test[i][0], full[:, 4:28, 4:28], atol=1e-5)  # (32 − 24) / 2 = 4 on each side
-    train = build_dataset("cifar10", "train", root=tmp_path, crop=24)
+    train = _ds("cifar10", "train", root=tmp_path, crop=24)
     torch.manual_seed(0)
     offsets, flips = set(), 0
     for i in range(len(train)):
@@ -467,7 +483,7 @@ def test_cifar_crop_24_random_for_training_central_for_testing(tmp_path):
         offsets.add(found[0][:2])
         flips += found[0][2]
     assert len(offsets) > 1 and 0 < flips < len(train)  # random positions, random flips
-    plain = build_dataset("cifar10", "train", root=tmp_path, crop=24, augment=False)  # e.g. calibration
+    plain = _ds("cifar10", "train", root=tmp_path, crop=24, augment=False)  # e.g. calibration
     assert torch.allclose(plain[3][0], _expected(train_x[3].reshape(3, 32, 32), info.mean, info.std)[:, 4:28, 4:28],
                           atol=1e-5)
 
@@ -481,7 +497,7 @@ def test_flip_false_crops_without_mirroring(tmp_path):
     info = dataset_info("cifar10", 24)
     torch.manual_seed(0)
     for flip in (False, True):
-        train = build_dataset("cifar10", "train", root=tmp_path, crop=24, flip=flip)
+        train = _ds("cifar10", "train", root=tmp_path, crop=24, flip=flip)
         mirrored = 0
         for i in range(len(train)):
             x = train[i][0]
@@ -492,7 +508,7 @@ def test_flip_false_crops_without_mirroring(tmp_path):
             mirrored += mirror and not plain
         assert (mirrored == 0) if not flip else (0 < mirrored < len(train))
     with pytest.raises(ConfigError) as err:
-        build_dataset("cifar10", "train", root=tmp_path, flip="no")
+        _ds("cifar10", "train", root=tmp_path, flip="no")
     assert err.value.key == "dataset.flip"
     base = {"dataset": {"name": "cifar10", "augment": True}, "model": {"name": "vgg16"}, "act": {"name": "relu"},
             "train": {"name": "default"}, "seed": 0}
@@ -511,7 +527,7 @@ def test_crop_is_checked_and_the_allint_vgg_builds_on_24(tmp_path):
             dataset_info(name, crop)
         assert err.value.key == "dataset.crop"
     with pytest.raises(ConfigError) as err:
-        build_dataset("digits", "train", crop=24)
+        _ds("digits", "train", crop=24)
     assert err.value.key == "dataset.crop"
     model = create_model("vgg11_allint", in_channels=3, image_size=dataset_info("cifar10", 24).image_size,
                          num_classes=10, act_factory=make_act_factory("quant", k=0, k_first=0), width=0.125)

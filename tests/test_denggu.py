@@ -13,6 +13,7 @@ from snnx.app import compose
 from snnx.errors import CheckpointError, ConfigError
 from snnx.pipeline import build_model, ensure_ann, init_from_source, output_layer
 from snnx.stages import plain_config, resolve_init_from
+from snnx.app import explicit_keys
 from snnx.validate import validate
 
 from conftest import TINY, cache_dirs
@@ -210,7 +211,7 @@ def _shifted_lenet(shift_T):
     from torch import nn
 
     from snnx.convert.graph import activation_sites
-    from snnx.convert.methods import convert
+    from snnx.convert import convert
     from snnx.models import create_model
 
     torch.manual_seed(0)
@@ -248,12 +249,12 @@ def test_a2_constant_shift_is_theta_over_1600_at_every_T_and_skips_the_output_la
 
 
 def test_shift_T_applies_only_to_a_shift():
+    def check(overrides):  # as the CLI does: the command line's keys are the user's, the preset's may be dropped
+        validate(compose("run", overrides), check_paths=False, note=None, explicit=explicit_keys(overrides))
+
     with pytest.raises(ConfigError, match="convert.shift_T"):
-        validate(compose("run", ["experiment=denggu_cifar10_vgg16", "convert.variant=T", "convert.shift_T=800"]),
-                 check_paths=False, note=None)
+        check(["experiment=denggu_cifar10_vgg16", "convert.variant=T", "convert.shift_T=800"])
     with pytest.raises(ConfigError, match="convert.shift_T"):
-        validate(compose("run", ["experiment=denggu_cifar10_vgg16", "act=relu", "convert=maxnorm",
-                                 "convert.shift_T=800"]), check_paths=False, note=None)
+        check(["experiment=denggu_cifar10_vgg16", "act=relu", "convert=maxnorm", "convert.shift_T=800"])
     for variant, act in (("S", "relu"), ("TS", "clip")):
-        validate(compose("run", ["experiment=denggu_cifar10_vgg16", f"act={act}", f"convert.variant={variant}",
-                                 "convert.shift_T=800"]), check_paths=False, note=None)
+        check(["experiment=denggu_cifar10_vgg16", f"act={act}", f"convert.variant={variant}", "convert.shift_T=800"])

@@ -230,7 +230,7 @@ def test_frame_and_group():
 
 # -- presets --------------------------------------------------------------------------------
 def _config_dir_with_preset(tmp_path: Path) -> Path:
-    from snnx.cli import config_dir
+    from snnx.config import config_dir
 
     conf = tmp_path / "conf"
     shutil.copytree(config_dir(), conf)
@@ -244,7 +244,7 @@ def _compose(conf: Path, overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from snnx.config import register_configs
+    from snnx.composition import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
@@ -265,7 +265,7 @@ def test_preset_departures_list_the_changed_recipe_keys(tmp_path):
 
 
 def test_preset_departures_with_a_real_preset():
-    from snnx.cli import config_dir
+    from snnx.config import config_dir
     from snnx.stages.doctor import compose_preset
 
     presets = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))

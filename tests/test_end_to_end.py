@@ -12,17 +12,17 @@ from snnx.errors import ConfigError
 from snnx.stages import run as run_stage
 from snnx.validate import validate
 
-ACTS = ["relu", "clip", "qcfs", "cqcfs", "sqcfs", "csqcfs", "quant"]
-CONVERTS = ["maxnorm", "pnorm", "channelnorm", "shift", "qcfs", "cos"]
-QCFS_FAMILY = {"qcfs", "cqcfs", "sqcfs", "csqcfs"}
+from snnx.activations.registry import ACTIVATIONS
+from snnx.convert.methods import METHODS
+
+ACTS = ACTIVATIONS.names()
+# MSAT and the all-integer SNN have end-to-end tests of their own (test_msat.py, test_allint.py).
+CONVERTS = [name for name in METHODS.names() if name not in ("msat", "allint")]
 
 
 def should_work(act: str, conv: str, variant: str = "TS") -> bool:
-    if conv in ("qcfs", "cos"):
-        return act in QCFS_FAMILY
-    if conv == "shift" and variant in ("T", "TS"):
-        return act == "clip"
-    return True
+    entry = METHODS.get(conv)
+    return entry.trait("accepts")(ACTIVATIONS.get(act), {**entry.defaults(), "variant": variant})
 
 
 TINY = ["dataset=digits", "model=lenet", "model.width=0.25", "train=smoke", "train.epochs=5", "train.batch_size=32", "sim.T=[1,4,16]",

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from snnx.convert import convert
-from snnx.neurons import Neuron
+from snnx.neurons import NEURONS, Neuron
 from snnx.sim import Simulator
 
 
@@ -47,18 +47,23 @@ def tiny_setup(method="maxnorm", seed=0, **convert_overrides):
     stats = calibrate(ann, [images], percentile=99.9, num_batches=1, device=torch.device("cpu"))
     conv = {"name": method, "percentile": 99.9, "maxpool": "error", "v_init": None, "variant": "TS",
             "shift_T": None, "presim": 4, **convert_overrides}
-    snn, _ = convert(ann, method=method, stats=stats, convert=conv)
+    snn, _ = convert(ann, method=method, stats=stats, convert=_own_keys(method, conv))
     return ann, snn, images, labels
+
+
+def _own_keys(method: str, conv: dict) -> dict:
+    """The keys of ``conv`` that ``method`` takes (convert() rejects the others)."""
+    from snnx.convert.methods import METHODS
+
+    return {k: v for k, v in conv.items() if k in METHODS.get(method).keys}
 
 
 def reference_logits(snn, images, T):
     """Independent slow path: the whole graph, one step at a time, no prefix split."""
     neurons = [m for m in snn.modules() if isinstance(m, Neuron)]
     for n in neurons:
-        n.reset_state()
-        n.time_steps, n.batch_size = 1, images.shape[0]
-        if hasattr(n, "set_horizon"):
-            n.set_horizon(T)
+        n.begin_batch(T)
+        n.begin_chunk(1, images.shape[0])
     total = torch.zeros(images.shape[0], 3, dtype=images.dtype)
     per_step = []
     with torch.no_grad():
@@ -187,46 +192,49 @@ def test_layer_diagnostics_are_recorded_per_T():
     assert first[1]["floor_error"] < first[0]["floor_error"]
 
 
-# -- every neuron type: the multi-step (time-folded) path equals the step-by-step one -------
+# -- every neuron type: the multi-step (time-folded) path equals Neuron.run's reference steps ---
 def _neurons():
-    from snnx.neurons import (IFNeuron, MSATNeuron, OffsetCalibratedIFNeuron, ShiftedIFNeuron,
+    from snnx.neurons import (IFNeuron, MSATNeuron, OffsetCalibratedIFNeuron, ScatterGatherEncoder, ShiftedIFNeuron,
                               SignedDualThresholdNeuron)
 
     channel_theta = torch.tensor([0.6, 1.0, 1.7], dtype=torch.float64)
     return {
         "if-layer": lambda: IFNeuron(torch.tensor(0.8, dtype=torch.float64), 0.5),
         "if-channel": lambda: IFNeuron(channel_theta, 0.25),
-        "shifted-if": lambda: _with_horizon(ShiftedIFNeuron(channel_theta, 0.0), 7),
+        "shifted-if": lambda: ShiftedIFNeuron(channel_theta, 0.0),  # horizon: the pass's T
+        "shifted-if-fixed": lambda: ShiftedIFNeuron(channel_theta, 0.0, horizon=7),
         "cos": lambda: OffsetCalibratedIFNeuron(channel_theta, 0.5, presim=3),
         "msat": lambda: MSATNeuron(channel_theta, alpha=0.3, k_a=0.8, k_i=1.5, tau_mp=0.5, tau_rd=0.7),
         "msat-confidence": lambda: MSATNeuron(channel_theta, confidence=0.6, confidence_steps=4, seed=3),
         "signed": lambda: SignedDualThresholdNeuron(torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64),
                                                     torch.tensor([0.5, 0.25, 0.4], dtype=torch.float64)),
         "signed-int": lambda: SignedDualThresholdNeuron(torch.tensor([3, 1, -2]), torch.tensor([5, 2, 4])),
+        "scatter-gather": lambda: ScatterGatherEncoder(1, 4.0),
+        "scatter-gather-int": lambda: ScatterGatherEncoder(0, 4.0, integer=True),
     }
 
 
-def _with_horizon(neuron, T):
-    neuron.set_horizon(T)
-    return neuron
+def test_every_registered_neuron_is_exercised():
+    assert {type(make()) for make in _neurons().values()} == {entry.build for entry in NEURONS}
 
 
-def _step_by_step(neuron, xs):
-    """The generic charge/fire/reset ``step`` on one [B, …] slice at a time (no multi-step code)."""
-    neuron.reset_state()
-    if hasattr(neuron, "calibrated_potential"):  # COS: v0 from the first `presim` steps, then plain steps
-        theta = neuron.threshold.view(-1, *([1] * (xs.dim() - 3))) if neuron.threshold.dim() else neuron.threshold
-        neuron.v = neuron.calibrated_potential(xs, theta)
-    return torch.stack([neuron.step(xs[t]) for t in range(xs.shape[0])])
+def _state(neuron):
+    """The state a chunk leaves for the next one (None where a neuron keeps none)."""
+    return [neuron.v, getattr(neuron, "count", None), neuron.t]
 
 
-def _folded(neuron, xs, chunk, track):
-    neuron.reset_state()
-    neuron.track_spikes = track
+def _same_state(a: list, b: list) -> bool:
+    return all((x is None and y is None) or (torch.is_tensor(x) and torch.equal(x, y)) or x == y for x, y in zip(a, b))
+
+
+def _folded(neuron, xs, chunk, track, backend="fused"):
+    """The engine's protocol: one batch of xs [T, B, …], ``chunk`` steps folded into the batch per forward."""
+    neuron.start_run(backend=backend, track_spikes=track)
+    neuron.begin_batch(xs.shape[0])
     outs = []
     for start in range(0, xs.shape[0], chunk):
         part = xs[start:start + chunk]
-        neuron.time_steps, neuron.batch_size = part.shape[0], xs.shape[1]
+        neuron.begin_chunk(part.shape[0], xs.shape[1])
         out = neuron(part.flatten(0, 1))
         if neuron.spike_indicator is not None:  # published: exactly the output's nonzeros
             assert torch.equal(neuron.spike_indicator, (out != 0).to(out.dtype))
@@ -237,7 +245,8 @@ def _folded(neuron, xs, chunk, track):
 @pytest.mark.parametrize("kind", list(_neurons()))
 @pytest.mark.parametrize("chunk", [3, 4, 11])
 @pytest.mark.parametrize("track", [False, True])
-def test_every_neuron_type_multistep_equals_step_by_step(kind, chunk, track):
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_every_neuron_type_multistep_equals_step_by_step(kind, chunk, track, backend):
     torch.manual_seed(0)
     steps = 11
     if kind == "signed-int":
@@ -245,8 +254,11 @@ def test_every_neuron_type_multistep_equals_step_by_step(kind, chunk, track):
     else:
         xs = torch.randn(steps, 5, 3, 2, 2, dtype=torch.float64) * 0.8 + 0.3
     make = _neurons()[kind]
-    reference = _step_by_step(make(), xs)
-    assert torch.equal(_folded(make(), xs, chunk, track), reference)
+    reference = make()
+    expected = reference.run(xs)
+    folded = make()
+    assert torch.equal(_folded(folded, xs, chunk, track, backend), expected)
+    assert _same_state(_state(folded), _state(reference))
 
 
 @pytest.mark.parametrize("kind", ["if-layer", "if-channel", "shifted-if", "cos"])
@@ -254,23 +266,142 @@ def test_constant_input_and_channels_last_equal_step_by_step(kind):
     """Direct encoding feeds the first neuron a [B, …] current (expanded over the chunk), maybe channels-last."""
     torch.manual_seed(1)
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64)
-    reference = _step_by_step(_neurons()[kind](), z.unsqueeze(0).expand(9, *z.shape))
+    reference = _neurons()[kind]().run(z.unsqueeze(0).expand(9, *z.shape))
     neuron = _neurons()[kind]()
-    neuron.track_spikes = True
+    neuron.start_run(track_spikes=True)
+    neuron.begin_batch(9)
     outs = []
     for steps in (4, 5):  # COS needs its presim steps in the first chunk
-        neuron.time_steps, neuron.batch_size = steps, z.shape[0]
+        neuron.begin_chunk(steps, z.shape[0])
         out = neuron(z.contiguous(memory_format=torch.channels_last))
         assert out.is_contiguous(memory_format=torch.channels_last)
         outs.append(out.view(steps, *z.shape).clone())
     assert torch.equal(torch.cat(outs), reference)
 
 
+# -- the backend switch: the reference steps and the fused paths simulate the same bits -----------
+class LeafNeurons(torch.fx.Tracer):
+    def is_leaf_module(self, m, name):
+        return isinstance(m, Neuron) or super().is_leaf_module(m, name)
+
+
+def _site_neuron(name: str, channels: int, first: bool) -> Neuron:
+    """A neuron of registry entry ``name`` for a site of ``channels`` channels (per-channel thresholds)."""
+    from snnx.neurons import (IFNeuron, MSATNeuron, OffsetCalibratedIFNeuron, ScatterGatherEncoder, ShiftedIFNeuron,
+                              SignedDualThresholdNeuron)
+
+    theta = torch.rand(channels, generator=torch.Generator().manual_seed(channels), dtype=torch.float64) + 0.5
+    signed = lambda: SignedDualThresholdNeuron(theta - 0.8, theta * 0.5)  # noqa: E731
+    return {
+        "if": lambda: IFNeuron(theta, 0.5),
+        "shifted_if": lambda: ShiftedIFNeuron(theta),
+        "cos_if": lambda: OffsetCalibratedIFNeuron(theta, 0.5, presim=3),
+        "msat": lambda: MSATNeuron(theta, confidence=0.7, confidence_steps=3, seed=channels),
+        "signed": signed,
+        "scatter_gather": lambda: ScatterGatherEncoder(1, 4.0) if first else signed(),  # the input layer only
+    }[name]()
+
+
+def _spiking_tiny_net(ann: nn.Module, name: str, make=_site_neuron) -> torch.fx.GraphModule:
+    """TinyNet with ``make(name, channels, first)`` at its activation sites, neurons as graph leaves."""
+    snn = copy.deepcopy(ann)
+    for site, channels in (("act1", 4), ("act2", 6), ("act3", 12)):
+        setattr(snn, site, make(name, channels, site == "act1"))
+    return torch.fx.GraphModule(snn, LeafNeurons().trace(snn))
+
+
+@pytest.mark.parametrize("name", NEURONS.names())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_reference_and_fused_backends_simulate_the_same_bits(name, dtype, monkeypatch):
+    from snnx import kernels
+
+    calls = []
+    real_reference_steps = Neuron.reference_steps
+    monkeypatch.setattr(Neuron, "reference_steps", lambda self, x: calls.append(1) or real_reference_steps(self, x))
+    torch.manual_seed(0)
+    ann = TinyNet().eval()
+    with torch.no_grad():
+        ann.bn1.running_mean.uniform_(-0.2, 0.2)
+    snn = _spiking_tiny_net(ann, name)
+    images, labels = torch.randn(20, 1, 8, 8), torch.randint(0, 3, (20,))
+    batches = [(images[:12], labels[:12]), (images[12:], labels[12:])]
+    runs = {}
+    for backend in ("reference", "fused"):
+        sim = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=3, dtype=dtype, backend=backend)
+        result = sim.run(batches, [1, 4, 7], ann=ann, record_layers=True)
+        runs[backend] = result, [_state(n) for _, n in sim.neurons], len(calls)
+        calls.clear()
+    (ref, ref_state, ref_calls), (fused, fused_state, fused_calls) = runs["reference"], runs["fused"]
+    assert ref_calls > 0  # every chunk of every neuron went through the reference steps
+    if NEURONS.get(name).trait("fused") and kernels.enabled():
+        assert fused_calls == 0  # ... and none here: the fused paths ran (the kernels, for IF and signed)
+    assert ref.correct == fused.correct
+    assert ref.spikes == fused.spikes and ref.negative_spikes == fused.negative_spikes and ref.sops == fused.sops
+    assert len(ref.layer_rows) == len(fused.layer_rows) > 0
+    for r, f in zip(ref.layer_rows, fused.layer_rows):  # the same numbers, NaN where undefined in both
+        assert r.keys() == f.keys() and all(r[k] == f[k] or (r[k] != r[k] and f[k] != f[k]) for k in r), (r, f)
+    assert all(_same_state(a, b) for a, b in zip(ref_state, fused_state))
+    assert fused.spikes[7] > 0
+
+
+def test_a_neuron_registered_from_a_test_runs_in_the_engine():
+    """The contract is all a new neuron needs: its dynamics, its params and one registry entry."""
+    from dataclasses import dataclass
+
+    from snnx.registry import declared_params, param
+
+    @dataclass(kw_only=True)
+    class LeakyIFParams:
+        name: str = param("leaky_if", "the neuron")
+        threshold: torch.Tensor = param(doc="θ: one value or one per channel [C]", required=True)
+        v_init: float = param(0.0, "initial membrane potential as a fraction of θ")
+        leak: float = param(0.9, "the share of v kept from one step to the next", gt=0, le=1)
+
+    class LeakyIFNeuron(Neuron):
+        def __init__(self, threshold: torch.Tensor, v_init: float = 0.0, leak: float = 0.9):
+            super().__init__(threshold, v_init)
+            self.leak = float(leak)
+
+        def charge(self, v, x_t):
+            return self.leak * v + x_t
+
+    NEURONS.register("leaky_if", params=LeakyIFParams, doc="leaky integrate-and-fire", depends_on_T=False,
+                     signed=False, rate_coded=True, fused=False)(LeakyIFNeuron)
+    try:
+        entry = NEURONS.get("leaky_if")
+        assert any(p.name == "leak" and p.doc for p in declared_params(entry.params))
+        torch.manual_seed(0)
+        ann = TinyNet().double().eval()
+        snn = _spiking_tiny_net(ann, "leaky_if", lambda name, channels, first: NEURONS.get(name).build(
+            threshold=torch.full((channels,), 0.7), leak=0.8))
+        images, labels = torch.randn(20, 1, 8, 8, dtype=torch.float64), torch.randint(0, 3, (20,))
+        for backend in ("fused", "reference"):
+            sim = Simulator(copy.deepcopy(snn), device=torch.device("cpu"), chunk=3, dtype=torch.float64,
+                            backend=backend)
+            result = sim.run([(images, labels)], [2, 7])
+            for T in (2, 7):
+                logits = reference_logits(snn, images, T)[T - 1]
+                assert result.correct[T] == int((logits.argmax(1) == labels).sum())
+            assert result.spikes[7] > 0
+        assert entry.build is LeakyIFNeuron
+    finally:
+        NEURONS.unregister("leaky_if")
+    assert "leaky_if" not in NEURONS
+
+
+def test_a_backend_the_simulator_does_not_know_is_an_error():
+    ann, snn, _, _ = tiny_setup("maxnorm")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Simulator(snn, device=torch.device("cpu"), backend="numba")
+    with pytest.raises(ValueError, match="compile=True"):
+        Simulator(snn, device=torch.device("cpu"), backend="reference", compile=True)
+
+
 def test_output_buffer_is_reused_only_when_nothing_holds_it():
     from snnx.neurons import IFNeuron
 
     neuron = IFNeuron(torch.tensor(1.0), 0.5)
-    neuron.time_steps, neuron.batch_size = 1, 4
+    neuron.begin_chunk(1, 4)
     x = torch.randn(4, 3)
     first = neuron(x).data_ptr()
     assert neuron(x).data_ptr() == first  # nothing kept the last output: reused
@@ -379,8 +510,8 @@ def _slow_accounting(sim, images, T):
     handles += [modules[n].register_forward_pre_hook(count_sops(modules[n])) for n in sim.spike_fed]
     try:
         for _, n in sim.neurons:
-            n.reset_state()
-            n.time_steps, n.batch_size = 1, images.shape[0]
+            n.begin_batch(T)
+            n.begin_chunk(1, images.shape[0])
         with torch.no_grad():
             for t in range(T):
                 step["t"] = t
@@ -501,10 +632,6 @@ def test_poisson_rejects_a_network_with_its_own_encoder():
         def forward(self, x):
             return self.fc(torch.flatten(self.enc(self.conv(x)), 1))
 
-    class LeafNeurons(torch.fx.Tracer):
-        def is_leaf_module(self, m, name):
-            return isinstance(m, Neuron) or super().is_leaf_module(m, name)
-
     root = Enc()
     sim = Simulator(torch.fx.GraphModule(root, LeafNeurons().trace(root)), device=torch.device("cpu"))
     with pytest.raises(ValueError, match="scatter-and-gather"):
@@ -568,7 +695,7 @@ def test_compiled_steps_match_the_eager_path_bit_for_bit(method, monkeypatch):
     stats = calibrate(ann, [images], percentile=99.9, num_batches=1, device=torch.device("cpu"))
     conv = {"name": method, "percentile": 99.9, "maxpool": "error", "v_init": None, "variant": "S",
             "shift_T": None, "presim": 4}
-    snn, _ = convert(ann, method=method, stats=stats, convert=conv)
+    snn, _ = convert(ann, method=method, stats=stats, convert=_own_keys(method, conv))
     assert 32 * 8 * 16 * 16 >= COMPILE_MIN_NUMEL  # both hidden layers take the compiled path
     for accounting in (True, False):  # spike indicator written, or the output alone
         results, potentials = [], []

@@ -147,13 +147,13 @@ def _neuron(kind, dtype):
     return made
 
 
-def _chunks(neuron, x, steps_per_chunk, batch, track):
+def _chunks(neuron, x, steps_per_chunk, batch, track, backend="fused"):
     """Outputs, final v and per-chunk spike counts (kernel) or indicators (torch) of a chunked run."""
     neuron.reset_state()
-    neuron.track_spikes = track
+    neuron.start_run(backend=backend, track_spikes=track)
     outs, counts = [], []
     for steps, part in steps_per_chunk(x):
-        neuron.time_steps, neuron.batch_size = steps, batch
+        neuron.begin_chunk(steps, batch)
         out = neuron(part)
         outs.append(out.clone())
         counts.append(neuron.spike_counts.clone() if neuron.spike_counts is not None else
@@ -201,6 +201,9 @@ def test_if_kernel_equals_the_torch_path(monkeypatch, dtype, kind, layout, track
     assert len(calls) == 2
     assert torch.equal(fused[0], plain[0]) and fused[0].stride() == plain[0].stride()
     assert torch.equal(fused[1], plain[1])
+    reference = _chunks(_neuron(kind, dtype), None if layout == "constant" else x, chunks, batch, track, "reference")
+    assert torch.equal(fused[0], reference[0]) and torch.equal(fused[1], reference[1])  # the reference step's bits
+    assert all(c is None for c in reference[2])  # it publishes nothing: the accounting reads its output
     for counts, indicator in zip(fused[2], plain[2]):
         if not track:
             assert counts is None and indicator is None
@@ -307,10 +310,10 @@ def test_signed_neuron_kernel_equals_step_by_step(monkeypatch, dtype, layout, fi
     neuron = SignedDualThresholdNeuron(theta, delta, fire_on_equal=fire_on_equal)
     outs = []
     for n, part in parts:
-        neuron.time_steps, neuron.batch_size = n, batch
+        neuron.begin_chunk(n, batch)
         outs.append(neuron(part).view(n, *shape).clone())
     assert [c for c in calls if c.startswith("signed")] == [calls[0]] * 2  # both chunks ran in the kernel
     reference = SignedDualThresholdNeuron(theta, delta, fire_on_equal=fire_on_equal)
-    expected = torch.stack([reference.step(full[t]) for t in range(steps)])
+    expected = reference.run(full)
     assert torch.equal(torch.cat(outs), expected)
     assert torch.equal(neuron.v, reference.v) and torch.equal(neuron.count, reference.count)

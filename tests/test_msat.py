@@ -11,7 +11,6 @@ from torch import nn
 
 from snnx.calibration import calibrate
 from snnx.convert import convert
-from snnx.convert.msat import convert_msat
 from snnx.errors import ConfigError
 from snnx.neurons import IFNeuron, MSATNeuron
 from snnx.sim import Simulator
@@ -289,7 +288,7 @@ def test_spike_confidence_is_seeded_and_reproducible():
 def test_convert_dispatch_thresholds_and_label(relu_lenet):
     model, stats = relu_lenet
     snn, label = convert(model, method="msat", stats=stats,
-                         convert={"base": "pnorm", "percentile": 99.9, "confidence": [1.0, 0.9, 0.8], "seed": 3})
+                         convert={"base": "pnorm", "percentile": 99.9, "confidence": [1.0, 0.9, 0.8]}, seed=3)
     neurons = [(n, m) for n, m in snn.named_modules() if isinstance(m, MSATNeuron)]
     assert [n for n, _ in neurons] == list(stats)
     for index, (name, neuron) in enumerate(neurons):
@@ -297,7 +296,7 @@ def test_convert_dispatch_thresholds_and_label(relu_lenet):
         assert neuron.seed == 3 * 10007 + index
     assert [n.confidence for _, n in neurons] == [1.0, 0.9, 0.8]
     assert "msat" in label and "pnorm" in label and "DTT+DET" in label
-    _, label = convert_msat(model, stats=stats, convert={"use_dtt": False, "use_det": False})
+    _, label = convert(model, method="msat", stats=stats, convert={"use_dtt": False, "use_det": False})
     assert "no adaptation" in label
 
 
@@ -351,7 +350,7 @@ def test_same_images_same_outputs_whatever_the_batch(relu_lenet, digits):
 def test_simulator_chunks_equal_step_by_step(relu_lenet, digits):
     model, stats = relu_lenet
     _, (x, y) = digits
-    snn, _ = convert(model, method="msat", stats=stats, convert={"confidence": 0.7, "confidence_steps": 5, "seed": 1})
+    snn, _ = convert(model, method="msat", stats=stats, convert={"confidence": 0.7, "confidence_steps": 5}, seed=1)
     stepwise = simulate_logits(snn, [(x[:40], y[:40])], 10, chunk=1)
     for chunk in (4, 10):
         torch.testing.assert_close(simulate_logits(snn, [(x[:40], y[:40])], 10, chunk=chunk), stepwise,
@@ -373,7 +372,7 @@ def test_simulator_records_layer_diagnostics(relu_lenet, digits):
 def _compose(overrides):
     from hydra import compose, initialize_config_dir
 
-    from snnx.config import register_configs
+    from snnx.composition import register_configs
 
     register_configs()
     conf = os.path.join(os.path.dirname(__file__), "..", "conf")
@@ -402,7 +401,7 @@ def test_table2_presets_normalised_units_and_released_confidences(preset, last, 
     from omegaconf import OmegaConf
 
     from snnx.convert.graph import activation_sites
-    from snnx.models import build
+    from snnx.ann import build
 
     cfg = _compose([f"experiment={preset}"])
     conv = cfg.convert

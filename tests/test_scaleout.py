@@ -49,8 +49,8 @@ def test_submitit_local_launcher_target():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from snnx.cli import config_dir
-    from snnx.config import register_configs
+    from snnx.config import config_dir
+    from snnx.composition import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

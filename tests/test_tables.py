@@ -18,6 +18,7 @@ import yaml
 
 from snnx.errors import ConfigError, SnnxError
 from snnx.tables import Layout, load_paper, load_table
+from snnx.tables.pivot import final_time_step
 from snnx.tables.plot import plot_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -318,6 +319,15 @@ def test_denggu_tables_2_and_3_average_400_600_per_row(tmp_path):
     assert (mine["dataset"], mine["model"], mine["setting"], mine["T=400-600"]) == \
         ("cifar100", "resnet20", "model=resnet20_sengupta", mean(70.0))
     assert row(t3, method="ReLU", source="reported", model="resnet20")["T=400-600"] == "66.74"
+
+
+def test_final_time_step():
+    assert final_time_step({1: 10.0, 2: 50.0, 4: 80.0, 8: 90.0, 16: 90.0, 32: 90.0}) == 8
+    assert final_time_step({1: 10.0, 2: 90.0, 4: 80.0, 8: 90.0}) == 8  # changed again at 8
+    assert final_time_step({8: 7, 1: 2, 4: 7, 2: 5}) == 4  # correct counts, T in any order
+    assert final_time_step({1: 50.0, 2: 99.1, 3: 99.1 + 1e-12}) == 2  # a CSV round trip's last bit is no change
+    assert final_time_step({4: 1.0}) == 4
+    assert final_time_step({}) is None
 
 
 def test_final_time_step_and_ternary_rows(tmp_path):

@@ -3,31 +3,33 @@
 ``act=relu`` uses ``torch.nn.ReLU`` as is; every other activation derives
 from :class:`Activation`, which tells a converter its threshold
 (:meth:`Activation.conversion_threshold`) and shift φ (:attr:`Activation.shift`).
-Formulas and gradients follow the papers each class cites.
+Formulas and gradients follow the papers each class cites. Which activations
+exist, and their parameters: :data:`snnx.activations.registry.ACTIVATIONS`.
+
+The names below load on first use (PEP 562), so that the torch-free registry can
+be imported — to compose and check a config — without loading torch.
 """
 
-from .base import Activation, shift_of, threshold_of
-from .channelwise import to_channelwise
-from .factory import ACTIVATIONS, ActFactory, make_act_factory
-from .modules import CSQCFS, QCFS, Clip, Quant, inverse_softplus
-from .ternary import Ternary, apply_ternary, is_ternary, ternarize_, ternary_weight
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS",
-    "ActFactory",
-    "Activation",
-    "CSQCFS",
-    "Clip",
-    "QCFS",
-    "Quant",
-    "Ternary",
-    "apply_ternary",
-    "inverse_softplus",
-    "is_ternary",
-    "make_act_factory",
-    "shift_of",
-    "ternarize_",
-    "ternary_weight",
-    "threshold_of",
-    "to_channelwise",
-]
+from snnx.lazy import lazy_attributes
+
+_EXPORTS = {
+    "Activation": "base",
+    "to_channelwise": "channelwise",
+    "ActFactory": "factory",
+    "make_act_factory": "factory",
+    "CSQCFS": "modules",
+    "Clip": "modules",
+    "QCFS": "modules",
+    "Quant": "modules",
+    "inverse_softplus": "modules",
+    "Ternary": "ternary",
+    "apply_ternary": "ternary",
+    "is_ternary": "ternary",
+    "ternarize_": "ternary",
+    "ternary_weight": "ternary",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -30,16 +30,3 @@ class Activation(nn.Module):
         """θ a converter should use, detached; ``None`` if there is no trained one."""
         return None
 
-
-def threshold_of(module: nn.Module) -> torch.Tensor | None:
-    """``module.conversion_threshold()`` for snnx activations, ``None`` for anything else (nn.ReLU)."""
-    if isinstance(module, Activation):
-        return module.conversion_threshold()
-    return None
-
-
-def shift_of(module: nn.Module) -> float:
-    """``module.shift`` for snnx activations, 0.0 for anything else (nn.ReLU)."""
-    if isinstance(module, Activation):
-        return float(module.shift)
-    return 0.0

@@ -14,7 +14,7 @@ from torch.autograd.function import once_differentiable
 from snnx.kernels import quantiser as kernels
 
 
-GRAD_WINDOWS = ("shifted", "clip")
+from snnx.activations.registry import GRAD_WINDOWS
 
 
 def grad_window_bounds(lam: torch.Tensor, L: int, phi: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -114,8 +114,8 @@ def inverse_softplus(lam: torch.Tensor, *, search_ulps: int = 8) -> torch.Tensor
     ``p = log(expm1(λ))`` is evaluated in float64 and rounded to the dtype;
     then the nearest ``search_ulps`` neighbours of p are tried and, per
     element, the one whose ``F.softplus`` reproduces λ exactly (else most
-    closely; about 97 % of random λ are hit exactly) is kept — so a swap QCFS → CS-QCFS keeps the forward bit for bit
-    wherever such a p exists. Raises ValueError for λ ≤ 0.
+    closely: softplus rounds, so some λ have no exact preimage) is kept — so a swap QCFS → CS-QCFS keeps the
+    forward bit for bit wherever such a p exists. Raises ValueError for λ ≤ 0.
     """
     lam = lam.detach()
     if not bool((lam > 0).all()):

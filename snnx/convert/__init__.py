@@ -1,6 +1,21 @@
-"""ANN → SNN conversion: graph preparation and per-method neuron choice."""
+"""ANN → SNN conversion: graph preparation and the registered methods (:data:`snnx.convert.methods.METHODS`).
 
-from snnx.convert.graph import activation_sites, fold_batchnorm, prepare, replace_maxpool, trace
-from snnx.convert.methods import METHODS, convert
+Names load on first use (PEP 562), so that the torch-free method registry can be imported — to
+compose and check a config — without loading torch.
+"""
 
-__all__ = ["activation_sites", "fold_batchnorm", "prepare", "replace_maxpool", "trace", "convert", "METHODS"]
+from __future__ import annotations
+
+from snnx.lazy import lazy_attributes
+
+_EXPORTS = {
+    "activation_sites": "graph",
+    "fold_batchnorm": "graph",
+    "prepare": "graph",
+    "replace_maxpool": "graph",
+    "trace": "graph",
+    "convert": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

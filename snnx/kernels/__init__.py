@@ -9,7 +9,10 @@ dtype, so results are bit for bit the same (the exception, a gradient sum added
 in another order, is documented where it happens); the tests compare both paths.
 The torch code stays the fallback: numba missing or broken, a tensor not on the
 CPU, a dtype or memory layout a kernel does not take, torch tracing/compiling,
-or ``SNNX_NUMBA=0`` in the environment (the benchmark measures both). numba
+or ``SNNX_NUMBA=0`` in the environment (the benchmark measures both). Neurons
+call their kernel only on the ``"fused"`` backend (``snnx.neurons.BACKENDS``,
+``Simulator(backend=…)``); the ``"reference"`` backend runs every neuron's
+reference step, which each kernel reproduces. numba
 compiles a kernel on its first use (about a second) and caches the machine
 code on disk (next to the source, or numba's user cache directory).
 """

@@ -6,15 +6,23 @@ conv/linear → BatchNorm (optional) → act → Dropout (optional); the last we
 layer is a plain Linear;
 local pooling is an ``nn.AvgPool2d``/``nn.MaxPool2d`` module (CIFARNet's voting
 layer averages the last Linear's outputs per class); every model is
-``torch.fx.symbolic_trace``-able. Build models with :func:`create_model`.
+``torch.fx.symbolic_trace``-able. Which models exist: :data:`snnx.models.registry.MODELS`;
+build one with :func:`create_model` (from a whole config: :func:`snnx.ann.build`).
+
+Names load on first use (PEP 562): the registry is torch-free, so a config is checked without torch.
 """
 
-from snnx.models.registry import check_image_size, create_model, list_models, register_model
-from snnx.models.registry import check_options as check_model_options
-from snnx.models.build import build, check_compatible
+from __future__ import annotations
 
-# Import the families so their builders register themselves.
-from snnx.models import cifarnet, lenet, mobilenet, resnet, vgg, vgg_allint  # noqa: E402,F401
+from snnx.lazy import lazy_attributes
 
-__all__ = ["build", "check_compatible", "check_image_size", "check_model_options", "create_model", "list_models",
-           "register_model"]
+_EXPORTS = {
+    "check_image_size": "registry",
+    "check_model_options": "registry:check_options",
+    "create_model": "create",
+    "list_models": "registry",
+    "register_model": "registry",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

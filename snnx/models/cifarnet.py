@@ -20,18 +20,16 @@ import torch
 from torch import nn
 
 from snnx.models.layers import ActFactory, Voting, conv_stack, mlp_head, pool2d, scaled
-from snnx.models.registry import register_model
 
 # Conv channels, "P" = 2×2 pooling.
 _CFG = (128, 256, "P", 512, "P", 1024, 512)
 _HIDDEN = (1024, 512)
-VOTES = 10
 
 
 class CIFARNet(nn.Module):
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int,
                  act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
-                 dropout_conv: float, dropout_fc: float, votes: int = VOTES):
+                 dropout_conv: float, dropout_fc: float, votes: int):
         super().__init__()
         self.features, channels, side = conv_stack(_CFG, in_channels=in_channels, image_size=image_size, width=width,
                                                    batch_norm=batch_norm, act_factory=act_factory,
@@ -46,10 +44,9 @@ class CIFARNet(nn.Module):
         return self.voting(self.classifier(torch.flatten(x, 1)))
 
 
-@register_model("cifarnet", min_image_size=4, votes=VOTES)
 def cifarnet(*, in_channels: int, image_size: int, num_classes: int,
              act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
-             dropout_conv: float, dropout_fc: float, votes: int = VOTES) -> nn.Module:
+             dropout_conv: float, dropout_fc: float, votes: int) -> nn.Module:
     """CIFARNet 128C3-256C3-AP2-512C3-AP2-1024C3-512C3-1024FC-512FC-Voting."""
     return CIFARNet(in_channels=in_channels, image_size=image_size, num_classes=num_classes,
                     act_factory=act_factory, width=width, batch_norm=batch_norm, pool=pool,

@@ -197,3 +197,26 @@ def init_denggu(model: nn.Module) -> nn.Module:
                 if module.bias is not None:
                     module.bias.zero_()
     return model
+
+
+def normalise_hidden_linears(model: nn.Module) -> nn.Module:
+    """Give every hidden Linear (all but the last) a BatchNorm1d, its bias dropped, as the convs have.
+
+    Ternary weights carry no scale (Zou et al. 2024, Eq. 8): a ±1 layer's output grows with its
+    fan-in, and only a BatchNorm after it brings that back to the quantiser's range (a wide FC
+    layer without one trains to levels far above it, which need many time steps to spike out,
+    or does not train; README, "Training"). In place; returns ``model``.
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    hidden = {id(m) for m in linears[:-1]}
+    for parent in list(model.modules()):
+        if isinstance(parent, nn.Sequential) and len(parent) == 2 and isinstance(parent[0], nn.Linear) \
+                and isinstance(parent[1], nn.BatchNorm1d):
+            hidden.discard(id(parent[0]))  # built with its BN already (model=lenet_allint)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) in hidden:
+                layer = nn.Linear(child.in_features, child.out_features, bias=False)
+                layer.weight = child.weight
+                setattr(parent, name, nn.Sequential(layer, nn.BatchNorm1d(child.out_features)))
+    return model

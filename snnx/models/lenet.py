@@ -15,7 +15,7 @@ pooling is therefore a spiking layer: with ``model.pool=conv`` (the model's
 default, conf/model/lenet_allint.yaml) a 2×2 stride-2 conv → BN → act, ternary like
 every hidden layer; ``avg`` / ``max`` pool without neurons (not the paper's count).
 With ``model.batch_norm`` the 1000FC is a bias-free Linear → BatchNorm1d → act
-(the form :func:`snnx.models.build.normalise_hidden_linears` gives ternary nets), so
+(the form :func:`snnx.models.layers.normalise_hidden_linears` gives ternary nets), so
 every hidden neuron takes its thresholds from a BN (Eqs. 5–7) with or without
 ternary weights. ``min_image_size`` = 16 (16 → 12 → 6 → 2 → 1).
 """
@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from snnx.models.layers import ActFactory, ConvBNAct, dropout_or_identity, mlp_head, pool2d, scaled
-from snnx.models.registry import register_model
 
 
 class LeNet(nn.Module):
@@ -51,7 +50,6 @@ class LeNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("lenet", min_image_size=4, dropout=("fc",))
 def lenet(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
           width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """LeNet 32C5-P2-64C5-P2-FC1000-FC (padded convs)."""
@@ -97,7 +95,6 @@ class LeNetAllInt(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("lenet_allint", min_image_size=16, dropout=("fc",))
 def lenet_allint(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
                  width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """Zou et al. 2024's LeNet 32C5-2P2-64C5-2P2-1000FC-10FC (unpadded convs, spiking poolings)."""

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from snnx.models.layers import ActFactory, ConvBNAct, scaled
-from snnx.models.registry import register_model
 
 IMAGENET_STEM_MIN_SIZE = 128
 _STEM = 32
@@ -65,7 +64,6 @@ class MobileNetV1(nn.Module):
         return self.fc(x)
 
 
-@register_model("mobilenet", min_image_size=16, dropout=("conv",))
 def mobilenet(*, in_channels: int, image_size: int, num_classes: int,
               act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
               dropout_conv: float, dropout_fc: float) -> nn.Module:

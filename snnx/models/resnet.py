@@ -47,7 +47,6 @@ import torch
 from torch import nn
 
 from snnx.models.layers import ActFactory, ConvBNAct, conv_bn, pool2d, scaled
-from snnx.models.registry import register_model
 
 IMAGENET_STEM_MIN_SIZE = 128
 
@@ -174,7 +173,6 @@ def _imagenet_resnet(block, depths, *, in_channels: int, image_size: int, num_cl
                   width=width, batch_norm=batch_norm, pool=pool, dropout_conv=dropout_conv)
 
 
-@register_model("resnet18", min_image_size=8, dropout=("conv",))
 def resnet18(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
              width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """ResNet-18: BasicBlock × (2, 2, 2, 2), 64-128-256-512 channels."""
@@ -184,7 +182,6 @@ def resnet18(*, in_channels: int, image_size: int, num_classes: int, act_factory
                             pool=pool, dropout_conv=dropout_conv)
 
 
-@register_model("resnet34", min_image_size=8, dropout=("conv",))
 def resnet34(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
              width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """ResNet-34: BasicBlock × (3, 4, 6, 3), 64-128-256-512 channels."""
@@ -194,7 +191,6 @@ def resnet34(*, in_channels: int, image_size: int, num_classes: int, act_factory
                             pool=pool, dropout_conv=dropout_conv)
 
 
-@register_model("resnet50", min_image_size=8, dropout=("conv",))
 def resnet50(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
              width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """ResNet-50: Bottleneck × (3, 4, 6, 3), 256-512-1024-2048 output channels."""
@@ -204,7 +200,6 @@ def resnet50(*, in_channels: int, image_size: int, num_classes: int, act_factory
                             pool=pool, dropout_conv=dropout_conv)
 
 
-@register_model("resnet101", min_image_size=8, dropout=("conv",))
 def resnet101(*, in_channels: int, image_size: int, num_classes: int,
               act_factory: ActFactory, width: float, batch_norm: bool, pool: str,
               dropout_conv: float, dropout_fc: float) -> nn.Module:
@@ -215,7 +210,6 @@ def resnet101(*, in_channels: int, image_size: int, num_classes: int,
                             pool=pool, dropout_conv=dropout_conv)
 
 
-@register_model("resnet20", min_image_size=4, dropout=("conv",))
 def resnet20(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
              width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """CIFAR ResNet-20 (He et al. 2016): 3×3 stem, BasicBlock × (3, 3, 3), 16-32-64 channels.
@@ -253,7 +247,6 @@ class ResNetSengupta(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-@register_model("resnet20_sengupta", min_image_size=2, dropout=("conv",))
 def resnet20_sengupta(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
                       width: float, batch_norm: bool, pool: str, dropout_conv: float,
                       dropout_fc: float) -> nn.Module:

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from snnx.models.layers import ActFactory, conv_stack, mlp_head, pool2d, scaled
-from snnx.models.registry import register_model
 
 _CFGS: dict[str, tuple] = {
     "vgg11": (64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"),
@@ -71,7 +70,6 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("vgg11", min_image_size=32)
 def vgg11(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
           width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """VGG-11 (8 convs, 5 poolings, FC4096-FC4096-FC)."""
@@ -80,7 +78,6 @@ def vgg11(*, in_channels: int, image_size: int, num_classes: int, act_factory: A
                batch_norm=batch_norm, pool=pool, dropout_conv=dropout_conv, dropout_fc=dropout_fc)
 
 
-@register_model("vgg16", min_image_size=32)
 def vgg16(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
           width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """VGG-16 (13 convs, 5 poolings, FC4096-FC4096-FC)."""
@@ -89,7 +86,6 @@ def vgg16(*, in_channels: int, image_size: int, num_classes: int, act_factory: A
                batch_norm=batch_norm, pool=pool, dropout_conv=dropout_conv, dropout_fc=dropout_fc)
 
 
-@register_model("vgg16_rathi", min_image_size=16)
 def vgg16_rathi(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
                 width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """VGG-16 of Rathi et al. 2019 (Deng & Gu 2021, App. A.1): 13 convs, 4 poolings, FC4096-FC4096-FC on the

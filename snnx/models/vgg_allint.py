@@ -21,19 +21,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snnx.models.kinds.vgg import last_conv_padding
 from snnx.models.layers import ActFactory, ConvBNAct, conv_stack, mlp_head, pool2d, scaled
-from snnx.models.registry import register_model
 
 _CFG = (96, 256, "P", 384, "P", 384, 256, "P", 1024)
 _HIDDEN = 1024
-
-
-def last_conv_padding(image_size: int) -> int:
-    """The last 1024C3's padding: 0 (the paper's net, §4.4) when its input map is ≥ 3×3, else 1 (module docstring).
-
-    The map is ``image_size // 8`` after three 2×2 stride-2 poolings (either kind).
-    """
-    return 0 if image_size // 8 >= 3 else 1
 
 
 class VGGAllInt(nn.Module):
@@ -60,7 +52,6 @@ class VGGAllInt(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-@register_model("vgg11_allint", min_image_size=8)
 def vgg11_allint(*, in_channels: int, image_size: int, num_classes: int, act_factory: ActFactory,
                  width: float, batch_norm: bool, pool: str, dropout_conv: float, dropout_fc: float) -> nn.Module:
     """All-integer VGG: 96C3-256C3-P-384C3-P-384C3-256C3-P-1024C3-FC1024-FC."""

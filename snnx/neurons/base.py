@@ -6,26 +6,42 @@ stateless layer sees ``[steps·B, …]`` and only neurons unfold it to
 ``[steps, B, …]`` and loop over time. A neuron whose input has batch ``B``
 (not ``steps·B``) is fed a current that is constant over the chunk (direct
 encoding: everything before the first neuron is computed once per image).
-The engine sets ``time_steps`` (steps in this chunk) and ``batch_size``
-before each chunk; membrane state carries over between chunks until
-``reset_state()``.
+Membrane state carries over between chunks until the next batch begins.
 
-Accounting. When the engine sets ``track_spikes``, a neuron may publish
+The engine drives a neuron only through what :class:`Neuron` declares:
+:meth:`~Neuron.start_run` / :meth:`~Neuron.finish_run` around a run,
+:meth:`~Neuron.begin_batch` (state reset, pass length T) per batch and pass,
+:meth:`~Neuron.begin_chunk` (steps, batch) per chunk, and the class-level
+facts ``depends_on_T``, ``presim``, ``unit`` and ``encodes_input``. Outside
+the engine, :meth:`~Neuron.run` simulates one ``[T, B, …]`` input on its own.
+
+Backends. Each neuron has one reference step (:meth:`~Neuron.step`);
+``backend="reference"`` runs every chunk through it. ``"fused"`` (default)
+runs the neuron's multi-step path where it has one — the fused CPU kernel
+(:mod:`snnx.kernels.neuron`) where it applies, else in-place torch loops —
+and ``"compile"`` the IF family's per-step update through torch.compile.
+All three give the same numbers bit for bit (tests/test_engine.py).
+
+Accounting. When the engine turns ``track_spikes`` on, a neuron may publish
 ``spike_indicator``: a [steps·B, …] tensor in the output's dtype that is 1
-where this chunk's output is a (positive) spike and 0 elsewhere. The IF
-family does (it computes it anyway); the engine's counters then read spikes
-and synaptic events from it instead of scanning the output again. Neurons
-that leave it ``None`` are counted from their output.
+where this chunk's output is a (positive) spike and 0 elsewhere; or, from the
+fused kernel, ``spike_counts``. The IF family does (it computes them anyway);
+the engine's counters then read spikes and synaptic events from them instead
+of scanning the output again. Neurons that leave both ``None`` are counted
+from their output.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from snnx.kernels.neuron import if_chunk
+from snnx.neurons.registry import NEURONS
+from snnx.registry import param
 
 
 def broadcast_channels(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -55,7 +71,12 @@ def _is_shared(buf: torch.Tensor) -> bool:
 
 # Plain per-chunk state of every neuron (never parameters, buffers or modules).
 _PLAIN_STATE = frozenset({"v", "t", "time_steps", "batch_size", "track_spikes", "spike_indicator", "spike_counts",
-                          "compiled"})
+                          "backend", "_positive_theta"})
+
+# How a neuron runs its chunks (see the module doc): the reference step, the neuron's fused
+# multi-step path, or that path with the IF update compiled by torch.compile (sim.compile).
+BACKENDS = ("reference", "fused", "compile")
+
 
 # sim.compile: one IF step (charge, fire, reset, emit) fused by torch.compile into a single
 # pass over memory instead of four. Measured on the 2-core CPU (scripts/bench_sim.py
@@ -89,25 +110,39 @@ def fused_if_step(v, x_t, theta, bias, spikes_t, out_t) -> None:
 
 
 class Neuron(nn.Module):
-    """Base class: subclasses define ``charge``, ``fire``, ``reset`` and ``initial_potential``.
+    """Base class: subclasses define ``charge``, ``fire``, ``reset`` and ``initial_potential`` (or ``step``).
 
-    ``threshold`` (θ) is a buffer, 0-dim (layer) or [C] (channel-wise).
-    ``depends_on_T`` is true for neurons whose dynamics need the total number
-    of steps (the engine then runs one pass per T and calls ``set_horizon``).
+    ``threshold`` (θ) is a buffer, 0-dim (layer) or [C] (channel-wise). The
+    class attributes below, the methods of the "engine contract" section and
+    the state set in ``__init__`` (``time_steps``, ``t``, ``v``,
+    ``spike_indicator``, ``spike_counts``, read-only outside the neuron) are
+    everything the engine, the accounting and the diagnostics use; a subclass
+    overrides the ones that differ for it.
     """
 
-    depends_on_T = False
+    #: The dynamics need the pass length T: the engine then runs one pass per T and
+    #: announces T with :meth:`set_horizon` (through :meth:`begin_batch`) before each.
+    depends_on_T: bool = False
+    #: Input steps the neuron pre-simulates at the start of a batch (offset-spike calibration):
+    #: the engine's first chunk holds at least this many steps; 0: none.
+    presim: int = 0
+    #: The activation one ±1 output spike stands for (the signed all-integer neurons, whose spikes
+    #: are plain ±1); None: the output is θ·s, a rate code of the activation (see :attr:`rate_coded`).
+    unit: float | None = None
+    #: The neuron turns the network's input into spikes itself (scatter-and-gather encoding):
+    #: the engine then refuses to rate-code the input on top.
+    encodes_input: bool = False
 
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0):
         super().__init__()
         self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).clone())
         self.v_init = float(v_init)  # initial membrane potential as a fraction of θ
-        self.time_steps = 1
-        self.batch_size: int | None = None
-        self.v: torch.Tensor | None = None
+        self.time_steps = 1  # steps in the current chunk (begin_chunk)
+        self.batch_size: int | None = None  # images in the current batch (begin_chunk)
+        self.v: torch.Tensor | None = None  # membrane potential; None until a batch's first step
         self.t = 0  # steps simulated since the last reset
-        self.track_spikes = False  # set by the engine's accounting
-        self.compiled = False  # set by the engine for sim.compile (IF family: fused steps)
+        self.track_spikes = False  # publish spike_indicator / spike_counts (start_run)
+        self.backend = "fused"  # how chunks run: one of BACKENDS (start_run)
         self.spike_indicator: torch.Tensor | None = None  # this chunk's spikes as 0/1 (see module doc)
         # ... or, from the fused kernel, their counts per (step·row, position): channels summed
         self.spike_counts: torch.Tensor | None = None
@@ -118,6 +153,57 @@ class Neuron(nn.Module):
             self.__dict__[name] = value
         else:
             super().__setattr__(name, value)
+
+    @property
+    def rate_coded(self) -> bool:
+        """θ·s neurons (their θ is an activation level); not the ±1 all-integer ones, which carry ``unit``."""
+        return self.unit is None
+
+    @property
+    def v_start(self) -> float:
+        """The start potential as a fraction of θ, plus the charge the neuron adds by itself over a pass."""
+        return self.v_init
+
+    # -- engine contract -----------------------------------------------------
+    def start_run(self, *, backend: str = "fused", track_spikes: bool = False) -> None:
+        """Before a simulation: the backend its chunks run on, and whether to publish spikes for the accounting."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+        self.track_spikes = bool(track_spikes)
+
+    def finish_run(self) -> None:
+        """After a simulation: stop publishing spikes and drop the reusable buffers."""
+        self.track_spikes = False
+        self.spike_indicator = None
+        self.spike_counts = None
+        self.release_buffers()
+
+    def set_horizon(self, T: int) -> None:
+        """The length T of the coming pass; only neurons that ``depends_on_T`` use it."""
+
+    def begin_batch(self, horizon: int) -> None:
+        """A new batch (or a new pass over it): state reset, then the pass length announced."""
+        self.reset_state()
+        self.set_horizon(horizon)
+
+    def begin_chunk(self, steps: int, batch: int) -> None:
+        """The next forward holds ``steps`` time steps of a ``batch`` of images (see :meth:`unfold`)."""
+        self.time_steps = int(steps)
+        self.batch_size = int(batch)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """Simulate one batch on its own: ``x`` [T, B, …] input currents → outputs [T, B, …].
+
+        Resets the state, announces T as the horizon and runs the reference
+        :meth:`step` through time (after :meth:`begin_sequence`); the state it
+        ends in stays readable (``v``, ``t`` …).
+        """
+        steps, batch = x.shape[0], x.shape[1]
+        self.begin_batch(steps)
+        self.begin_chunk(steps, batch)
+        self.begin_sequence(x)
+        return self.reference_steps(x)
 
     # -- state -------------------------------------------------------------
     def reset_state(self) -> None:
@@ -134,6 +220,9 @@ class Neuron(nn.Module):
     def initial_potential(self, x_t: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(x_t) * (theta * self.v_init)
 
+    def begin_sequence(self, x_seq: torch.Tensor) -> None:
+        """Called with a batch's first chunk [steps, B, …] before its first step; nothing by default (COS: v0)."""
+
     # -- dynamics ----------------------------------------------------------
     def charge(self, v: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         return v + x_t
@@ -149,7 +238,7 @@ class Neuron(nn.Module):
         return spikes * theta
 
     def step(self, x_t: torch.Tensor) -> torch.Tensor:
-        """One time step on a [B, …] input; returns the output sent downstream."""
+        """The reference step: one time step on a [B, …] input; returns the output sent downstream."""
         theta = broadcast_channels(self.threshold, x_t)
         if self.v is None:
             self.v = self.initial_potential(x_t, theta)
@@ -167,26 +256,57 @@ class Neuron(nn.Module):
             return x.unsqueeze(0).expand(steps, *x.shape)
         return x.view(steps, x.shape[0] // steps, *x.shape[1:])
 
+    def reference_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """[steps, B, …] → [steps, B, …] through :meth:`step`, one step at a time."""
+        out = None
+        for t in range(x_seq.shape[0]):
+            y = self.step(x_seq[t])
+            if out is None:
+                out = torch.empty_like(x_seq, dtype=y.dtype)
+            out[t] = y
+        return out
+
+    def fused_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """[steps, B, …] → [steps, B, …] by the neuron's multi-step path; the reference steps unless overridden.
+
+        An override performs the same operations in the same order as :meth:`step` (bit for bit)
+        and may publish ``spike_indicator`` / ``spike_counts``.
+        """
+        return self.reference_steps(x_seq)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
-        out = torch.empty_like(x_seq)
-        for t in range(x_seq.shape[0]):
-            out[t] = self.step(x_seq[t])
-        return out.flatten(0, 1)
+        if self.v is None:
+            self.begin_sequence(x_seq)
+        if self.backend == "reference":
+            self.spike_indicator = self.spike_counts = None
+            return self.reference_steps(x_seq).flatten(0, 1)
+        return self.fused_steps(x_seq).flatten(0, 1)
 
     def extra_repr(self) -> str:
         shape = "layer" if self.threshold.dim() == 0 else f"{self.threshold.numel()} channels"
         return f"threshold={shape}, v_init={self.v_init}"
 
 
+@dataclass(kw_only=True)
+class IFNeuronParams:
+    name: str = param("if", "the neuron")
+    threshold: torch.Tensor = param(doc="θ: one value (layer-wise) or one per channel [C]", required=True)
+    v_init: float = param(0.0, "initial membrane potential as a fraction of θ")
+
+
+@NEURONS.register("if", params=IFNeuronParams, doc="integrate-and-fire, reset by subtraction, output θ·s",
+                  depends_on_T=False, signed=False, rate_coded=True, fused=True)
 class IFNeuron(Neuron):
     """Integrate-and-fire with soft reset (reset by subtraction): v ← v + z; s = [v ≥ θ]; v ← v − θ·s."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Subclasses that change the dynamics go through the generic charge/fire/reset loop.
-        if not self._has_fast_path():
-            return super().forward(x)
-        return self._forward_inplace(x)
+    def __init__(self, threshold: torch.Tensor, v_init: float = 0.0):
+        super().__init__(threshold, v_init)
+        self._positive_theta: bool | None = None  # θ > 0 everywhere, checked once per batch
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self._positive_theta = None
 
     def _has_fast_path(self) -> bool:
         cls = type(self)
@@ -197,7 +317,13 @@ class IFNeuron(Neuron):
         """A current added at every step after the input (None: none), for the in-place path."""
         return None
 
-    def _forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
+    def fused_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # Subclasses that change the dynamics go through the generic charge/fire/reset steps.
+        if not self._has_fast_path():
+            return self.reference_steps(x_seq)
+        return self._forward_inplace(x_seq)
+
+    def _forward_inplace(self, x_seq: torch.Tensor) -> torch.Tensor:
         """The charge/fire/reset dynamics with in-place updates, bit for bit the generic path's.
 
         Per step: v += z (+ bias); s = [v ≥ θ] written as 0/1 in v's dtype
@@ -205,12 +331,10 @@ class IFNeuron(Neuron):
         tensor); out = θ·s; v −= out. The emitted θ·s is what the reset
         subtracts, as in the generic ``reset``.
         """
-        x_seq = self.unfold(x)
         steps = x_seq.shape[0]
         theta = broadcast_channels(self.threshold, x_seq[0])
         if self.v is None:
             self.v = self.initial_potential(x_seq[0], theta)
-            self._positive_theta = bool((self.threshold > 0).all())
         bias = self.charge_bias(theta)
         v = self.v
         # Output and spike buffers keep the input's memory layout (channels-last stays
@@ -220,17 +344,17 @@ class IFNeuron(Neuron):
         out_flat = self._buffer("_out_buffer", flat_shape, x_seq, fmt, guard=True)
         out = out_flat.view(x_seq.shape)
         # With θ > 0 the output is nonzero exactly where s = 1: s is the spike indicator.
-        if self.track_spikes and not hasattr(self, "_positive_theta"):
+        if self.track_spikes and self._positive_theta is None:
             self._positive_theta = bool((self.threshold > 0).all())
         track = self.track_spikes and self._positive_theta
-        compiled = self.__dict__.get("compiled", False) and v.numel() >= COMPILE_MIN_NUMEL
+        compiled = self.backend == "compile" and v.numel() >= COMPILE_MIN_NUMEL
         if not compiled:  # the whole chunk in one fused pass (snnx.kernels.neuron), where it applies
             counts = if_chunk(x_seq, v, self.threshold, bias, out, track)
             if counts is not False:
                 self.t += steps
                 self.spike_indicator = None
                 self.spike_counts = counts
-                return out_flat
+                return out
         self.spike_counts = None
         spikes_flat = self._buffer("_spike_buffer", flat_shape, x_seq, fmt, guard=False) if track else out_flat
         spikes = spikes_flat.view(x_seq.shape)
@@ -249,7 +373,7 @@ class IFNeuron(Neuron):
             v.sub_(out[t])
         self.t += steps
         self.spike_indicator = spikes_flat if track else None
-        return out_flat
+        return out
 
     def _buffer(self, name: str, shape: tuple, like: torch.Tensor, fmt: torch.memory_format, *,
                 guard: bool) -> torch.Tensor:
@@ -268,6 +392,15 @@ class IFNeuron(Neuron):
         return buf
 
 
+@dataclass(kw_only=True)
+class ShiftedIFNeuronParams(IFNeuronParams):
+    name: str = param("shifted_if", "the neuron")
+    horizon: int | None = param(None, "the T of the θ/(2T) shift for every pass; null: each pass's own T",
+                                ge=1, integer=True)
+
+
+@NEURONS.register("shifted_if", params=ShiftedIFNeuronParams, doc="IF neuron with Deng & Gu's θ/(2T) input shift",
+                  depends_on_T=True, signed=False, rate_coded=True, fused=True)
 class ShiftedIFNeuron(IFNeuron):
     """Deng & Gu 2021 shift: θ/(2T) added to the input current at every step.
 
@@ -285,6 +418,11 @@ class ShiftedIFNeuron(IFNeuron):
     def depends_on_T(self) -> bool:
         return not self.fixed_horizon
 
+    @property
+    def v_start(self) -> float:
+        # θ/(2T) at each of the T steps: θ/2 in all, as if v had started θ/2 higher.
+        return self.v_init + 0.5
+
     def set_horizon(self, T: int) -> None:
         if not self.fixed_horizon:
             self.horizon = int(T)
@@ -298,6 +436,16 @@ class ShiftedIFNeuron(IFNeuron):
         return theta / (2 * self.horizon)
 
 
+@dataclass(kw_only=True)
+class OffsetCalibratedIFNeuronParams(IFNeuronParams):
+    name: str = param("cos_if", "the neuron")
+    v_init: float = param(0.5, "initial membrane potential as a fraction of θ, before the calibration")
+    presim: int = param(4, "ρ: input steps pre-simulated to correct v0 by ±θ", ge=1, integer=True)
+
+
+@NEURONS.register("cos_if", params=OffsetCalibratedIFNeuronParams,
+                  doc="IF neuron with offset-spike calibration of its start potential (COS, Hao et al. 2023)",
+                  depends_on_T=False, signed=False, rate_coded=True, fused=True, presimulates=True)
 class OffsetCalibratedIFNeuron(IFNeuron):
     """IF neuron with offset-spike calibration, COS (Hao et al. 2023).
 
@@ -326,19 +474,11 @@ class OffsetCalibratedIFNeuron(IFNeuron):
         too_few = v >= theta
         return v0 - theta * too_many.to(v0.dtype) + theta * too_few.to(v0.dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = self.unfold(x)
-        if self.v is None:
-            if x_seq.shape[0] < self.presim:
-                raise RuntimeError(f"COS needs the first {self.presim} steps in one chunk, got {x_seq.shape[0]}")
-            self.v = self.calibrated_potential(x_seq, broadcast_channels(self.threshold, x_seq[0]))
-            self._positive_theta = bool((self.threshold > 0).all())
-        if self._has_fast_path():
-            return self._forward_inplace(x)  # from the calibrated v0 on: plain IF dynamics
-        out = torch.empty_like(x_seq)
-        for t in range(x_seq.shape[0]):
-            out[t] = self.step(x_seq[t])
-        return out.flatten(0, 1)
+    def begin_sequence(self, x_seq: torch.Tensor) -> None:
+        # From the calibrated v0 on, the steps are plain IF dynamics (reference or fused).
+        if x_seq.shape[0] < self.presim:
+            raise RuntimeError(f"COS needs the first {self.presim} steps in one chunk, got {x_seq.shape[0]}")
+        self.v = self.calibrated_potential(x_seq, broadcast_channels(self.threshold, x_seq[0]))
 
 
 # Charges the in-place IF path reproduces: v + z, and v + z + θ/(2T) (via ``charge_bias``).

@@ -52,19 +52,55 @@ Choices where the spec is open (all recorded in the converter's label):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from snnx.neurons.base import Neuron, broadcast_channels
+from snnx.neurons.registry import NEURONS
+from snnx.registry import param
+
+UNITS = ("raw", "normalised")
+DET_TAU = ("squared", "once")
 
 
+@dataclass(kw_only=True)
+class MSATNeuronParams:
+    name: str = param("msat", "the neuron")
+    threshold: torch.Tensor = param(doc="θ_max: one value (layer-wise) or one per channel [C]", required=True)
+    v_init: float = param(0.0, "initial membrane potential as a fraction of θ_max")
+    use_dtt: bool = param(True, "DTT, the dynamic tracking threshold term (Eq. 16)")
+    use_det: bool = param(True, "DET, the dynamic evoked threshold term (Eq. 17)")
+    alpha: float = param(0.03, "α of DTT")
+    k_a: float = param(1.0, "k_a of DTT")
+    k_i: float = param(1.0, "k_i of DTT (nonzero)")
+    C: float = param(5.0, "C of DET (nonzero)")
+    tau_mp: float = param(1.0, "τ_mp, the weight of DTT")
+    tau_rd: float = param(1.0, "τ_rd, the weight of DET (see det_tau)")
+    v_t: float | None = param(None, "V_T of DTT; null: −θ_max (raw units) or −1 (normalised)")
+    units: str = param("normalised", "u and z of DTT/DET in units of θ_max (normalised) or as they are (raw)",
+                       choices=UNITS)
+    det_tau: str = param("squared", "τ_rd in DET: τ_rd² (Eq. 15 × Eq. 17 literally) or once (released code)",
+                         choices=DET_TAU)
+    fixed_fraction: float | None = param(None, "θ(t) = f·θ_max at every step instead of DTT/DET; null: adaptive",
+                                         gt=0)
+    confidence: float = param(1.0, "c: probability a spike of the first confidence_steps steps is kept (Eq. 18)",
+                              ge=0, le=1)
+    confidence_steps: int = param(16, "the steps spike confidence applies to", ge=0, integer=True)
+    confidence_reset: bool = param(False, "a dropped spike still resets the potential (released code)")
+    seed: int = param(0, "seed of the spike-confidence draws (re-seeded every batch)", integer=True)
+
+
+@NEURONS.register("msat", params=MSATNeuronParams, doc="IF neuron with MSAT's multi-stage adaptive threshold "
+                  "and spike confidence (He et al.)", depends_on_T=False, signed=False, rate_coded=True, fused=False)
 class MSATNeuron(Neuron):
     """IF neuron with the MSAT threshold θ(t); ``threshold`` (buffer) is θ_max (0-dim or [C]).
 
-    θ_max is the converter's calibrated layer maximum (see :mod:`snnx.convert.msat`).
+    θ_max is the converter's calibrated layer maximum (see :mod:`snnx.convert.methods.msat`).
     """
 
-    UNITS = ("raw", "normalised")
-    DET_TAU = ("squared", "once")
+    UNITS = UNITS
+    DET_TAU = DET_TAU
 
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0, *, use_dtt: bool = True,
                  use_det: bool = True, alpha: float = 0.03, k_a: float = 1.0, k_i: float = 1.0,

@@ -24,10 +24,14 @@ comparisons.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from snnx.kernels.neuron import signed_chunk
 from snnx.neurons.base import Neuron, broadcast_channels
+from snnx.neurons.registry import NEURONS
+from snnx.registry import param
 
 
 def dual_thresholds(k: int, mean: torch.Tensor, std: torch.Tensor, gamma: torch.Tensor,
@@ -48,6 +52,20 @@ def dual_thresholds(k: int, mean: torch.Tensor, std: torch.Tensor, gamma: torch.
     return theta_plus0, delta
 
 
+@dataclass(kw_only=True)
+class SignedDualThresholdNeuronParams:
+    name: str = param("signed", "the neuron")
+    theta_plus0: torch.Tensor = param(doc="θ⁺₀: one value or one per channel [C] (float, or int64 in integer mode)",
+                                      required=True)
+    delta: torch.Tensor = param(doc="δ > 0, the thresholds' move per spike, shaped and typed as theta_plus0",
+                                required=True)
+    fire_on_equal: bool = param(True, "+1 on ṽ ≥ θ⁺ (true) or on ṽ > θ⁺ (false, the reference code)")
+    unit: float = param(1.0, "the activation one ±1 spike stands for, 2^−k (diagnostics only)", gt=0)
+
+
+@NEURONS.register("signed", params=SignedDualThresholdNeuronParams,
+                  doc="signed ±1 neuron with two thresholds that move together, no reset (Zou et al. 2024)",
+                  depends_on_T=False, signed=True, rate_coded=False, fused=True)
 class SignedDualThresholdNeuron(Neuron):
     """Signed neuron with two thresholds that move together, no reset.
 
@@ -126,9 +144,8 @@ class SignedDualThresholdNeuron(Neuron):
         self.t += 1
         return spikes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def fused_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
         # The whole chunk in one fused pass (snnx.kernels.neuron) where it applies; else step by step.
-        x_seq = self.unfold(x)
         if self.integer and x_seq.is_floating_point():
             raise TypeError("an integer-mode SignedDualThresholdNeuron needs integer input currents")
         if self.v is None:
@@ -138,10 +155,8 @@ class SignedDualThresholdNeuron(Neuron):
         if signed_chunk(x_seq, self.v, self.count, self.threshold, self.theta_minus0, self.delta,
                         self.fire_on_equal, out):
             self.t += x_seq.shape[0]
-            return out.flatten(0, 1)
-        for t in range(x_seq.shape[0]):
-            out[t] = self.step(x_seq[t])
-        return out.flatten(0, 1)
+            return out
+        return self.reference_steps(x_seq)
 
     def extra_repr(self) -> str:
         shape = "layer" if self.threshold.dim() == 0 else f"{self.threshold.numel()} channels"
@@ -163,6 +178,20 @@ def quant_level(y: torch.Tensor, k: int, clip: float | None = None) -> torch.Ten
     return n + ((scaled - n) >= 0.5).to(scaled.dtype)
 
 
+@dataclass(kw_only=True)
+class ScatterGatherEncoderParams:
+    name: str = param("scatter_gather", "the neuron")
+    k: int = param(doc="level: one spike stands for 2^−k of the activation (act.k_first)", integer=True,
+                   required=True)
+    clip: float | None = param(None, "B: the activation is clipped to [0, B] first; null: no clip", gt=0,
+                               allow_inf=True)
+    integer: bool = param(False, "emit int64 spikes (the integer-mode SNN) instead of the input's float dtype")
+
+
+@NEURONS.register("scatter_gather", params=ScatterGatherEncoderParams,
+                  doc="input encoder: the first layer's level n as one spike on each of the first n steps "
+                      "(Zou et al. 2024, §3.1)",
+                  depends_on_T=False, signed=False, rate_coded=False, fused=True, encodes_input=True)
 class ScatterGatherEncoder(Neuron):
     """Scatter-and-gather input encoding of the all-integer SNN (Zou et al. 2024, §3.1).
 
@@ -175,6 +204,8 @@ class ScatterGatherEncoder(Neuron):
     Output dtype: int64 when ``integer`` else the input's float dtype.
     ``threshold`` (buffer) is 1 (one spike = one level); ``unit`` = 2^−k.
     """
+
+    encodes_input = True
 
     def __init__(self, k: int, clip: float | None = None, *, integer: bool = False):
         super().__init__(torch.tensor(1.0))
@@ -199,9 +230,9 @@ class ScatterGatherEncoder(Neuron):
     def step(self, x_t: torch.Tensor) -> torch.Tensor:
         return self._emit(x_t, 1)[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_seq = self.unfold(x)
-        return self._emit(x_seq[0], x_seq.shape[0]).flatten(0, 1)
+    def fused_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # The whole chunk's spikes at once: the level is read off the first step's input.
+        return self._emit(x_seq[0], x_seq.shape[0])
 
     def extra_repr(self) -> str:
         return f"k={self.k}, clip={self.clip}, integer={self.integer}"

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from snnx.kernels import probe as probe_kernels
-from snnx.neurons.base import memory_format_of
+from snnx.neurons.base import Neuron, broadcast_channels, memory_format_of
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -248,7 +248,7 @@ class SynapseCounter:
 
     def _indicator(self, x: torch.Tensor, fanout: Fanout) -> torch.Tensor:
         if isinstance(self.source, SpikeCounter):
-            published = getattr(self.source.neuron, "spike_indicator", None)
+            published = self.source.neuron.spike_indicator
         else:
             published = self.input_indicator if self.source == INPUT_SOURCE else None
         if published is not None and published.dtype == x.dtype:
@@ -287,7 +287,7 @@ class SpikeCounter:
     unchanged (:meth:`weighted_events`). Otherwise counts the output's signs.
     """
 
-    def __init__(self, name: str, neuron: nn.Module):
+    def __init__(self, name: str, neuron: Neuron):
         self.name = name
         self.neuron = neuron
         self.t0 = 0
@@ -321,13 +321,13 @@ class SpikeCounter:
         if self.positive is None:
             return
         span = slice(self.t0, self.t0 + steps)
-        counts = getattr(module, "spike_counts", None)
+        counts = module.spike_counts
         if counts is not None and counts.shape[0] == out.shape[0]:
             # The fused kernel's spikes per (row, position), channels summed: as the hist below.
             self.hist, self.hist_t0 = counts, self.t0
             self.positive[span] += counts.reshape(steps, -1).sum(1, dtype=torch.float64)
             return
-        indicator = getattr(module, "spike_indicator", None)
+        indicator = module.spike_indicator
         if indicator is not None and indicator.shape == out.shape:
             if indicator.dim() == 4 and _cheap_channel_sum(indicator):
                 # One pass: spikes per (row, position), channels summed (exact: at most C per entry);
@@ -385,7 +385,7 @@ class LayerProbe:
     - ``firing_rate`` = spikes / (neurons · T) (Fig. 5, §6.3).
     """
 
-    def __init__(self, name: str, neuron: nn.Module):
+    def __init__(self, name: str, neuron: Neuron):
         self.name = name
         self.neuron = neuron
         self.reads: list[int] = []
@@ -414,8 +414,8 @@ class LayerProbe:
         o_seq = out.view(x_seq.shape)
         # Outputs that are θ·s with θ > 0 (the neuron published its spikes as a 0/1 indicator or,
         # from the fused kernel, as counts): spikes are then read off Σ out, not tracked step by step.
-        indicator = getattr(module, "spike_indicator", None)
-        counts = getattr(module, "spike_counts", None)
+        indicator = module.spike_indicator
+        counts = module.spike_counts
         published = ((indicator is not None and indicator.shape == out.shape)
                      or (counts is not None and counts.shape[0] == out.shape[0]))
         if self.in_sum is None:
@@ -451,8 +451,6 @@ class LayerProbe:
 
     def _counted_so_far(self, module) -> torch.Tensor:
         """Spikes so far of a θ·s neuron with a constant θ > 0: Σ out / θ, exact once rounded."""
-        from snnx.neurons import broadcast_channels
-
         return (self.out_sum / broadcast_channels(module.threshold, self.out_sum)).round().sum()
 
     def _ann_laid_out(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -462,13 +460,13 @@ class LayerProbe:
         return self._ann_laid
 
     def _record(self, T: int, module):
-        rate_coded = not hasattr(module, "unit")  # θ·s neurons: clip/floor errors are defined
+        rate_coded = module.rate_coded  # θ·s neurons: clip/floor errors are defined
         sums = None
         if self.ann_pre.shape == self.in_sum.shape and self.ann_out.shape == self.in_sum.shape:
             ann_pre, ann_out = self._ann_laid_out()  # one fused pass where it applies (snnx.kernels.probe)
             sums = probe_kernels.record_sums(self.in_sum, self.out_sum, ann_pre, ann_out,
                                              None if self.nonnegative else self.spiked, module.threshold, T,
-                                             rate_coded=rate_coded, unit=getattr(module, "unit", 1.0),
+                                             rate_coded=rate_coded, unit=1.0 if rate_coded else module.unit,
                                              count_spikes=self.nonnegative)
         if sums is None:
             sums = self._torch_sums(T, module, rate_coded)
@@ -489,8 +487,6 @@ class LayerProbe:
 
     def _torch_sums(self, T: int, module, rate_coded: bool) -> list[float]:
         """The read-out sums of :func:`snnx.kernels.probe.record_sums`, with torch ops."""
-        from snnx.neurons import broadcast_channels
-
         theta = broadcast_channels(module.threshold, self.in_sum)
         z_bar = self.in_sum / T
         # θ·s neurons code the activation as a rate (Σ out / T); the signed all-integer neurons as a

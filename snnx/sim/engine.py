@@ -31,7 +31,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import fx, nn
 
-from snnx.neurons import Neuron, ScatterGatherEncoder
+from snnx.neurons import BACKENDS, Neuron
+from snnx.neurons import base as neuron_base
 from snnx.neurons.base import memory_format_of
 from snnx.sim.accounting import LayerProbe, SpikeCounter, SynapseCounter, energy_mj
 from snnx.sim.graph_split import INPUT, spike_fed_layers, split_time_invariant, synapse_sources
@@ -148,12 +149,10 @@ def auto_memory_format(snn: nn.Module, device: torch.device, dtype: torch.dtype)
 
 def check_compile_works(device: torch.device, dtype: torch.dtype) -> None:
     """Compile the fused IF step once on a tiny input; raise ValueError if torch.compile cannot run here."""
-    from snnx.neurons.base import fused_if_step
-
     v = torch.zeros(4, 3, device=device, dtype=dtype)
     out = torch.empty_like(v)
     try:
-        fused_if_step(v, torch.ones_like(v), torch.tensor(0.5, device=device, dtype=dtype), None, None, out)
+        neuron_base.fused_if_step(v, torch.ones_like(v), torch.tensor(0.5, device=device, dtype=dtype), None, None, out)
     except Exception as err:  # inductor needs a working C++ (CPU) or Triton (CUDA) toolchain
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ValueError(f"torch.compile does not work on this machine ({type(err).__name__}: {first})") from None
@@ -162,8 +161,12 @@ def check_compile_works(device: torch.device, dtype: torch.dtype) -> None:
 class Simulator:
     """Simulates a converted network (see the module doc).
 
-    ``compile``: fuse the IF family's per-step updates with torch.compile
-    (layers of at least ``COMPILE_MIN_NUMEL`` neurons; same results bit for bit).
+    ``backend``: how the neurons run their chunks (:data:`snnx.neurons.BACKENDS`):
+    ``"fused"`` (default: fused kernels and in-place multi-step updates where a
+    neuron has them), ``"reference"`` (every neuron's reference step, one step
+    at a time) or ``"compile"`` (the IF family's per-step updates through
+    torch.compile, for layers of at least ``COMPILE_MIN_NUMEL`` neurons). All
+    give the same results bit for bit. ``compile=True`` is ``backend="compile"``.
 
     ``memory_format``: "auto" (channels-last for float32 conv nets on CPU),
     "channels_last" or "contiguous"; it changes the speed, not the maths
@@ -172,7 +175,7 @@ class Simulator:
 
     def __init__(self, snn: fx.GraphModule, *, device: torch.device, chunk: int | str = "auto",
                  dtype: torch.dtype = torch.float32, encoding: str = "direct", seed: int = 0,
-                 memory_format: str = "auto", compile: bool = False):
+                 memory_format: str = "auto", compile: bool = False, backend: str = "fused"):
         self.device = device
         self.dtype = dtype
         self.snn = snn.to(device=device, dtype=dtype).eval()
@@ -196,26 +199,29 @@ class Simulator:
         self.neurons = [(name, m) for name, m in self.snn.named_modules() if isinstance(m, Neuron)]
         if not self.neurons:
             raise ValueError("the network has no spiking neurons")
-        self.compile = bool(compile)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if compile and backend == "reference":
+            raise ValueError("compile=True runs the compiled backend, not backend='reference'")
+        self.backend = "compile" if compile else backend
+        self.compile = self.backend == "compile"
         if self.compile:
             check_compile_works(device, dtype)
-        for _, neuron in self.neurons:
-            neuron.compiled = self.compile
         self.spike_fed, self.real_fed = spike_fed_layers(self.snn)
         self.sources = synapse_sources(self.snn)
         self._fanouts: dict = {}  # fan-outs per (layer, input shape), kept across runs
 
+    @property
+    def per_T(self) -> bool:
+        """Whether some neuron's dynamics depend on T, so that a sweep runs one pass per T."""
+        return any(n.depends_on_T for _, n in self.neurons)
+
     def _set_steps(self, steps: int, batch: int, t0: int, counters: Iterable) -> None:
         for _, neuron in self.neurons:
-            neuron.time_steps = steps
-            neuron.batch_size = batch
+            neuron.begin_chunk(steps, batch)
         for counter in counters:
             counter.steps = steps
             counter.t0 = t0
-
-    def _reset(self) -> None:
-        for _, neuron in self.neurons:
-            neuron.reset_state()
 
     def _synapse_counters(self, poisson: bool, spike_counters: list[SpikeCounter]) -> list[SynapseCounter]:
         modules = dict(self.snn.named_modules())
@@ -252,16 +258,16 @@ class Simulator:
             raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
         poisson = encoding == "poisson"
         seed = self.seed if seed is None else int(seed)
-        if poisson and any(isinstance(n, ScatterGatherEncoder) for _, n in self.neurons):
+        if poisson and any(n.encodes_input for _, n in self.neurons):
             raise ValueError("this network encodes its own input (scatter-and-gather); use encoding=direct")
         time_steps = sorted(set(int(t) for t in time_steps))
         if not time_steps or time_steps[0] < 1:
             raise ValueError(f"time steps must be >= 1, got {time_steps}")
-        per_T = any(getattr(n, "depends_on_T", False) for _, n in self.neurons)
+        per_T = self.per_T
         passes = [(T, [T]) for T in time_steps] if per_T else [(time_steps[-1], time_steps)]
         # Offset-spike calibration pre-simulates its first `presim` input steps:
         # the first chunk must hold them (even when T is smaller; reads stay at T).
-        presim = max([getattr(n, "presim", 1) for _, n in self.neurons])
+        presim = max(n.presim for _, n in self.neurons)
 
         spikes = [SpikeCounter(name, n) for name, n in self.neurons] if accounting else []
         synapses = self._synapse_counters(poisson, spikes) if accounting else []
@@ -282,7 +288,7 @@ class Simulator:
         in_neg_tot = {T: 0.0 for T in time_steps}
         total = 0
         for _, neuron in self.neurons:
-            neuron.track_spikes = accounting
+            neuron.start_run(backend=self.backend, track_spikes=accounting)
         try:
             for batch_index, (images, labels) in enumerate(batches):
                 images = images.to(self.device, self.dtype)
@@ -295,10 +301,8 @@ class Simulator:
                 encoder = PoissonEncoder(images, mean=mean, std=std, seed=seed, batch_index=batch_index) \
                     if poisson else None
                 for horizon, reads in passes:
-                    self._reset()
                     for _, neuron in self.neurons:
-                        if hasattr(neuron, "set_horizon"):
-                            neuron.set_horizon(horizon)
+                        neuron.begin_batch(horizon)
                     for probe in probes:
                         pre, out = ann_values.get(probe.name, (None, None))
                         probe.start_batch(reads, pre, out)
@@ -346,9 +350,7 @@ class Simulator:
             for hook in [*counters, *probes]:
                 hook.remove()
             for _, neuron in self.neurons:
-                neuron.track_spikes = False
-                neuron.spike_indicator = None
-                neuron.release_buffers()
+                neuron.finish_run()
             for counter in input_fed:
                 counter.input_indicator = None
         macs = sum(c.macs_per_sample for c in synapses if c.mode == "mac")

@@ -71,7 +71,7 @@ def _compose_source(name: str, overrides: list[str]) -> dict:
 
         cfg = hydra_compose(config_name="config", overrides=["stage=train", *job])
     else:
-        from snnx.app import compose_checked
+        from snnx.composition import compose_checked
 
         cfg = compose_checked("train", job)
     # As for the run itself: validate resolves train.weight_quant=auto, which the ANN key sees.
@@ -123,7 +123,7 @@ def distributed_training(cfg: DictConfig) -> bool:
     """
     from snnx import distributed
     from snnx.pipeline import ensure_ann
-    from snnx.trainer import resolve_device
+    from snnx.seeding import resolve_device
 
     config = plain_config(cfg)
     if cfg.stage != "table" and config["train"]["distributed"]:

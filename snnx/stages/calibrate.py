@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from snnx.artifacts import write_csv
 from snnx.console import log
 from snnx.stages import plain_config, run_dir
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 
 def stats_frame(stats: dict):

@@ -9,7 +9,7 @@ from snnx.artifacts import atomic_save, write_csv
 from snnx.console import log
 from snnx.neurons import Neuron
 from snnx.stages import plain_config, prepare_snn, run_dir
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 
 def neuron_table(snn):

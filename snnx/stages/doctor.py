@@ -21,7 +21,7 @@ from snnx import doctor
 from snnx.artifacts import write_csv
 from snnx.console import console, log
 from snnx.stages import plain_config, prepare_snn, run_dir
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 # At most this many test images (one batch of sim.batch_size, capped): the doctor stays quick.
 MAX_IMAGES = 256
@@ -60,12 +60,12 @@ def compose_preset(name: str, stage: str = "run") -> dict:
 
         cfg = hydra_compose(config_name="config", overrides=[f"stage={stage}", *overrides])
     else:
-        from snnx.app import compose
+        from snnx.composition import compose
 
         cfg = compose(stage, overrides)
     preset = OmegaConf.to_container(cfg, resolve=True)
     # the run's config went through validate, which resolves train.weight_quant=auto: so must the preset's
-    from snnx.validate import resolve_weight_quant
+    from snnx.activations.registry import resolve_weight_quant
 
     train = preset.get("train", {})
     if "weight_quant" in train:

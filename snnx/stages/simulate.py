@@ -7,7 +7,7 @@ from rich.table import Table
 
 from snnx.console import console, log
 from snnx.stages import plain_config, run_dir
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 
 def print_results(frame, ann_acc: float, title: str) -> None:

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from snnx.console import log
 from snnx.pipeline import ensure_ann
 from snnx.stages import plain_config
-from snnx.trainer import resolve_device
+from snnx.seeding import resolve_device
 
 
 def run(cfg: DictConfig) -> dict:

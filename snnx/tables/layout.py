@@ -93,7 +93,11 @@ PER_T_METRICS = ("acc", "conversion_loss", RELU_LOSS, "spikes_per_neuron", "nega
                  "macs", "energy_mj", *DERIVED_METRICS)
 PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "metric", "note")
 LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
-EMBEDDED_FILTERS = {"dataset": ["digits", "mnist5k"]}  # the datasets that ship inside installed packages
+def default_embedded_filters() -> dict:
+    """The filter that picks embedded-scale runs: the datasets that ship inside installed packages."""
+    from snnx.config import embedded_datasets
+
+    return {"dataset": embedded_datasets()}
 
 _T_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 _T_GE = re.compile(r"^>=\s*(\d+)$")
@@ -176,7 +180,7 @@ class Layout:
     methods: list[RowSpec] = field(default_factory=list)
     reported_rest: bool = True
     embedded: bool = False
-    embedded_filters: dict = field(default_factory=lambda: dict(EMBEDDED_FILTERS))
+    embedded_filters: dict = field(default_factory=default_embedded_filters)
     aliases: dict = field(default_factory=dict)  # row key → {run value (normalised): the paper's value}
     panels: list[str] | None = None
     layer_metric: str = "sin_ratio"
@@ -252,7 +256,7 @@ class Layout:
             raise ConfigError(f"time steps repeat: {texts}.", key="table.T", fix="List each T once.")
         # In filters a null value means "no filter on this key" (so table.filters.dataset=null drops one).
         filters = _match_dict(raw.get("filters"), "table.filters", drop_null=True)
-        embedded_filters = _match_dict(raw.get("embedded_filters", EMBEDDED_FILTERS), "table.embedded_filters",
+        embedded_filters = _match_dict(raw.get("embedded_filters") or default_embedded_filters(), "table.embedded_filters",
                                        drop_null=True)
         aliases = _aliases(raw.get("aliases"), rows)
         panels = raw.get("panels")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
@@ -73,10 +73,6 @@ class Row:
     hashes: list = field(default_factory=list)
     reference: str = ""
     order: tuple = ()
-
-    @property
-    def line_label(self) -> str:
-        return self.keys.get(LABEL_KEY, "")
 
 
 @dataclass
@@ -214,16 +210,34 @@ def _tspec_value(run: pd.DataFrame, spec: TSpec, metric: str) -> float:
     return float(values.mean()) if not values.empty else math.nan
 
 
+def final_time_step(accuracy: Mapping) -> int | None:
+    """All-int's "final time step": the first T of the sweep after which accuracy no longer changes.
+
+    ``accuracy`` maps T → accuracy (a percentage, or a count of correct images) for every simulated T;
+    the answer is the smallest T whose value equals that of every larger T (so it can only be trusted
+    below the sweep's largest T); None for an empty sweep. Values within 1e-9 count as equal: a
+    percentage re-read from a CSV or averaged over rows may differ from its twin in the last bit,
+    while two different counts (or percentages of one test set) are always further apart.
+    """
+    steps = sorted(accuracy)
+    if not steps:
+        return None
+    last = accuracy[steps[-1]]
+    final = steps[-1]
+    for T in reversed(steps[:-1]):
+        if not abs(accuracy[T] - last) < 1e-9:
+            break
+        final = T
+    return final
+
+
 def _final_step(run: pd.DataFrame) -> tuple[float, float]:
-    """All-int's "final time step": the first T after which accuracy no longer changes (within the sweep)."""
-    series = run.groupby("T")["acc"].mean().sort_index()
-    if series.empty:
+    """One run's final time step and its accuracy (NaN, NaN for a run with no T)."""
+    series = run.groupby("T")["acc"].mean()
+    step = final_time_step(series.to_dict())
+    if step is None:
         return math.nan, math.nan
-    steps, accs = list(series.index), list(series.values)
-    i = len(accs) - 1
-    while i > 0 and abs(accs[i - 1] - accs[-1]) < 1e-9:
-        i -= 1
-    return float(steps[i]), float(accs[i])
+    return float(step), float(series[step])
 
 
 def _replicate_values(run: pd.DataFrame, layout: Layout, columns: list[Column]) -> dict:
@@ -288,6 +302,10 @@ def _setting_texts(identities: list[str]) -> dict[str, str]:
     parsed = {i: json.loads(i) for i in identities}
     keys = sorted(set().union(*parsed.values()))
     differing = [k for k in keys if len({json.dumps(p.get(k), default=str) for p in parsed.values()}) > 1]
+    # A key only some runs have belongs to their option of its group (convert.presim is convert=cos's): when the
+    # option's name already tells the runs apart, the key adds nothing.
+    differing = [k for k in differing if not (any(k not in p for p in parsed.values()) and "." in k
+                                              and f"{k.rpartition('.')[0]}.name" in differing)]
     texts = {}
     for ident, payload in parsed.items():
         parts = [f"{k}={'—' if norm(payload.get(k)) is None else norm(payload.get(k))}" for k in differing]
@@ -541,7 +559,7 @@ def build_table(layout: Layout, results: pd.DataFrame, reported: pd.DataFrame) -
     if not results.empty and selected.empty:
         notes.append(f"no run passes the filters {layout.snnx_filters()} ({results[RUN_KEY].nunique()} run(s) found)"
                      + ("" if layout.embedded or not layout.mapped else
-                        "; for embedded-scale runs (digits, mnist5k) add table.embedded=true"))
+                        "; for embedded-scale runs add table.embedded=true"))
     labelled = label_results(selected, layout, notes) if layout.mapped else selected
     labelled = apply_aliases(labelled, layout)
     columns = table_columns(layout, labelled, reported)

@@ -21,15 +21,13 @@ from snnx.errors import SnnxError
 RUN_KEY = "_run"  # the run's directory (one results.csv each)
 IDENTITY_KEY = "_identity"  # what determines the numbers, seed excluded: runs sharing it are repeats
 
-# Config keys that say where/how a run went, not what it measured: left out of
-# the identity, so repeats of one setting with different seeds (or a T sweep
-# split over two runs) share a cell.
-_NOT_IDENTITY_PREFIXES = ("paths.", "hydra.", "table.", "objective.")
-_NOT_IDENTITY_KEYS = {
-    "seed", "stage", "device", "debug", "ckpt", "dataset.root", "dataset.download", "dataset.num_workers",
-    "train.distributed", "train.compile", "convert.calib_batch_size", "sim.name", "sim.T", "sim.chunk", "sim.batch_size",
-    "sim.record_layers", "sim.compile",
-}
+# Besides the keys that say where or how a run went (snnx.config.runtime_keys), a run's identity leaves out
+# these, so repeats of one setting with different seeds (or a T sweep split over two runs) share a cell.
+_NOT_IDENTITY_KEYS = {"seed", "stage", "ckpt", "sim.name", "sim.T"}
+
+
+def _not_identity(key: str, runtime: set[str]) -> bool:
+    return key in _NOT_IDENTITY_KEYS or any(key == r or key.startswith(r + ".") for r in runtime)
 # Without a saved config, these results.csv columns stand for the identity.
 _FALLBACK_IDENTITY = ("dataset", "model", "act", "L", "convert", "method")
 
@@ -57,7 +55,7 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def read_run_config(run_dir: Path) -> dict[str, Any] | None:
+def read_run_tree(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         return None
@@ -65,16 +63,14 @@ def read_run_config(run_dir: Path) -> dict[str, Any] | None:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, OSError):
         return None
-    if not isinstance(data, dict):
-        return None
-    # `act.name`, `convert.name`, … are what results.csv calls act, convert, …; both spellings match.
-    return flatten(data)
+    return data if isinstance(data, dict) else None
 
 
-def _identity(config: dict[str, Any] | None, frame: pd.DataFrame) -> str:
-    if config is not None:
-        payload = {k: v for k, v in config.items()
-                   if k not in _NOT_IDENTITY_KEYS and not k.startswith(_NOT_IDENTITY_PREFIXES)}
+def _identity(tree: dict[str, Any] | None, frame: pd.DataFrame) -> str:
+    if tree is not None:
+        from snnx.config import recipe
+
+        payload = {k: v for k, v in flatten(recipe(tree)).items() if k not in _NOT_IDENTITY_KEYS}
     else:
         first = frame.iloc[0]
         payload = {k: first.get(k) for k in _FALLBACK_IDENTITY if k in frame.columns}
@@ -97,9 +93,10 @@ def read_results(files: Iterable[Path]) -> pd.DataFrame:
         if frame.empty or "T" not in frame.columns:
             continue
         run_dir = path.parent
-        config = read_run_config(run_dir)
+        tree = read_run_tree(run_dir)
+        config = None if tree is None else flatten(tree)
         frame[RUN_KEY] = str(run_dir)
-        frame[IDENTITY_KEY] = _identity(config, frame)
+        frame[IDENTITY_KEY] = _identity(tree, frame)
         if config:
             extra = pd.DataFrame({k: [v] * len(frame) for k, v in config.items() if k not in frame.columns},
                                  index=frame.index)
@@ -189,8 +186,11 @@ def add_relu_loss(results: pd.DataFrame, column: str = "conversion_loss_relu") -
         return results
     from snnx.tables.layout import norm
 
+    from snnx.config import runtime_keys
+
+    runtime = runtime_keys()
     keys = ["dataset", "model", "seed"] + sorted(
-        c for c in results.columns if c.startswith(_ANN_PREFIXES) and c not in _NOT_IDENTITY_KEYS)
+        c for c in results.columns if c.startswith(_ANN_PREFIXES) and not _not_identity(c, runtime))
     keys = [k for k in keys if k in results.columns]
 
     def twin(row) -> tuple:

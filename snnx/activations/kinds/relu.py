@@ -1,0 +1,20 @@
+"""``act=relu``: the plain ReLU (``torch.nn.ReLU``), the ANN of threshold-calibrating conversions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from snnx.activations.registry import ACTIVATIONS
+from snnx.registry import param
+
+
+@dataclass
+class ReluParams:
+    name: str = param("relu", "the activation")
+
+
+@ACTIVATIONS.register("relu", params=ReluParams, doc="plain ReLU")
+def build(params, num_channels: int, *, first: bool):
+    from torch import nn
+
+    return nn.ReLU()
