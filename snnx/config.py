@@ -88,40 +88,46 @@ class TableConfig:
 
         return OmegaConf.create(content, flags={"struct": False})
 
-    name: str = "summary"
-    paper: Optional[str] = None  # csqcfs | denggu | msat | allint: where the reported rows come from
-    paper_tables: List[str] = field(default_factory=list)  # which of its tables, as printed ("Table 1")
-    title: str = "snnx results"
-    kind: str = "accuracy"  # accuracy (value vs T) | layers (layers.csv statistic per layer vs T)
-    layout: str = "wide"  # wide: one column per T | long: T is a row key, columns are metrics
-    sweep_dir: Optional[str] = None  # where to look for results.csv; default paths.root
-    rows: List[str] = field(default_factory=lambda: ["dataset", "model", "act", "convert"])
-    columns: List[str] = field(default_factory=lambda: ["ANN", "T"])  # ANN, T, SNN best, loss, final acc, final T, MaxDiff, AvgDiff
-    T: List[Any] = field(default_factory=list)  # columns; int, ">=N" or "A-B"; empty = every T found
-    value: str = "acc"  # the results.csv metric in the T columns
+    name: str = param("summary", "the layout's name: the table's file name under <root>/tables/")
+    paper: Optional[str] = param(None, "csqcfs | denggu | msat | allint: where the reported rows come from")
+    paper_tables: List[str] = param(doc="which of its tables, as printed (\"Table 1\")", default_factory=list)
+    title: str = param("snnx results", "the table's title")
+    kind: str = param("accuracy", "accuracy (value vs T) | layers (layers.csv statistic per layer vs T)")
+    layout: str = param("wide", "wide: one column per T | long: T is a row key, columns are metrics")
+    sweep_dir: Optional[str] = param(None, "where to look for results.csv; default paths.root")
+    rows: List[str] = param(doc="row keys: results.csv columns or dotted config keys",
+                            default_factory=lambda: ["dataset", "model", "act", "convert"])
+    columns: List[str] = param(doc="ANN, T, SNN best, loss, final acc, final T, MaxDiff, AvgDiff, …",
+                               default_factory=lambda: ["ANN", "T"])
+    T: List[Any] = param(doc="the T columns: int, \">=N\" or \"A-B\"; empty = every T found", default_factory=list)
+    value: str = param("acc", "the results.csv metric in the T columns")
     # On runs: results.csv columns or dotted config keys → value(s); an open dict, so that
     # table.filters.L=4 adds a filter from the command line (and table.filters.dataset=null drops one).
-    filters: Any = field(default_factory=lambda: TableConfig._open_dict({}))
-    methods: List[Any] = field(default_factory=list)  # rows: {label, paper: {match}, snnx: {match}, note}
-    reported_rest: bool = True  # paper rows no `methods` entry claims become reported-only rows
-    embedded: bool = False  # snnx rows from embedded-scale runs beside the paper's rows, labelled as what they are
+    filters: Any = param(doc="key → value(s) a run must have (table.filters.L=4; …=null drops one)",
+                         default_factory=lambda: TableConfig._open_dict({}))
+    methods: List[Any] = param(doc="rows: {label, paper: {match}, snnx: {match}, note}", default_factory=list)
+    reported_rest: bool = param(True, "paper rows no `methods` entry claims become reported-only rows")
+    embedded: bool = param(False, "snnx rows from embedded-scale runs beside the paper's rows, labelled as what they are")
     # With embedded=true these replace filters' dataset/model for snnx rows (…dataset=null: any dataset).
-    embedded_filters: Any = field(default_factory=lambda: TableConfig._open_dict({"dataset": embedded_datasets()}))
+    embedded_filters: Any = param(doc="with embedded=true: the filters of snnx rows (default: the embedded datasets)",
+                                  default_factory=lambda: TableConfig._open_dict({"dataset": embedded_datasets()}))
     # Row key → {run's value: the paper's name}: snnx rows join the paper's group (e.g. model vgg16_rathi → vgg16),
     # the run's own value shown in `setting`.
-    aliases: Any = field(default_factory=lambda: TableConfig._open_dict({}))
-    panels: Optional[List[str]] = None  # row keys that split the plot into panels; default: rows but the label
-    layer_metric: str = "sin_ratio"  # kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error
-    layer_axis: str = "T"  # kind=layers: x axis T (one line per layer) | layer (one line per T)
-    plot: bool = True
+    aliases: Any = param(doc="row key → {run's value: the paper's name}",
+                         default_factory=lambda: TableConfig._open_dict({}))
+    panels: Optional[List[str]] = param(None, "row keys that split the plot into panels; default: rows but the label")
+    layer_metric: str = param("sin_ratio", "kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error")
+    layer_axis: str = param("T", "kind=layers: x axis T (one line per layer) | layer (one line per T)")
+    plot: bool = param(True, "also write the PNG accuracy-vs-T plot")
 
 
 @dataclass
 class ObjectiveConfig:
     """The number a job returns to a sweeper that optimises (hydra-optuna-sweeper); see validate.OBJECTIVE_METRICS."""
 
-    metric: Optional[str] = None  # null: return nothing | acc | conversion_loss | spikes_per_neuron | sops | energy_mj | ann_acc
-    T: Optional[int] = None  # which row of results.csv: one of sim.T; null = the largest
+    metric: Optional[str] = param(None, "null: return nothing | acc | conversion_loss | spikes_per_neuron | sops | "
+                                  "energy_mj | ann_acc")
+    T: Optional[int] = param(None, "which row of results.csv: one of sim.T; null = the largest")
 
 
 @dataclass

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from snnx.config import STAGES, SimConfig, SnnxConfig, TrainConfig, registries
+from snnx.config import STAGES, SimConfig, SnnxConfig, TableConfig, TrainConfig, registries
 from snnx.registry import declared_params
 
-_GROUP_SCHEMAS = {"train": TrainConfig, "sim": SimConfig}
+_GROUP_SCHEMAS = {"train": TrainConfig, "sim": SimConfig, "table": TableConfig}
 
 
 def _show(value) -> str:
@@ -22,7 +22,7 @@ def _show(value) -> str:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    return str(value).replace(" ", "")
+    return str(value).replace(" ", "") if isinstance(value, (list, dict)) else str(value)
 
 
 def _lines(prefix: str, params, values, width: int = 26) -> list[str]:
@@ -40,7 +40,8 @@ def _lines(prefix: str, params, values, width: int = 26) -> list[str]:
         shown = _show(value)
         default = _show(p.default)
         extra = "" if shown == default else f" (default {default})"
-        out.append(f"  {prefix + '.' + p.name if prefix else p.name:<{width}} {p.type:<10} {shown}{extra}  — {p.doc}")
+        doc = f"  — {p.doc}" if p.doc else ""
+        out.append(f"  {prefix + '.' + p.name if prefix else p.name:<{width}} {p.type:<10} {shown}{extra}{doc}")
     return out
 
 
@@ -51,7 +52,10 @@ def describe(stage: str, overrides: list[str]) -> str:
     text, groups = STAGES[stage]
     cfg = compose_checked(stage, overrides)
     lines = [f"snnx {stage}: {text}", "", "usage: snnx {stage} [key=value ...] [-m] [--cfg job]".replace("{stage}", stage)]
-    top = [p for p in declared_params(SnnxConfig) if p.metadata and p.name != "stage"]
+    import dataclasses
+
+    top = [p for p in declared_params(SnnxConfig)
+           if p.metadata and p.name != "stage" and not dataclasses.is_dataclass(p.default)]
     lines += ["", "general:"] + _lines("", top, cfg)
     regs = registries()
     for group in groups:
@@ -62,7 +66,7 @@ def describe(stage: str, overrides: list[str]) -> str:
             lines += ["", f"{group}={entry.name}: {entry.doc}  (options: {options}; `snnx help {stage} {group}=<option>`)"]
             lines += _lines(group, declared_params(entry.params), cfg[group])
         elif group in _GROUP_SCHEMAS:
-            lines += ["", f"{group}={cfg[group].name}:"]
+            lines += ["", f"{group}={cfg[group].name}:" if "name" in cfg[group] else f"{group}:"]
             lines += _lines(group, declared_params(_GROUP_SCHEMAS[group]), cfg[group])
         else:
             lines += ["", f"{group}: `snnx {stage} --cfg job` prints its keys"]

