@@ -12,20 +12,23 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from snnx import pipeline
+from snnx.calibration import calibrate
+from snnx.composition import compose as compose_cfg
+from snnx.convert import convert as convert_model
+from snnx.convert.methods import METHODS
+from snnx.convert.run import method_params
 from snnx.seeding import resolve_device
+from snnx.sim import Simulator
+from snnx.validate import validate
 
 
 def compose(*overrides: str, stage: str = "run") -> dict:
     """The resolved config for these overrides, as a plain dict (same composition as the CLI)."""
-    from omegaconf import OmegaConf
-
-    from snnx.composition import compose as compose_cfg
-    from snnx.validate import validate
-
     cfg = compose_cfg(stage, list(overrides))
     validate(cfg)
     return OmegaConf.to_container(cfg, resolve=True)
@@ -49,11 +52,6 @@ def convert(model: nn.Module, config: Mapping, *, method: str | None = None, sta
     on ``calibration_data`` (default: the config's training set) unless
     ``stats`` is given.
     """
-    from snnx.calibration import calibrate
-    from snnx.convert import convert as convert_model
-    from snnx.convert.methods import METHODS
-    from snnx.convert.run import method_params
-
     method = method or config["convert"]["name"]
     base = config["convert"] if config["convert"]["name"] == method else \
         {k: v for k, v in config["convert"].items() if k in METHODS.get(method).keys}
@@ -76,8 +74,6 @@ def simulate(snn: nn.Module, data: Dataset, time_steps: Sequence[int] = (1, 2, 4
     ``encoding="poisson"`` rate-codes the images (``mean``/``std``: their
     normalisation, to be undone; None: intensities in [0, 1]), seeded by ``seed``.
     """
-    from snnx.sim import Simulator
-
     simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype, encoding=encoding,
                           seed=seed, compile=compile)
     result = simulator.run(DataLoader(data, batch_size=batch_size), time_steps, mean=mean, std=std)

@@ -24,15 +24,21 @@ import itertools
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import traceback
 
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from snnx.composition import (_override_key, _override_value, compose, compose_checked,  # noqa: F401 (re-exported)
-                              explain_hydra_error)
+                              explain_hydra_error, register_configs)
+from snnx.config import config_dir
 from snnx.errors import ConfigError, SnnxError
+from snnx.validate import validate
 
 # Composing a multirun's every combination up front is cheap (tens of ms each);
 # past this many we check the first combinations only.
@@ -71,8 +77,6 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def _sweep_combinations(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
     """Expand a multirun's sweep overrides (a=1,2 b=x,y) into job override lists; also the swept keys."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices, swept = [], []
     for ov in parsed:
@@ -99,8 +103,6 @@ def precheck(stage: str, args: list[str], *, semantic: bool = True) -> list[Dict
 
     Returns the composed configs. Notes on tidied values are printed once.
     """
-    from snnx.validate import validate
-
     overrides, flags = split_args(args)
     multirun = any(f in _MULTIRUN_FLAGS for f in flags)
     printing = [i for i, f in enumerate(flags) if f in ("--cfg", "-c", "--info", "-i")]
@@ -150,8 +152,6 @@ def explicit_keys(overrides: list[str] | None):
 def _job_overrides() -> list[str] | None:
     """The overrides of the running Hydra job (a multirun job's own values included)."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return list(HydraConfig.get().overrides.task)
     except Exception:  # noqa: BLE001 — not inside a Hydra job (a test calling run_stage directly)
         return None
@@ -165,8 +165,8 @@ def report_error(exc: BaseException, debug: bool) -> None:
 
 def run_stage(cfg: DictConfig) -> dict | float | None:
     """The stage's result dict, or the number objective.metric names (None in a torchrun helper process)."""
+    # snnx.stages loads torch: composing and checking a config (precheck, --help) must not wait for it.
     from snnx import stages
-    from snnx.validate import validate
 
     # Already checked (and its notes printed) before launch; this sorts sim.T again in the job's config.
     validate(cfg, check_paths=True, note=None, explicit=explicit_keys(_job_overrides()))
@@ -182,8 +182,6 @@ def _record_failure(exc: BaseException, user_error: bool) -> None:
     if not path:
         return
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         hc = HydraConfig.get()
         num, task = hc.job.num, list(hc.overrides.task)
     except Exception:
@@ -222,11 +220,6 @@ def _failed_value(cfg: DictConfig) -> float | None:
 
 
 def launch(stage: str, args: list[str]) -> None:
-    import hydra
-
-    from snnx.composition import register_configs
-    from snnx.config import config_dir
-
     register_configs()
     overrides, flags = split_args(args)
     multirun = any(f in _MULTIRUN_FLAGS for f in flags)
@@ -281,8 +274,6 @@ def launch(stage: str, args: list[str]) -> None:
         app()
     finally:
         if helper_dir is not None:
-            import shutil
-
             shutil.rmtree(helper_dir, ignore_errors=True)
         if failures_path is not None:
             status = _report_failures(failures_path, swept)

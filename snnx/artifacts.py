@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 from snnx.config import registries, runtime_keys
-from snnx.errors import CheckpointError
+from snnx.console import log
+from snnx.errors import CheckpointError, ConfigError
 
 # Besides the keys that say where or how a run goes (snnx.config.runtime_keys), the ANN's key leaves out the test
 # subset: it changes which images the ANN is scored on, not what it learns.
@@ -137,8 +138,6 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def init_source_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The composed config of train.init_from=experiment:<preset> (put into the run's config by the stage)."""
-    from snnx.errors import ConfigError
-
     source = config.get(INIT_SOURCE_KEY)
     if not isinstance(source, Mapping):
         raise ConfigError(f"{config['train']['init_from']!r} names a preset that was not composed for this run.",
@@ -241,7 +240,7 @@ def artifact_lock(directory: str | os.PathLike, *, on_wait: Callable[[str], None
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if on_wait is None:
-                from snnx.console import log as on_wait
+                on_wait = log
             on_wait(f"waiting for another job that holds {lock_path}")
             fcntl.flock(fd, fcntl.LOCK_EX)
         _remove_stale_temp_files(directory)

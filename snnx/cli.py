@@ -9,11 +9,13 @@ without a traceback unless ``debug=true``.
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from snnx.config import STAGES, group_options
+from snnx.errors import SnnxError
 
 def usage() -> str:
     lines = [
@@ -54,8 +56,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     stage = args.pop(0)
     if stage not in STAGES:
-        import difflib
-
         if "=" in stage or stage.startswith("-"):
             hint = f" Put the stage first, e.g. `snnx run {' '.join([stage, *args])}`."
         else:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"unknown stage '{stage}'. The first word must be a stage: {', '.join(STAGES)}.{hint}")
 
     if any(a in ("--help", "-h") for a in args):
-        from snnx.errors import SnnxError
+        # OmegaConf and Hydra load only for a stage's help or run: `snnx`, `snnx --help` and a typo answer at once.
         from snnx.help import describe
 
         try:
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(exc), exc.exit_code)
         return
 
+    # Hydra loads only when a stage runs: `snnx`, `snnx --help` and a mistyped stage answer without it.
     from snnx.app import launch
 
     launch(stage, args)

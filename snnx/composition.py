@@ -13,10 +13,13 @@ from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.conf import HydraConf
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
-from snnx.config import GROUPS, SnnxConfig, config_dir, group_options, registries
+from snnx.config import GROUPS, SnnxConfig, config_dir, group_options, option_entry, registries
 from snnx.errors import ConfigError, SnnxError
 
 
@@ -96,8 +99,6 @@ def _node_keys(path: str, overrides: list[str] = ()) -> list[str] | None:
     group, those of the option the overrides (else config.yaml) choose."""
     group = path.split(".")[0]
     if group in registries():
-        from snnx.config import option_entry
-
         chosen = next((_override_value(o) for o in overrides if _override_key(o) == group), None)
         entry = option_entry(group, chosen)
         if entry is not None:
@@ -107,13 +108,9 @@ def _node_keys(path: str, overrides: list[str] = ()) -> list[str] | None:
             return [str(k) for k in node.keys()] if OmegaConf.is_dict(node) else None
     try:
         if path == "hydra" or path.startswith("hydra."):
-            from hydra.conf import HydraConf
-
             node = OmegaConf.structured(HydraConf)
             path = path[len("hydra"):].lstrip(".")
         else:
-            from snnx.config import SnnxConfig
-
             node = OmegaConf.structured(SnnxConfig)
         if path:
             node = OmegaConf.select(node, path)
@@ -159,9 +156,6 @@ _EXPECTED = (
 
 def explain_hydra_error(exc: Exception, overrides: list[str], stage: str = "run") -> str:
     """Turn a Hydra/OmegaConf composition error into one paragraph: key, bad value, fix."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-
     text = str(exc)
     flat = " ".join(text.split())
     cause = exc.__cause__ if exc.__cause__ is not None else exc
@@ -169,8 +163,6 @@ def explain_hydra_error(exc: Exception, overrides: list[str], stage: str = "run"
 
     # A malformed override: say which one.
     if isinstance(exc, OverrideParseException) or "Config group override must be" in text:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         parser = OverridesParser.create()
         bad, reason = None, _first_line(text.replace("See https", "\nSee https"), end="")
         for ov in overrides:

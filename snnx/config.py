@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
+import yaml
 
-from snnx.registry import param
+from snnx.activations.registry import ACTIVATIONS
+from snnx.convert.methods import METHODS
+from snnx.data.registry import DATASETS
+from snnx.models.registry import MODELS
+from snnx.registry import declared_params, param
 
 MISSING = "???"  # OmegaConf's marker of a value still to be chosen (a group option)
 
@@ -84,6 +89,7 @@ class TableConfig:
     @staticmethod
     def _open_dict(content: dict):
         """A dict node that takes new keys even though Hydra makes the rest of the config strict."""
+        # OmegaConf loads only when a table config is made: `snnx` imports this module for its usage text.
         from omegaconf import OmegaConf
 
         return OmegaConf.create(content, flags={"struct": False})
@@ -184,8 +190,6 @@ def runtime_keys(config=None) -> set[str]:
     """The dotted keys of ``config`` (a plain mapping) that say where or how a run goes, not what it computes:
     the fields declared with ``runtime=True`` in the schema and in the chosen options' params, and ``hydra``.
     Without a config: those of every registered option."""
-    from snnx.registry import declared_params
-
     out = {"hydra"}
 
     def walk(prefix: str, schema) -> None:
@@ -240,11 +244,6 @@ def recipe(config) -> dict:
 
 def registries() -> dict:
     """Config group → the registry whose entries are that group's options."""
-    from snnx.activations.registry import ACTIVATIONS
-    from snnx.convert.methods import METHODS
-    from snnx.data.registry import DATASETS
-    from snnx.models.registry import MODELS
-
     return {registry.group: registry for registry in (DATASETS, MODELS, ACTIVATIONS, METHODS)}
 
 
@@ -259,8 +258,6 @@ def group_options() -> dict[str, list[str]]:
 def option_entry(group: str, option: str | None):
     """The registered entry a group option stands for (its YAML's schema line, followed through the YAML's
     own defaults, e.g. convert=msat_vgg16 → msat); ``option`` None: config.yaml's choice. None if unknown."""
-    import yaml
-
     registry = registries()[group]
     if option is None:
         primary = yaml.safe_load((config_dir() / "config.yaml").read_text()) or {}

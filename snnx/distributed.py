@@ -33,9 +33,12 @@ from typing import Any, Iterator
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
+from snnx.artifacts import artifact_lock
 from snnx.errors import ConfigError
+from snnx.seeding import seed_everything
 
 # Offsets the global RNG of rank r > 0 (dropout, augmentation) away from rank 0's stream.
 _RANK_SEED_STRIDE = 1_000_003
@@ -162,8 +165,6 @@ def teardown() -> None:
 def main_lock(directory: Path, ctx: Context) -> Iterator[None]:
     """The artifact lock, taken by rank 0 only (the other ranks must not queue behind their own job)."""
     if ctx.is_main:
-        from snnx.artifacts import artifact_lock
-
         with artifact_lock(directory):
             yield
     else:
@@ -176,8 +177,6 @@ def wrap(model: nn.Module, device: torch.device, ctx: Context, *, find_unused: b
     ``find_unused``: some parameters may sit out a forward pass (an epoch hook such as the clip
     activation's ReLU warm-up), which DDP must then be told about.
     """
-    from torch.nn.parallel import DistributedDataParallel
-
     if device.type == "cuda":
         # Swaps the BatchNorm children in place, keeping their parameters and buffers.
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -188,8 +187,6 @@ def wrap(model: nn.Module, device: torch.device, ctx: Context, *, find_unused: b
 def decorrelate_rng(ctx: Context) -> None:
     """Give ranks > 0 their own global RNG streams (dropout masks), derived from the seed in use."""
     if ctx.enabled and not ctx.is_main:
-        from snnx.seeding import seed_everything
-
         seed_everything(torch.initial_seed() + _RANK_SEED_STRIDE * ctx.rank)
 
 

@@ -40,8 +40,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+import pandas as pd
 import torch
 from torch import fx, nn
+
+from snnx.activations import CSQCFS, QCFS
+from snnx.config import recipe, runtime_keys
+from snnx.neurons import Neuron
+from snnx.sim import Simulator
 
 # -- thresholds of the checks ------------------------------------------------------
 NEARLY_DEAD_FRACTION = 1e-3  # < 0.1 % of neurons fired at least once by T
@@ -125,8 +131,6 @@ class Report:
 # -- helpers on modules --------------------------------------------------------------
 def neuron_order(snn: nn.Module) -> list[str]:
     """Names of the spiking layers in forward order (the graph's order for an fx module)."""
-    from snnx.neurons import Neuron
-
     modules = dict(snn.named_modules())
     if isinstance(snn, fx.GraphModule):
         names = [n.target for n in snn.graph.nodes
@@ -158,8 +162,6 @@ def unfolded_batchnorms(snn: nn.Module) -> list[tuple[str, str, float]]:
     A BN before the first neuron (e.g. the all-integer SNN's first layer) sees the real-valued input once
     per image and is harmless; one downstream of a neuron runs on spikes at every step.
     """
-    from snnx.neurons import Neuron
-
     bn_type = nn.modules.batchnorm._BatchNorm
     found = []
     if isinstance(snn, fx.GraphModule):
@@ -242,8 +244,6 @@ def rate_limit_accuracy(ann: nn.Module, images: torch.Tensor, labels: torch.Tens
     what a QCFS conversion approaches at large T — its accuracy, not the
     ANN's, is the large-T ceiling (up to the per-layer errors the rows show).
     """
-    from snnx.activations import CSQCFS, QCFS
-
     model = copy.deepcopy(ann).eval()
     replaced = 0
     for parent in list(model.modules()):
@@ -561,8 +561,6 @@ def _ignored(key: str, ignore: Sequence[str]) -> bool:
 def preset_departures(run: Mapping, preset: Mapping, *,
                       ignore: Sequence[str] | None = None) -> list[tuple[str, Any, Any]]:
     """(dotted key, run value, preset value) for every recipe key where the run differs from its preset."""
-    from snnx.config import recipe, runtime_keys
-
     if ignore is None:
         ignore = (*NOT_RECIPE_KEYS, *sorted(runtime_keys(run) | runtime_keys(preset)))
     mine, theirs = _flatten(recipe(dict(run))), _flatten(recipe(dict(preset)))
@@ -592,8 +590,6 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
             num_classes: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
             chunk: int | str = "auto", departures: Iterable[Finding] = ()) -> Report:
     """Simulate ``snn`` on one batch with per-layer recording and diagnose it against ``ann``."""
-    from snnx.sim import Simulator
-
     device = torch.device(device)
     ann = copy.deepcopy(ann).to(device, dtype).eval()
     images = images.to(device, dtype)
@@ -625,8 +621,6 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
 
 def frame(findings: Iterable[Finding]):
     """doctor.csv: one row per finding."""
-    import pandas as pd
-
     rows = [asdict(f) for f in findings]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["T"] = table["T"].astype("Int64")

@@ -7,8 +7,11 @@ from the registered entries' params and the dataclasses of snnx.config, never fr
 
 from __future__ import annotations
 
+import dataclasses
+
 from omegaconf import OmegaConf
 
+from snnx.composition import compose_checked
 from snnx.config import STAGES, SimConfig, SnnxConfig, TableConfig, TrainConfig, registries
 from snnx.registry import declared_params
 
@@ -26,8 +29,6 @@ def _show(value) -> str:
 
 
 def _lines(prefix: str, params, values, width: int = 26) -> list[str]:
-    import dataclasses
-
     out = []
     for p in params:
         if p.name == "name":
@@ -47,12 +48,9 @@ def _lines(prefix: str, params, values, width: int = 26) -> list[str]:
 
 def describe(stage: str, overrides: list[str]) -> str:
     """The help text for ``snnx <stage> [overrides]``."""
-    from snnx.composition import compose_checked
-
     text, groups = STAGES[stage]
     cfg = compose_checked(stage, overrides)
     lines = [f"snnx {stage}: {text}", "", "usage: snnx {stage} [key=value ...] [-m] [--cfg job]".replace("{stage}", stage)]
-    import dataclasses
 
     top = [p for p in declared_params(SnnxConfig)
            if p.metadata and p.name != "stage" and not dataclasses.is_dataclass(p.default)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,28 @@ from typing import Any, Mapping
 
 import pandas as pd
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from snnx.artifacts import (ann_dir, ann_key, artifact_lock, atomic_save, atomic_write_text, load_checkpoint,
-                            stable_hash, write_csv)
+from snnx import distributed
+from snnx.activations import to_channelwise
+from snnx.activations.factory import resolve_grad_window
+from snnx.ann import build
+from snnx.artifacts import (INIT_FROM_EXPERIMENT, ann_dir, ann_key, ann_key_payload, artifact_lock, atomic_save,
+                            atomic_write_text, init_source_config, load_checkpoint, stable_hash, write_csv)
+from snnx.calibration import calibrate
 from snnx.console import log
-from snnx.errors import CheckpointError, ConfigError
+from snnx.convert import convert
+from snnx.convert.methods import METHODS
+from snnx.data import build_dataset
 from snnx.data.info import dataset_info
+from snnx.distributed import current, main_lock
+from snnx.errors import CheckpointError, ConfigError
+from snnx.seeding import seed_everything
+from snnx.sim import Simulator
+from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
+from snnx.trainer import evaluate, train_epochs
 
 RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
                   "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj", "seed", "ann_key",
@@ -35,8 +50,6 @@ EXTRA_COLUMNS = ["negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "pas
 # -- data ---------------------------------------------------------------------
 def dataset(config: Mapping, split: str, *, augment: bool | None = None, limit: int | None = None):
     """The ``split`` of the config's dataset; ``augment``/``limit`` None: the dataset section's own."""
-    from snnx.data import build_dataset
-
     return build_dataset(config["dataset"], split, augment=augment, limit=limit)
 
 
@@ -48,8 +61,6 @@ def loader(data, batch_size: int, *, shuffle: bool = False, generator: torch.Gen
 
 # -- model --------------------------------------------------------------------
 def build_model(config: Mapping) -> nn.Module:
-    from snnx.ann import build
-
     return build(config)
 
 
@@ -87,9 +98,6 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
     cache lock and decides (reuse or train), all ranks train, rank 0 writes, and
     then every rank reads the finished ANN from the cache.
     """
-    from snnx.distributed import current, main_lock
-    from snnx.seeding import seed_everything
-
     if config.get("ckpt"):
         model, data = load_ann(config["ckpt"], key="ckpt")
         _check_ckpt_matches(config, data["config"])
@@ -145,8 +153,6 @@ def output_layer(model: nn.Module) -> str:
 def _load_source_state(path: str) -> dict:
     """A checkpoint's state_dict, loaded weights-only (nothing is executed): a snnx checkpoint, a dict with
     a 'state_dict', or a bare state_dict."""
-    from snnx.errors import CheckpointError
-
     if not Path(path).is_file():
         raise CheckpointError(f"no checkpoint file at {path!r}.", key="train.init_from",
                               fix="Give the path of an ANN checkpoint (outputs/cache/ann/<key>/model.pt), or "
@@ -169,8 +175,6 @@ def _load_source_state(path: str) -> dict:
 def init_source_state(config: Mapping, device: torch.device) -> tuple[dict, str]:
     """(state_dict, what it is) of train.init_from: a checkpoint file, or the referenced preset's ANN, found in
     the cache or trained now (its composed config is ``config["_init_from"]``, put there by the stage)."""
-    from snnx.artifacts import INIT_FROM_EXPERIMENT, init_source_config
-
     ref = str(config["train"]["init_from"])
     if ref.startswith(INIT_FROM_EXPERIMENT):
         ann = ensure_ann(init_source_config(config), device)
@@ -207,9 +211,6 @@ def init_from_source(model: nn.Module, config: Mapping, device: torch.device) ->
 
 def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.device, *, lr: float, epochs: int,
            stage_name: str) -> dict:
-    from snnx import distributed
-    from snnx.trainer import train_epochs
-
     train_cfg = config["train"]
     generator = torch.Generator().manual_seed(config["seed"])
     train_set = dataset(config, "train")
@@ -238,8 +239,6 @@ def stage_one_config(config: Mapping) -> dict:
     the paper builds on QCFS's), so a CS-QCFS run and an act=qcfs act.grad_window=shifted two-stage
     run (Table 4's layer-wise row) share one stage-1 ANN.
     """
-    from snnx.activations.factory import resolve_grad_window
-
     stage_one = copy.deepcopy(dict(config))
     act = config["act"]
     stage_one["act"] = {**act, "name": "qcfs", "channelwise": False, "softplus": False,
@@ -254,10 +253,6 @@ def _finetune_channelwise(config: Mapping, directory: Path, device: torch.device
     act=csqcfs/cqcfs/sqcfs: each layer λ first becomes λ_c (softplus(p_c) = λ, Eq. 18). act=qcfs: no
     swap — the layer-wise QCFS is fine-tuned as it is (Table 4, "layer-level two-stage training").
     """
-    from snnx.activations import to_channelwise
-    from snnx.activations.factory import resolve_grad_window
-    from snnx.seeding import seed_everything
-
     stage_one = ensure_ann(stage_one_config(config), device)
     model = copy.deepcopy(stage_one.model)
     act = config["act"]
@@ -286,10 +281,6 @@ def _epoch_hooks(config: Mapping):
 
 
 def _key_json(config: Mapping) -> str:
-    import json
-
-    from snnx.artifacts import ann_key_payload
-
     return json.dumps(ann_key_payload(config), indent=2, sort_keys=True, default=str) + "\n"
 
 
@@ -303,8 +294,6 @@ def _check_ckpt_matches(config: Mapping, ckpt_config: Mapping) -> None:
 
 # -- calibration --------------------------------------------------------------
 def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict:
-    from snnx.calibration import calibrate
-
     conv = config["convert"]
     # One pass records every statistic (max, percentile, channel max); a method without a percentile of its own
     # records the default one, under the key calibrations had before each method had its own keys.
@@ -329,29 +318,21 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
 # -- conversion and simulation --------------------------------------------------
 def default_percentile() -> float:
     """The percentile a calibration records for a method that has none of its own: convert=pnorm's default p."""
-    from snnx.convert.methods import METHODS
-
     return METHODS.get("pnorm").defaults()["percentile"]
 
 
 def build_snn(config: Mapping, ann: TrainedANN, stats: dict | None):
-    from snnx.convert import convert
-
     # The run seed drives MSAT's spike-confidence RNG.
     return convert(ann.model, method=config["convert"]["name"], stats=stats, convert=config["convert"],
                    seed=config["seed"])
 
 
 def needs_stats(config: Mapping) -> bool:
-    from snnx.convert.methods import METHODS
-
     return bool(METHODS.get(config["convert"]["name"]).trait("needs_stats"))
 
 
 def make_simulator(config: Mapping, snn, device: torch.device, dtype: torch.dtype, *, chunk=None):
     """The Simulator for ``config["sim"]`` (encoding seeded by the run seed; compile checked here)."""
-    from snnx.sim import Simulator
-
     sim = config["sim"]
     try:
         return Simulator(snn, device=device, chunk=sim["chunk"] if chunk is None else chunk, dtype=dtype,
@@ -364,8 +345,6 @@ def make_simulator(config: Mapping, snn, device: torch.device, dtype: torch.dtyp
 
 
 def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.device, run_dir: Path) -> dict:
-    from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
-
     sim = config["sim"]
     dtype = torch.float64 if sim["dtype"] == "float64" else torch.float32
     test_set = dataset(config, "test", augment=False)
@@ -374,7 +353,6 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     encoding = "" if sim["encoding"] == "direct" else f", {sim['encoding']} encoding"
     log(f"simulating {len(test_set)} test images for T up to {max(sim['T'])} "
         f"(chunk {simulator.chunk}, {device}, {sim['dtype']}{encoding}{', compiled' if simulator.compile else ''})")
-    from snnx.trainer import evaluate
 
     ann_model = copy.deepcopy(ann.model).to(device, dtype)
     ann_acc = evaluate(ann_model, test_loader, device).acc if dtype == torch.float32 else \
@@ -405,8 +383,6 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():
         # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
-        import yaml
-
         atomic_write_text(hydra_config, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
     write_csv(frame, run_dir / "results.csv")
     if result.layer_rows:

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from snnx.activations.base import Activation
 from snnx.artifacts import atomic_save, load_checkpoint, write_csv
-from snnx.distributed import Context
+from snnx.distributed import Context, decorrelate_rng, wrap
 from snnx.errors import SnnxError
 from snnx.seeding import seed_everything
 
@@ -70,8 +71,6 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> Epoc
 
 def threshold_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The trained activation thresholds (QCFS λ, CS-QCFS p_c): the parameters of Activation modules."""
-    from snnx.activations.base import Activation
-
     return [p for m in model.modules() if isinstance(m, Activation) for p in m.parameters(recurse=False)
             if p.requires_grad]
 
@@ -166,17 +165,11 @@ def train_epochs(
         start_epoch = int(state["epoch"]) + 1
         log(f"{stage_name}: resuming after epoch {start_epoch} of {epochs} from {last_path}")
         if per_rank is None or len(per_rank) != ctx.world_size:
-            from snnx.distributed import decorrelate_rng
-
             decorrelate_rng(ctx)
     elif ctx.enabled:
-        from snnx.distributed import decorrelate_rng
-
         decorrelate_rng(ctx)
     net = model
     if ctx.enabled:
-        from snnx.distributed import wrap
-
         net = wrap(model, device, ctx, find_unused=before_epoch is not None)
         sampler = train_loader.batch_sampler
     if train.get("compile", False):

@@ -14,7 +14,14 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from snnx.activations.registry import ACTIVATIONS, resolve_weight_quant
+from snnx.config import GROUPS, STAGES, SimConfig, SnnxConfig, TrainConfig, config_dir, registries
+from snnx.convert.methods import METHODS
+from snnx.data import check_dataset_files, dataset_info
+from snnx.data.registry import DATASETS
 from snnx.errors import CheckpointError, ConfigError, SnnxError
+from snnx.models.registry import check_image_size
+from snnx.registry import check_value, declared_params
 
 # Stages that build an SNN, for which act and convert must fit together.
 CONVERTING_STAGES = ("convert", "simulate", "run", "doctor")
@@ -50,9 +57,6 @@ def check_time_steps(cfg: DictConfig, note: Callable[[str], None] | None = _prin
 
 def check_declared(cfg: DictConfig) -> None:
     """The ranges and choices the schema declares for the top-level, train and sim keys (snnx.config)."""
-    from snnx.config import SimConfig, SnnxConfig, TrainConfig
-    from snnx.registry import check_value, declared_params
-
     for prefix, schema in (("", SnnxConfig), ("train", TrainConfig), ("sim", SimConfig)):
         node = cfg[prefix] if prefix else cfg
         for p in declared_params(schema):
@@ -67,8 +71,6 @@ def check_component(cfg: DictConfig, group: str, explicit: Explicit | None = Non
                     note: Callable[[str], None] | None = _print_note) -> None:
     """cfg[group] against its registered entry's declared keys, ranges and checks; replaced by the checked,
     typed values (every declared key, nothing else). See snnx.registry.Registry.check for ``explicit``."""
-    from snnx.config import registries
-
     registry = registries()[group]
     values = OmegaConf.to_container(cfg[group], resolve=True)
     checked = registry.check(values, explicit=explicit, note=note)
@@ -79,7 +81,6 @@ def check_component(cfg: DictConfig, group: str, explicit: Explicit | None = Non
 
 def check_train(cfg: DictConfig) -> None:
     tr = cfg.train
-    from snnx.activations.registry import ACTIVATIONS, resolve_weight_quant
 
     act = ACTIVATIONS.get(cfg.act.name)
     tr.weight_quant = resolve_weight_quant(cfg.act.name, tr.weight_quant)
@@ -108,6 +109,7 @@ def check_init_from(cfg: DictConfig) -> None:
     ref = cfg.train.init_from
     if ref is None:
         return
+    # snnx.artifacts loads torch: checking a config must not wait for it
     from snnx.artifacts import INIT_FROM_EXPERIMENT
 
     ref = str(ref).strip()
@@ -116,8 +118,6 @@ def check_init_from(cfg: DictConfig) -> None:
                           fix="Use train.init_from=null (the model's own initialisation), a checkpoint path, or "
                               "experiment:<preset>.")
     if ref.startswith(INIT_FROM_EXPERIMENT):
-        from snnx.config import config_dir
-
         name = ref[len(INIT_FROM_EXPERIMENT):].strip()
         presets = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
         if name not in presets:
@@ -128,6 +128,7 @@ def check_init_from(cfg: DictConfig) -> None:
 
 
 def check_init_from_file(cfg: DictConfig) -> None:
+    # snnx.artifacts loads torch: checking a config must not wait for it
     from snnx.artifacts import INIT_FROM_EXPERIMENT
 
     ref = cfg.train.init_from
@@ -143,6 +144,7 @@ def check_init_from_file(cfg: DictConfig) -> None:
 
 def check_distributed(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
     """train.distributed against how the process was started (torchrun sets WORLD_SIZE)."""
+    # snnx.distributed loads torch: checking a config must not wait for it
     from snnx.distributed import env_world_size
 
     world = env_world_size()
@@ -192,10 +194,11 @@ def check_objective(cfg: DictConfig) -> None:
 def _activation_sites(cfg: DictConfig) -> int | None:
     """The number of activation sites (neurons after conversion) of the configured model; None if it cannot be built."""
     try:
+        # torch and the model builders load only to count sites: checking a config must not wait for them
         import torch
 
-        from snnx.convert.graph import activation_sites
         from snnx.ann import build
+        from snnx.convert.graph import activation_sites
 
         with torch.device("meta"):
             model = build(OmegaConf.to_container(cfg, resolve=True))
@@ -207,8 +210,6 @@ def _activation_sites(cfg: DictConfig) -> int | None:
 def check_per_site(cfg: DictConfig) -> None:
     """A method's per-site keys (entry trait ``per_site``, e.g. MSAT's convert.confidence list) given as a list
     have one entry per activation site of the model — checked now, before any training."""
-    from snnx.convert.methods import METHODS
-
     entry = METHODS.get(cfg.convert.name)
     for key in entry.trait("per_site", ()):
         value = cfg.convert[key]
@@ -222,9 +223,6 @@ def check_per_site(cfg: DictConfig) -> None:
 
 def check_convert(cfg: DictConfig) -> None:
     """The method takes the trained ANN (its entry's ``accepts``), in the stages that build an SNN."""
-    from snnx.activations.registry import ACTIVATIONS
-    from snnx.convert.methods import METHODS
-
     if cfg.stage not in CONVERTING_STAGES:
         return  # `snnx train act=relu` trains a ReLU ANN whatever convert says
     method = METHODS.get(cfg.convert.name)
@@ -245,7 +243,6 @@ def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note)
     chunk = cfg.sim.chunk
     if chunk != "auto":
         _positive_int(chunk, "sim.chunk", "Use sim.chunk=auto or an integer ≥ 1.")
-    from snnx.convert.methods import METHODS
 
     method = METHODS.get(cfg.convert.name)
     if cfg.sim.encoding == "poisson" and method.trait("encodes_input") and cfg.stage in CONVERTING_STAGES:
@@ -256,6 +253,7 @@ def check_sim(cfg: DictConfig, note: Callable[[str], None] | None = _print_note)
 
 def check_device(cfg: DictConfig) -> None:
     if cfg.device == "cuda":
+        # torch loads only when CUDA is asked for: checking a config must not wait for it
         import torch
 
         if not torch.cuda.is_available():
@@ -265,9 +263,6 @@ def check_device(cfg: DictConfig) -> None:
 def check_model_dataset(cfg: DictConfig) -> None:
     """The model takes the dataset's images (its entry's smallest side). dataset.name, the keys the dataset
     declares and dataset.crop / dataset.cutout against its image size are check_component(cfg, "dataset")'s."""
-    from snnx.data import dataset_info
-    from snnx.models.registry import check_image_size
-
     try:
         check_image_size(cfg.model.name, dataset_info(cfg.dataset.name, cfg.dataset.get("crop")).image_size)
     except ConfigError as exc:
@@ -276,8 +271,6 @@ def check_model_dataset(cfg: DictConfig) -> None:
 
 
 def check_stage(cfg: DictConfig) -> None:
-    from snnx.config import STAGES
-
     if cfg.stage not in STAGES:
         raise ConfigError(f"unknown stage {cfg.stage!r}.", key="stage",
                           fix=f"Name the stage as the first word instead: snnx <stage> …, with <stage> one of {', '.join(STAGES)}.")
@@ -289,8 +282,6 @@ _SCHEMA = None
 def _schema() -> DictConfig:
     global _SCHEMA
     if _SCHEMA is None:
-        from snnx.config import SnnxConfig
-
         _SCHEMA = OmegaConf.structured(SnnxConfig)
     return _SCHEMA
 
@@ -320,8 +311,6 @@ def check_known_keys(cfg: DictConfig) -> None:
 
 
 def check_missing(cfg: DictConfig) -> None:
-    from snnx.config import GROUPS
-
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         key = missing[0]
@@ -338,6 +327,7 @@ def _data_needed(cfg: DictConfig) -> bool:
     if cfg.stage == "train":
         if cfg.ckpt is not None:
             return False
+        # snnx.artifacts loads torch: only a train stage without ckpt needs it here
         from snnx.artifacts import INIT_FROM_EXPERIMENT, ann_dir, ann_key
 
         if str(cfg.train.init_from or "").startswith(INIT_FROM_EXPERIMENT):
@@ -350,9 +340,6 @@ def _data_needed(cfg: DictConfig) -> bool:
 
 def check_dataset_present(cfg: DictConfig) -> None:
     """The files of a file-backed dataset are there (presence only: nothing is read)."""
-    from snnx.data import check_dataset_files
-    from snnx.data.registry import DATASETS
-
     if DATASETS.get(cfg.dataset.name).trait("check_present") is None or cfg.dataset.download:
         return  # an embedded set, or torchvision fetches the files
     if _data_needed(cfg):
@@ -364,6 +351,7 @@ _CHECKED_CKPTS: dict[str, tuple[int, int, dict]] = {}
 
 
 def _load_ckpt(path: str) -> dict:
+    # torch loads only when a checkpoint is read (check_paths): checking a config must not wait for it
     from snnx.artifacts import load_checkpoint
 
     stat = os.stat(path)
@@ -379,6 +367,7 @@ def _load_ckpt(path: str) -> dict:
         raise CheckpointError(f"{path!r} is not a snnx checkpoint: its config has no {' / '.join(missing)} section.",
                               key="ckpt", fix=fix)
     try:
+        # the model builders load torch: only a checkpoint being checked needs them
         from snnx.ann import build
 
         model = build(config)

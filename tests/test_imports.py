@@ -7,6 +7,8 @@ of snnx; a unit may import only units of later layers (below it).
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections import defaultdict
 from pathlib import Path
 
@@ -129,3 +131,42 @@ def test_no_import_cycle_between_modules():
         if module not in state:
             visit(module, [module])
     assert not cycles, "import cycles:\n" + "\n".join(" → ".join(c) for c in cycles)
+
+
+# Imports that may stay inside a function only with their reason written next to them.
+_DEFERRED = ("snnx", "torch", "torchvision", "numpy", "numba", "pandas", "matplotlib", "hydra", "omegaconf")
+
+
+def _deferred_without_reason(path: Path) -> list[str]:
+    source = path.read_text()
+    comments = {tok.start[0] for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    out = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        imports = [node for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))]
+        import_lines = {i for node in imports for i in range(node.lineno, node.end_lineno + 1)}
+        for node in imports:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                ["snnx" if node.level else node.module or ""]
+            if not any(name.split(".")[0] in _DEFERRED for name in names):
+                continue
+            # a comment on its line(s) or on one of the 3 lines above it, inside the same function ...
+            said = bool(comments & set(range(max(fn.lineno + 1, node.lineno - 3), node.end_lineno + 1)))
+            # ... or heading the group of imports (and blank lines between them) it belongs to
+            line = node.lineno - 1
+            while not said and line > fn.lineno and (line in import_lines or not lines[line - 1].strip()):
+                line -= 1
+            said = said or line in comments
+            if not said:
+                out.append(f"{_module_name(path)}:{node.lineno} {ast.unparse(node)}")
+    return out
+
+
+def test_every_import_inside_a_function_says_why():
+    """Imports belong at the top; one stays inside a function only for an optional dependency, start-up time
+    (torch, Hydra, matplotlib loaded only when needed) or a cycle, and a comment beside it says which."""
+    bare = [hit for path in sorted(ROOT.rglob("*.py")) for hit in _deferred_without_reason(path)]
+    assert not bare, "move these to the module's top, or say on the line above why they wait:\n" + "\n".join(bare)

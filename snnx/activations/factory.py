@@ -8,7 +8,7 @@ from torch import nn
 
 from snnx.activations.registry import ACTIVATIONS
 from snnx.errors import ConfigError
-from snnx.registry import Entry
+from snnx.registry import Entry, declared_params
 
 
 def resolve_grad_window(name: str, value) -> str | None:
@@ -69,6 +69,4 @@ def activation_params(act: Mapping) -> dict:
 
 
 def _nullable(entry: Entry, key: str) -> bool:
-    from snnx.registry import declared_params
-
     return any(p.name == key and p.type.endswith("?") for p in declared_params(entry.params))

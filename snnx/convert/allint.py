@@ -59,6 +59,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from snnx import console
+from snnx.activations import Quant
 from snnx.convert.graph import bake_parametrizations, is_activation, replace_maxpool, set_submodule, trace
 from snnx.errors import ConfigError
 from snnx.neurons import Neuron
@@ -282,8 +284,6 @@ def _note_weight_rounding(plans: list, int_scale: int) -> None:
     neuron that close to a threshold can fire where the float neuron does not, so the log
     gives the worst bound as a fraction of the threshold step δ.
     """
-    from snnx.console import log
-
     worst: tuple[str, float] | None = None
     for site, _layer_node, weight, _theta_plus0, delta in plans:
         scaled = weight.flatten(1) * int_scale
@@ -294,17 +294,15 @@ def _note_weight_rounding(plans: list, int_scale: int) -> None:
         if worst is None or ratio > worst[1]:
             worst = (str(site.target), ratio)
     if worst is not None:
-        log(f"convert.integer=true rounds full-precision hidden weights to 1/{int_scale}: a neuron's current can move "
-            f"by up to {worst[1]:.2g} of its threshold step δ per step (worst at '{worst[0]}'), so a prediction can "
-            f"differ from float mode's where a neuron sits that close to a threshold. Ternary weights "
-            f"(train.weight_quant=ternary, the paper's all-integer setting) scale exactly; a larger convert.int_scale "
-            f"shrinks the bound.")
+        console.log(f"convert.integer=true rounds full-precision hidden weights to 1/{int_scale}: a neuron's current "
+                    f"can move by up to {worst[1]:.2g} of its threshold step δ per step (worst at '{worst[0]}'), so a "
+                    f"prediction can differ from float mode's where a neuron sits that close to a threshold. Ternary "
+                    f"weights (train.weight_quant=ternary, the paper's all-integer setting) scale exactly; a larger "
+                    f"convert.int_scale shrinks the bound.")
 
 
 def convert_allint(ann: nn.Module, *, convert: Mapping) -> tuple[fx.GraphModule, str]:
     """The all-integer SNN for an ``act=quant`` ANN, and the label for the ``method`` column."""
-    from snnx.activations import Quant
-
     integer, int_scale, fire_on_equal = _check_config(convert)
     model = copy.deepcopy(ann).eval()
     bake_parametrizations(model)

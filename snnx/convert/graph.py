@@ -15,12 +15,11 @@ from torch import fx, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
+from snnx.activations import Activation
 from snnx.errors import ConfigError
 
 
 def is_activation(module: nn.Module) -> bool:
-    from snnx.activations import Activation
-
     return isinstance(module, (nn.ReLU, Activation))
 
 

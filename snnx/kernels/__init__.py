@@ -65,7 +65,7 @@ def sync_threads() -> None:
     global _threads
     want = torch.get_num_threads()
     if want != _threads:
-        import numba
+        import numba  # optional: only reached once a kernel compiled, i.e. numba is there
 
         numba.set_num_threads(max(1, min(want, numba.config.NUMBA_NUM_THREADS)))
         _threads = want
@@ -73,7 +73,7 @@ def sync_threads() -> None:
 
 def scalars(dtype: torch.dtype, *values: float):
     """``values`` as numpy scalars of ``dtype`` (so a kernel's arithmetic runs in that dtype)."""
-    import numpy as np
+    import numpy as np  # with numba only: the torch fallback never needs numpy scalars
 
     t = np.float32 if dtype == torch.float32 else np.float64
     return tuple(t(v) for v in values)

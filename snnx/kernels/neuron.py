@@ -23,6 +23,7 @@ from snnx import kernels as _common
 
 
 def _build():
+    # numba is optional (snnx.kernels.load falls back to torch without it) and compiles on first use.
     from numba import njit, prange
 
     # x: [S, P, C] (or [1, P, C] when ``const``: the same input every step); v: [P, C];

@@ -26,6 +26,7 @@ from snnx import kernels as _common
 
 
 def _build():
+    # numba is optional (snnx.kernels.load falls back to torch without it) and compiles on first use.
     import numpy as np
     from numba import njit, prange
 

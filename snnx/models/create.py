@@ -6,6 +6,7 @@ from typing import Callable
 
 from torch import nn
 
+from snnx.models.layers import init_denggu
 from snnx.models.registry import MODELS, check_image_size, check_options
 
 ActFactory = Callable[[int], nn.Module]
@@ -91,7 +92,5 @@ def create_model(
         **extra,
     )
     if init == "denggu":
-        from snnx.models.layers import init_denggu
-
         init_denggu(model)
     return model

@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from snnx.errors import ConfigError
+
 ActFactory = Callable[[int], nn.Module]
 
 
@@ -118,8 +120,6 @@ def pool2d(pool: str, kernel_size: int, stride: int | None = None,
     if pool == "max":
         return nn.MaxPool2d(kernel_size, stride=stride, padding=padding)
     if pool == "conv":
-        from snnx.errors import ConfigError
-
         raise ConfigError("pooling by a strided conv is only built into model=vgg11_allint and model=lenet_allint.",
                           key="model.pool",
                           fix="Use model.pool=avg (or max) for this model.")

@@ -10,7 +10,18 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+from snnx import distributed
+from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
+from snnx.composition import compose_checked
+from snnx.errors import ConfigError
+from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
+from snnx.seeding import resolve_device
+from snnx.validate import validate
 
 
 def plain_config(cfg: DictConfig) -> dict:
@@ -21,10 +32,8 @@ def plain_config(cfg: DictConfig) -> dict:
 def _task_overrides() -> list[str]:
     """The running Hydra job's command-line overrides (none when called from Python)."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return list(HydraConfig.get().overrides.task)
-    except (ValueError, ImportError, AttributeError):
+    except (ValueError, AttributeError):
         return []
 
 
@@ -40,9 +49,6 @@ def resolve_init_from(config: dict, overrides: list[str] | None = None, _chain: 
     dataset.limit_train, train.epochs …: the same net at the same scale) and the run's paths and device;
     its own train.init_from is resolved in turn. Returns ``config`` (changed in place).
     """
-    from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
-    from snnx.errors import ConfigError
-
     ref = str((config.get("train") or {}).get("init_from") or "")
     if not ref.startswith(INIT_FROM_EXPERIMENT) or isinstance(config.get(INIT_SOURCE_KEY), dict):
         return config
@@ -61,18 +67,10 @@ def resolve_init_from(config: dict, overrides: list[str] | None = None, _chain: 
 
 
 def _compose_source(name: str, overrides: list[str]) -> dict:
-    from hydra.core.global_hydra import GlobalHydra
-
-    from snnx.validate import validate
-
     job = [f"experiment={name}", *overrides]
     if GlobalHydra.instance().is_initialized():  # inside the running app (or a test's Hydra context)
-        from hydra import compose as hydra_compose
-
         cfg = hydra_compose(config_name="config", overrides=["stage=train", *job])
     else:
-        from snnx.composition import compose_checked
-
         cfg = compose_checked("train", job)
     # As for the run itself: validate resolves train.weight_quant=auto, which the ANN key sees.
     return OmegaConf.to_container(validate(cfg, check_paths=False, note=None), resolve=True)
@@ -81,10 +79,8 @@ def _compose_source(name: str, overrides: list[str]) -> dict:
 def run_dir(cfg: DictConfig) -> Path:
     """The Hydra run directory, or a fresh one under paths.root when called from Python."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return Path(HydraConfig.get().runtime.output_dir)
-    except (ValueError, ImportError):
+    except ValueError:
         stamp = dt.datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
         path = Path(cfg.paths.root) / "runs" / f"{stamp}_{cfg.stage}"
         path.mkdir(parents=True, exist_ok=True)
@@ -94,8 +90,6 @@ def run_dir(cfg: DictConfig) -> Path:
 def prepare_snn(config: dict, upstream: dict | None, device) -> tuple:
     """``(ann, stats, snn, method)``: the upstream stage's ANN and statistics when it passed them on, else the
     cached (or newly trained / calibrated) ones; stats is None for methods that need none."""
-    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
-
     ann = upstream["ann"] if upstream else ensure_ann(config, device)
     stats = None
     if needs_stats(config):
@@ -106,6 +100,7 @@ def prepare_snn(config: dict, upstream: dict | None, device) -> tuple:
 
 
 def run_stage(cfg: DictConfig) -> dict:
+    # The stage modules import this package's helpers (plain_config, run_dir): at the top this would be a cycle.
     from snnx.stages import calibrate, convert, doctor, run, simulate, table, train
 
     stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
@@ -121,10 +116,6 @@ def distributed_training(cfg: DictConfig) -> bool:
 
     Returns True in the processes other than rank 0, which then have nothing left to do.
     """
-    from snnx import distributed
-    from snnx.pipeline import ensure_ann
-    from snnx.seeding import resolve_device
-
     config = plain_config(cfg)
     if cfg.stage != "table" and config["train"]["distributed"]:
         device = resolve_device(config["device"])

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from omegaconf import DictConfig
 
 from snnx.artifacts import write_csv
 from snnx.console import log
+from snnx.pipeline import ensure_ann, ensure_stats
 from snnx.stages import plain_config, run_dir
 from snnx.seeding import resolve_device
 
 
 def stats_frame(stats: dict):
-    import pandas as pd
-
     return pd.DataFrame([{"layer": name, "max": s["max"], "percentile": s["percentile"],
                           "channel_max_min": float(s["channel_max"].min()),
                           "channel_max_max": float(s["channel_max"].max()),
@@ -20,8 +20,6 @@ def stats_frame(stats: dict):
 
 
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
-    from snnx.pipeline import ensure_ann, ensure_stats
-
     config = plain_config(cfg)
     device = resolve_device(config["device"])
     ann = upstream["ann"] if upstream else ensure_ann(config, device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from omegaconf import DictConfig
 
@@ -13,8 +14,6 @@ from snnx.seeding import resolve_device
 
 
 def neuron_table(snn):
-    import pandas as pd
-
     rows = []
     for name, m in snn.named_modules():
         if isinstance(m, Neuron):

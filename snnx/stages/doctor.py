@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from omegaconf import DictConfig
+from hydra import compose as hydra_compose
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.panel import Panel
+from rich.text import Text
 
 from snnx import doctor
+from snnx.activations.registry import resolve_weight_quant
 from snnx.artifacts import write_csv
+from snnx.composition import compose
 from snnx.console import console, log
+from snnx.data import dataset_info
+from snnx.pipeline import dataset, loader
 from snnx.stages import plain_config, prepare_snn, run_dir
 from snnx.seeding import resolve_device
 
@@ -32,41 +41,28 @@ _STYLE = {"error": ("red", "✗"), "warning": ("yellow", "!"), "note": ("cyan", 
 def preset_name() -> str | None:
     """The ``experiment=`` preset of the running Hydra job, if any."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return HydraConfig.get().runtime.choices.get("experiment")
-    except (ValueError, ImportError, AttributeError):
+    except (ValueError, AttributeError):
         return None
 
 
 def _searchpath_overrides() -> list[str]:
     """hydra.searchpath=… of the running job: a preset may live in a config dir added that way."""
     try:
-        from hydra.core.hydra_config import HydraConfig
-
         return [o for o in HydraConfig.get().overrides.hydra if o.split("=", 1)[0].lstrip("+") == "hydra.searchpath"]
-    except (ValueError, ImportError, AttributeError):
+    except (ValueError, AttributeError):
         return []
 
 
 def compose_preset(name: str, stage: str = "run") -> dict:
     """The config the preset gives on its own (no other override), as a plain dict."""
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
     overrides = [f"experiment={name}", *_searchpath_overrides()]
     if GlobalHydra.instance().is_initialized():  # inside the running app: compose with its own search path
-        from hydra import compose as hydra_compose
-
         cfg = hydra_compose(config_name="config", overrides=[f"stage={stage}", *overrides])
     else:
-        from snnx.composition import compose
-
         cfg = compose(stage, overrides)
     preset = OmegaConf.to_container(cfg, resolve=True)
     # the run's config went through validate, which resolves train.weight_quant=auto: so must the preset's
-    from snnx.activations.registry import resolve_weight_quant
-
     train = preset.get("train", {})
     if "weight_quant" in train:
         train["weight_quant"] = resolve_weight_quant(preset.get("act", {}).get("name", ""), train["weight_quant"])
@@ -93,9 +89,6 @@ def _value(f: doctor.Finding) -> str:
 
 def show(findings: list[doctor.Finding], *, quiet_when_healthy: bool = False) -> None:
     """A rich panel, one line per finding (merged over T); one line when there is none."""
-    from rich.panel import Panel
-    from rich.text import Text
-
     if not findings:
         if not quiet_when_healthy:
             console.print("doctor: no findings")
@@ -124,8 +117,6 @@ def findings_worst(findings: list[doctor.Finding]) -> str:
 
 
 def _test_batch(config: Mapping, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from snnx.pipeline import dataset, loader
-
     data = dataset(config, "test", augment=False)
     images, labels = next(iter(loader(data, min(size, len(data)))))
     return images, labels
@@ -137,8 +128,6 @@ def _dtype(config: Mapping) -> torch.dtype:
 
 # -- the stage --------------------------------------------------------------------------
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
-    from snnx.data import dataset_info
-
     config = plain_config(cfg)
     device = resolve_device(config["device"])
     ann, stats, snn, method = prepare_snn(config, upstream, device)
@@ -160,8 +149,6 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
 
 def after_simulate(cfg: DictConfig, result: Mapping, out: Path) -> list[doctor.Finding]:
     """The doctor on what ``simulate`` recorded (no second simulation): doctor.csv, findings printed."""
-    from snnx.data import dataset_info
-
     config = plain_config(cfg)
     snn = result["snn"]
     order = doctor.neuron_order(snn)

@@ -6,6 +6,8 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from snnx.console import console, log
+from snnx.pipeline import simulate
+from snnx.stages import convert, doctor
 from snnx.stages import plain_config, run_dir
 from snnx.seeding import resolve_device
 
@@ -23,9 +25,6 @@ def print_results(frame, ann_acc: float, title: str) -> None:
 
 
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
-    from snnx.pipeline import simulate
-    from snnx.stages import convert
-
     config = plain_config(cfg)
     device = resolve_device(config["device"])
     upstream = upstream if upstream and "snn" in upstream else convert.run(cfg, upstream)
@@ -45,8 +44,6 @@ def run_doctor(cfg: DictConfig, result: dict, out) -> list | None:
 
     The diagnosis never fails the simulation: a doctor error is reported in one line (raised under debug=true).
     """
-    from snnx.stages import doctor
-
     try:
         return doctor.after_simulate(cfg, result, out)
     except Exception as exc:

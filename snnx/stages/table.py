@@ -15,13 +15,12 @@ from rich.console import Console
 
 from snnx.artifacts import write_csv
 from snnx.console import console, log
+from snnx.tables import Layout, load_table
+from snnx.tables.plot import plot_table
+from snnx.tables.render import rich_table
 
 
 def run(cfg: DictConfig) -> dict:
-    from snnx.tables import Layout, load_table
-    from snnx.tables.plot import plot_table
-    from snnx.tables.render import rich_table
-
     layout = Layout.from_dict(OmegaConf.to_container(cfg.table, resolve=True))
     root = Path(cfg.table.sweep_dir or cfg.paths.root)
     result = load_table(layout, root)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from snnx.errors import SnnxError
 from snnx.tables.layout import Layout, TSpec
 from snnx.tables.pivot import TableResult, build_layer_table, build_table
@@ -32,7 +34,6 @@ def load_table(layout: Layout, root: str | Path) -> TableResult:
                             f"with {layout.layer_metric!r}.", key="table.layer_metric",
                             fix="Simulate with sim.record_layers=true (the default), or loosen table.filters.")
         return result
-    import pandas as pd
 
     result = build_table(layout, results, reported if reported is not None else pd.DataFrame())
     if not files:

@@ -56,6 +56,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from snnx.config import embedded_datasets
 from snnx.errors import ConfigError
 
 KINDS = ("accuracy", "layers")
@@ -95,8 +96,6 @@ PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "me
 LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
 def default_embedded_filters() -> dict:
     """The filter that picks embedded-scale runs: the datasets that ship inside installed packages."""
-    from snnx.config import embedded_datasets
-
     return {"dataset": embedded_datasets()}
 
 _T_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")

@@ -35,6 +35,7 @@ _STYLE = {"snnx": dict(linestyle="-", marker="o", markersize=4.5, linewidth=1.8)
 
 def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.7, max_cols: int = 3, extra: float = 1.0,
             min_width: float = 0.0):
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib.figure import Figure
 
     cols = max(1, min(max_cols, n_panels))
@@ -59,6 +60,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def _colors(n: int):
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib import colormaps
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
@@ -113,6 +115,7 @@ def _panel_title(key: tuple, rows: list[Row], result: TableResult) -> str:
 
 
 def _finish(fig, handles, labels, title: str, *, sources: set, ann: bool) -> None:
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib.lines import Line2D
 
     style, style_labels = [], []
@@ -252,6 +255,7 @@ def plot_lines(result: TableResult, path: Path) -> Path | None:
         ax.set_title(_panel_title(key, [i[0] for i in items], result), fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8.5)
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib.lines import Line2D
 
     with_setting = {_line_label(i[0], result) for i in series if i[0].setting}
@@ -296,6 +300,7 @@ def plot_bars(result: TableResult, path: Path) -> Path | None:
         ax.set_xlabel(col.label, fontsize=9)
         ax.set_title(_panel_title(key, rows, result), fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor="lightgray", edgecolor="gray"), Patch(facecolor="white", edgecolor="gray", hatch="///")]
@@ -308,6 +313,7 @@ def plot_bars(result: TableResult, path: Path) -> Path | None:
 
 def plot_layers(result: TableResult, path: Path) -> Path | None:
     """Per-layer statistic: one panel per setting; lines per layer vs T, or per T across layers."""
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib import colormaps
 
     layout = result.layout

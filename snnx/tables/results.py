@@ -16,7 +16,10 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
+from snnx.config import recipe, runtime_keys
+from snnx.console import log
 from snnx.errors import SnnxError
+from snnx.tables.layout import norm
 
 RUN_KEY = "_run"  # the run's directory (one results.csv each)
 IDENTITY_KEY = "_identity"  # what determines the numbers, seed excluded: runs sharing it are repeats
@@ -68,8 +71,6 @@ def read_run_tree(run_dir: Path) -> dict[str, Any] | None:
 
 def _identity(tree: dict[str, Any] | None, frame: pd.DataFrame) -> str:
     if tree is not None:
-        from snnx.config import recipe
-
         payload = {k: v for k, v in flatten(recipe(tree)).items() if k not in _NOT_IDENTITY_KEYS}
     else:
         first = frame.iloc[0]
@@ -86,8 +87,6 @@ def read_results(files: Iterable[Path]) -> pd.DataFrame:
         try:
             frame = pd.read_csv(path)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as exc:
-            from snnx.console import log
-
             log(f"[yellow]skipping unreadable {path}: {str(exc).splitlines()[0][:120]}[/yellow]")
             continue
         if frame.empty or "T" not in frame.columns:
@@ -155,6 +154,7 @@ def epoch_seconds(root: str | Path, ann_key: str) -> float:
     after two-stage training (stage 1 trains layer-wise QCFS), else train.csv. Each epoch's ``seconds`` is
     the trainer's: the training pass and that epoch's test evaluation. NaN when the file is not there.
     """
+    # snnx.artifacts loads torch: reading results and building tables needs none otherwise.
     from snnx.artifacts import ann_dir
 
     directory = ann_dir(root, str(ann_key))
@@ -184,9 +184,6 @@ def add_relu_loss(results: pd.DataFrame, column: str = "conversion_loss_relu") -
     """
     if results.empty or not {"acc", "ann_acc", "act"} <= set(results.columns):
         return results
-    from snnx.tables.layout import norm
-
-    from snnx.config import runtime_keys
 
     runtime = runtime_keys()
     keys = ["dataset", "model", "seed"] + sorted(

@@ -19,6 +19,7 @@ class ClipParams:
 
 @ACTIVATIONS.register("clip", params=ClipParams, doc="threshold ReLU (Deng & Gu 2021)", ceiling=True)
 def build(params, num_channels: int, *, first: bool):
+    # torch loads only when a model is built: the activation registry is read while composing a config
     from snnx.activations.modules import Clip
 
     return Clip(params["y_th"])

@@ -35,6 +35,7 @@ class SQCFSParams(CSQCFSParams):
 
 
 def build(params, num_channels: int, *, first: bool):
+    # torch loads only when a model is built: the activation registry is read while composing a config
     from snnx.activations.modules import CSQCFS
 
     return CSQCFS(num_channels, params["L"], params["init_threshold"], params["shift"],

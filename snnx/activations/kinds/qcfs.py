@@ -32,6 +32,7 @@ def resolve_window(values: dict, prefix: str) -> None:
 @ACTIVATIONS.register("qcfs", params=QCFSParams, doc="QCFS, one trained threshold λ per layer",
                       check=resolve_window, trains_threshold=True, grad_window="clip", channelwise=None)
 def build(params, num_channels: int, *, first: bool):
+    # torch loads only when a model is built: the activation registry is read while composing a config
     from snnx.activations.modules import QCFS
 
     return QCFS(params["L"], params["init_threshold"], params["shift"], num_channels=num_channels,

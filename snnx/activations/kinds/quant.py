@@ -25,6 +25,7 @@ class QuantParams:
 @ACTIVATIONS.register("quant", params=QuantParams, doc="all-integer quantiser (Zou et al. 2024)",
                       integer_levels=True)
 def build(params, num_channels: int, *, first: bool):
+    # torch loads only when a model is built: the activation registry is read while composing a config
     from snnx.activations.modules import Quant
 
     if first:  # the encoding layer: its own level (Zou et al. 2024, §3.1), clipped at B

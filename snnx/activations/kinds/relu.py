@@ -15,6 +15,7 @@ class ReluParams:
 
 @ACTIVATIONS.register("relu", params=ReluParams, doc="plain ReLU")
 def build(params, num_channels: int, *, first: bool):
+    # torch loads only when a model is built: the activation registry is read while composing a config
     from torch import nn
 
     return nn.ReLU()

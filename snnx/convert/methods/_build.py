@@ -14,6 +14,7 @@ MIN_THRESHOLD = 1e-6
 
 def stat_threshold(stats: Mapping, name: str, which: str):
     """θ of site ``name`` from its calibration statistic ``which`` (max, percentile, channel_max)."""
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     import torch
 
     if name not in stats:
@@ -46,6 +47,7 @@ def start(params: Mapping, default: float) -> float:
 
 def swap(ann, params: Mapping, make_neuron: Callable):
     """``ann`` prepared (BN folded, MaxPool per convert.maxpool) with ``make_neuron(name, act)`` at each site."""
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.convert.graph import prepare, swap_activations
 
     return swap_activations(prepare(ann, maxpool=params.get("maxpool", "error")), make_neuron)

@@ -28,6 +28,7 @@ def quantised(act, params) -> bool:
                   accepts_doc="an ANN trained with the all-integer quantiser (act=quant)",
                   encodes_input="the scatter-and-gather first layer")
 def build(ann, *, stats, params):
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.convert.allint import convert_allint
 
     return convert_allint(ann, convert=params)

@@ -21,6 +21,7 @@ class COSParams(IFParams):
 @METHODS.register("cos", params=COSParams, doc="QCFS θ = λ plus offset-spike calibration (ρ pre-steps)",
                   needs_stats=False, accepts=trained, accepts_doc="a QCFS-family ANN (a trained threshold λ)")
 def build(ann, *, stats, params):
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.neurons import OffsetCalibratedIFNeuron
 
     presim = int(params["presim"])

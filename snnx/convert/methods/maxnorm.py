@@ -17,6 +17,7 @@ class MaxNormParams(IFParams):
 
 def if_neurons(ann, stats, params, which: str, label: str):
     """IF neurons with θ from statistic ``which`` at every site (the calibrated methods' conversion)."""
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.neurons import IFNeuron
 
     stats = require_stats(stats, params["name"])

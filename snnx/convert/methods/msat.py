@@ -16,6 +16,7 @@ activation site's (the one before the readout) whatever the network's depth.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -60,8 +61,6 @@ class MSATParams(IFParams):
 
 
 def check(values: dict, prefix: str) -> None:
-    import math
-
     for key in ("alpha", "k_a", "k_i", "C", "tau_mp", "tau_rd", "v_t"):
         value = values[key]
         if value is None and key == "v_t":

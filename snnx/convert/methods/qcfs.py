@@ -21,6 +21,7 @@ def trained(act, params) -> bool:
 @METHODS.register("qcfs", params=QCFSConvertParams, doc="θ = the trained λ, v0 = φ·θ", needs_stats=False,
                   accepts=trained, accepts_doc="a QCFS-family ANN (a trained threshold λ)")
 def build(ann, *, stats, params):
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.neurons import IFNeuron
 
     def make(name, act):

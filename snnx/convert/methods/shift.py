@@ -41,6 +41,7 @@ def accepts(act, params) -> bool:
                   check=check, needs_stats=True, accepts=accepts,
                   accepts_doc="a threshold-ReLU ANN (act=clip) for variant T or TS; any ANN for variant S")
 def build(ann, *, stats, params):
+    # torch loads only when the SNN is built: the method registry is read while composing a config
     from snnx.neurons import IFNeuron, ShiftedIFNeuron
 
     stats = require_stats(stats, "shift")

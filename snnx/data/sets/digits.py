@@ -29,6 +29,7 @@ def _load():
 @DATASETS.register("digits", params=DatasetParams, info=INFO, embedded=True,
                    doc="scikit-learn's 1,797 8×8 digits, in memory (1,437 train / 360 test); no augmentation")
 def build(params, split, *, augment, limit):
+    # torch loads when the data is first built: composing a config must not wait for it
     from snnx.data.embedded import build_embedded
 
     return build_embedded(INFO, _load, 0.2, split).head(limit)

