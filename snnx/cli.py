@@ -19,7 +19,7 @@ from snnx.errors import SnnxError
 
 def usage() -> str:
     lines = [
-        "usage: snnx <stage> [key=value ...] [-m] [--cfg job] [--help]",
+        "usage: snnx <stage> [key=value ...] [-m] [--cfg job] [--help]   |   snnx --version",
         "",
         "stages:",
     ]
@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         args = [*args[1:], "--help"]  # snnx help <stage> [overrides] = snnx <stage> [overrides] --help
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
+        return
+    if args[0] in ("-V", "--version"):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"snnx {version('snnx')}")
+        except PackageNotFoundError:  # a source tree on sys.path, never installed
+            print("snnx (not installed: no version recorded)")
         return
     stage = args.pop(0)
     if stage not in STAGES:
