@@ -53,8 +53,7 @@ def convert(model: nn.Module, config: Mapping, *, method: str | None = None, sta
     ``stats`` is given.
     """
     method = method or config["convert"]["name"]
-    base = config["convert"] if config["convert"]["name"] == method else \
-        {k: v for k, v in config["convert"].items() if k in METHODS.get(method).keys}
+    base = config["convert"] if config["convert"]["name"] == method else METHODS.declared(method, config["convert"])
     conv = method_params(method, {**base, **convert_overrides, "name": method})
     if METHODS.get(method).trait("needs_stats") and stats is None:
         data = calibration_data or pipeline.dataset(config, "train", augment=False, limit=conv["calib_size"])

@@ -220,6 +220,12 @@ class Registry:
         """Names of the entries for which ``predicate(entry)`` holds, in registration order."""
         return [e.name for e in self if predicate(e)]
 
+    def declared(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The items of ``values`` that entry ``name`` declares, ``name`` left out: a section written for another
+        option, or saved before each option had its own keys, reduced to what this option takes."""
+        keys = set(self.get(name).keys) - {"name"}
+        return {k: v for k, v in values.items() if k in keys}
+
     def check(self, values: Mapping[str, Any], *, explicit: Callable[[str], bool] | None = None,
               note: Callable[[str], None] | None = None) -> dict[str, Any]:
         """``values`` (one group of a config) checked against its entry; returns them with every declared key.

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from snnx.activations.base import Activation
 from snnx.artifacts import atomic_save, load_checkpoint, write_csv
 from snnx.distributed import Context, decorrelate_rng, wrap
+from snnx.config import registries
 from snnx.errors import SnnxError
 from snnx.seeding import seed_everything
 
@@ -107,7 +108,9 @@ def diverged(what: str, epoch: int, batch_index: int, batches: int, lr: float, l
     else:
         kept = "no epoch had completed, so there is no checkpoint to keep"
     act = config.get("act") if isinstance(config.get("act"), Mapping) else {}
-    extra = ", raise act.init_threshold" if "init_threshold" in act else ""  # an activation with a trained λ
+    acts = registries()["act"]
+    trained = act.get("name") in acts and acts.get(act["name"]).trait("trains_threshold")
+    extra = ", raise act.init_threshold" if trained else ""
     return SnnxError(
         f"training diverged: {what} at {'' if stage_name == 'train' else stage_name + ' '}epoch {epoch + 1}, "
         f"batch {batch_index + 1} of {batches} (lr {lr:g}); "

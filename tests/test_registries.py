@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -39,11 +38,10 @@ def test_every_yaml_option_is_a_registered_entry_and_inherits_its_schema():
     (["model=vgg16", "dataset=cifar10", "model.pool=conv"], "model.pool", "avg, max"),
 ])
 def test_inapplicable_keys_and_values_fail_at_composition(overrides, key, listed, tmp_path):
-    started = time.perf_counter()
     with pytest.raises(ConfigError) as info:
         precheck("train", [*overrides, f"paths.root={tmp_path}"])
     assert info.value.key == key and listed in str(info.value)
-    assert "torch" not in sys.modules or time.perf_counter() - started < 5  # fails before any work
+    assert not any(tmp_path.iterdir())  # failed before any work: nothing written under paths.root
 
 
 def test_a_bad_key_fails_without_loading_torch():

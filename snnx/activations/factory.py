@@ -64,8 +64,7 @@ def activation_params(act: Mapping) -> dict:
     Checkpoints written before each activation had its own schema carry every activation's keys;
     the ones that never applied are left out here.
     """
-    entry = ACTIVATIONS.get(act["name"])
-    return {k: v for k, v in act.items() if k in entry.keys and k != "name"}
+    return ACTIVATIONS.declared(act["name"], act)
 
 
 def _nullable(entry: Entry, key: str) -> bool:

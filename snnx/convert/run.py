@@ -15,9 +15,8 @@ def method_params(method: str, convert: Mapping, *, strict: bool = True) -> dict
     ``strict=False`` keeps only the keys the method declares: for a config section written for
     another method (e.g. a checkpointed config converted again with a different method).
     """
-    entry = METHODS.get(method)
-    values = {k: v for k, v in dict(convert).items() if strict or k in entry.keys}
-    return METHODS.check({**values, "name": entry.name})
+    values = dict(convert) if strict else METHODS.declared(method, convert)
+    return METHODS.check({**values, "name": METHODS.get(method).name})
 
 
 def convert(ann: nn.Module, *, method: str, stats: Mapping | None, convert: Mapping,

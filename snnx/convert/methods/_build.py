@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from snnx.activations.registry import ACTIVATIONS
 from snnx.errors import ConfigError
 
 # Smallest threshold given to a unit that never activated during calibration:
@@ -29,7 +30,9 @@ def trained_threshold(name: str, act):
     theta = getter() if getter is not None else None
     if theta is None:
         raise ConfigError(f"activation site '{name}' ({type(act).__name__}) has no trained threshold.",
-                          key="convert / act", fix="convert=qcfs/cos need a QCFS-family act (act=qcfs, csqcfs, ...).")
+                          key="convert / act",
+                          fix=f"This conversion needs an ANN with trained thresholds: act="
+                              f"{' / '.join(ACTIVATIONS.where(lambda e: bool(e.trait('trains_threshold'))))}.")
     return theta.detach().float().clone()
 
 
