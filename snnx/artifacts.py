@@ -268,7 +268,13 @@ def _refused_global(text: str) -> str | None:
     return "an object" if match else None
 
 
-def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt") -> dict:
+# What load_checkpoint says a file should have been, and how to get one: a trained ANN's by default.
+ANN_CHECKPOINT = ("a snnx checkpoint", "a dict with at least 'config', 'state_dict', 'epoch' and 'metrics'",
+                  "Use a model.pt written by `snnx train` (outputs/cache/ann/<key>/model.pt).")
+
+
+def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt", expected: tuple[str, str, str] = ANN_CHECKPOINT,
+                    required: tuple[str, ...] = ("config", "state_dict")) -> dict:
     """Load a snnx checkpoint safely: tensors and plain containers only.
 
     ``weights_only=True`` refuses any pickled object before it is built, so a
@@ -293,10 +299,9 @@ def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt") -> dict:
             f"{str(path)!r} is not a readable torch checkpoint: it is truncated, corrupt or another kind of file "
             f"({type(exc).__name__}: {_first_sentence(exc)}).",
             key=key, fix="Point to an intact checkpoint, or delete it so snnx trains a new one.") from exc
-    if not isinstance(data, dict) or not {"config", "state_dict"} <= set(data):
+    if not isinstance(data, dict) or not set(required) <= set(data):
         found = f"a dict with keys {sorted(map(str, data))[:8]}" if isinstance(data, dict) else f"a {type(data).__name__}"
-        raise CheckpointError(
-            f"{str(path)!r} is a torch file but not a snnx checkpoint: it holds {found}, and a snnx checkpoint is "
-            "a dict with at least 'config', 'state_dict', 'epoch' and 'metrics'.",
-            key=key, fix="Use a model.pt written by `snnx train` (outputs/cache/ann/<key>/model.pt).")
+        name, layout, fix = expected
+        raise CheckpointError(f"{str(path)!r} is a torch file but not {name}: it holds {found}, and {name} is "
+                              f"{layout}.", key=key, fix=fix)
     return data

@@ -163,6 +163,8 @@ class SnnxConfig:
     device: str = param("auto", "auto (CUDA when present) | cpu | cuda", choices=("auto", "cpu", "cuda"), runtime=True)
     debug: bool = param(False, "print tracebacks with errors", runtime=True)
     ckpt: Optional[str] = param(None, "use this ANN checkpoint instead of training")
+    snn: Optional[str] = param(None, "snnx simulate: simulate this saved SNN (a run's snn.pt); its dataset, model, "
+                               "act, train, convert and seed come from the file")
     paths: PathsConfig = field(default_factory=PathsConfig)
     dataset: Any = MISSING  # the chosen dataset's params (snnx.data.registry)
     model: Any = MISSING  # the chosen model's params (snnx.models.registry)

@@ -29,7 +29,6 @@ from snnx.artifacts import (INIT_FROM_EXPERIMENT, ann_dir, ann_key, ann_key_payl
                             atomic_write_text, init_source_config, load_checkpoint, stable_hash, write_csv)
 from snnx.calibration import calibrate
 from snnx.console import log
-from snnx.convert import convert
 from snnx.convert.methods import METHODS
 from snnx.data import build_dataset
 from snnx.data.info import dataset_info
@@ -37,6 +36,7 @@ from snnx.distributed import current, main_lock
 from snnx.errors import CheckpointError, ConfigError
 from snnx.seeding import seed_everything
 from snnx.sim import Simulator
+from snnx.snn_file import convert_recorded
 from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
 from snnx.trainer import evaluate, train_epochs
 
@@ -323,8 +323,8 @@ def default_percentile() -> float:
 
 def build_snn(config: Mapping, ann: TrainedANN, stats: dict | None):
     # The run seed drives MSAT's spike-confidence RNG.
-    return convert(ann.model, method=config["convert"]["name"], stats=stats, convert=config["convert"],
-                   seed=config["seed"])
+    return convert_recorded(ann.model, method=config["convert"]["name"], stats=stats, params=config["convert"],
+                            seed=config["seed"], config=_plain(config), ann_key=ann.key)
 
 
 def needs_stats(config: Mapping) -> bool:
@@ -361,25 +361,11 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     result = simulator.run(test_loader, sim["T"], ann=ann_model, record_layers=sim["record_layers"],
                            mean=info.mean, std=info.std)
     macs_ann = ann_macs(copy.deepcopy(ann.model).float().cpu(), test_set[0][0].unsqueeze(0))
-    created = dt.datetime.now().isoformat(timespec="seconds")
-    config_hash = stable_hash(config)
-    run_id = run_dir.name
-    # The method column says how it was simulated: one pass or one per T, and a non-default encoding.
-    method_label = "; ".join([method, result.passes] + ([f"{result.encoding} encoding"]
-                                                         if result.encoding != "direct" else []))
-    rows = []
-    for T in result.time_steps:
-        stats = result.per_image(T)
-        rows.append({"run_id": run_id, "dataset": config["dataset"]["name"], "model": config["model"]["name"],
-                     "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
-                     "method": method_label, "T": T, "acc": stats["acc"], "ann_acc": ann_acc,
-                     "conversion_loss": ann_acc - stats["acc"], "spikes_per_neuron": stats["spikes_per_neuron"],
-                     "sops": stats["sops"], "macs": stats["macs"], "energy_mj": stats["energy_mj"],
-                     "seed": config["seed"], "ann_key": ann.key, "config_hash": config_hash, "created": created,
-                     "negative_spikes_per_neuron": stats["negative_spikes_per_neuron"], "ann_macs": macs_ann,
-                     "ann_energy_mj": E_MAC_PJ * macs_ann * 1e-9, "passes": result.passes,
-                     "time_steps_simulated": T, **hidden_activity(result, T, macs_ann)})
-    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+    labels = {"run_id": run_dir.name, "dataset": config["dataset"]["name"], "model": config["model"]["name"],
+              "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
+              "seed": config["seed"], "ann_key": ann.key, "config_hash": stable_hash(config),
+              "created": dt.datetime.now().isoformat(timespec="seconds")}
+    frame = result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann)
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():
         # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
@@ -388,6 +374,30 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     if result.layer_rows:
         write_csv(pd.DataFrame(result.layer_rows), run_dir / "layers.csv")
     return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result}
+
+
+def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None, macs_ann: float | None) -> pd.DataFrame:
+    """results.csv's rows, one per T of ``result`` (a SimResult); ``labels``: the run's columns that say what
+    was run (run_id, dataset, model, act, L, convert, seed, ann_key, config_hash, created; absent ones are
+    left empty). Without the ANN's accuracy or MACs, the columns computed from them are empty."""
+    # The method column says how it was simulated: one pass or one per T, and a non-default encoding.
+    method_label = "; ".join([method, result.passes] + ([f"{result.encoding} encoding"]
+                                                         if result.encoding != "direct" else []))
+    nan = float("nan")
+    rows = []
+    for T in result.time_steps:
+        stats = result.per_image(T)
+        rows.append({**labels, "method": method_label, "T": T, "acc": stats["acc"],
+                     "ann_acc": nan if ann_acc is None else ann_acc,
+                     "conversion_loss": nan if ann_acc is None else ann_acc - stats["acc"],
+                     "spikes_per_neuron": stats["spikes_per_neuron"], "sops": stats["sops"], "macs": stats["macs"],
+                     "energy_mj": stats["energy_mj"],
+                     "negative_spikes_per_neuron": stats["negative_spikes_per_neuron"],
+                     "ann_macs": nan if macs_ann is None else macs_ann,
+                     "ann_energy_mj": nan if macs_ann is None else E_MAC_PJ * macs_ann * 1e-9,
+                     "passes": result.passes, "time_steps_simulated": T,
+                     **hidden_activity(result, T, nan if macs_ann is None else macs_ann)})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
 
 
 def _plain(node):

@@ -15,7 +15,7 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnx.activations.registry import ACTIVATIONS, resolve_weight_quant
-from snnx.config import GROUPS, STAGES, SimConfig, SnnxConfig, TrainConfig, config_dir, registries
+from snnx.config import GROUPS, STAGES, SimConfig, SnnxConfig, TrainConfig, config_dir, registries, runtime_keys
 from snnx.convert.methods import METHODS
 from snnx.data import check_dataset_files, dataset_info
 from snnx.data.registry import DATASETS
@@ -382,6 +382,61 @@ def _load_ckpt(path: str) -> dict:
     return config
 
 
+# What a saved SNN fixes: the sections that made it (snn=<file>).
+SNN_SECTIONS = ("dataset", "model", "act", "train", "convert", "seed")
+
+
+def apply_saved_snn(cfg: DictConfig, explicit: Explicit | None) -> None:
+    """``snn=<file>``: the file's dataset, model, act, train, convert and seed replace the composed ones.
+
+    A command-line key of those sections is an error (the SNN is simulated as it was converted), but for
+    the keys that only say where or how (dataset.root, dataset.num_workers …), which are kept.
+    """
+    if cfg.get("snn") is None:
+        return
+    path = str(cfg.snn)
+    if cfg.stage != "simulate":
+        raise ConfigError(f"snn= is read by `snnx simulate`, not by `snnx {cfg.stage}`.", key="snn",
+                          fix=f"Run `snnx simulate snn={path}`, or drop snn=.")
+    # torch loads only when a saved SNN is read: checking a config must not wait for it
+    from snnx.snn_file import read
+
+    saved = read(path, key="snn")
+    config = saved.get("config")
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path!r} was converted from your own model with snnx.api: its architecture is not "
+                          "in the file.", key="snn", fix="Simulate it from Python: snnx.api.load_snn(path, "
+                          "model=<an instance of your model>) and snnx.api.simulate.")
+    runtime = runtime_keys(config)
+    if explicit is not None:
+        clash = sorted(k for k in [*SNN_SECTIONS, *_set_keys(cfg)] if k.split(".")[0] in SNN_SECTIONS
+                       and explicit(k) and k not in runtime)
+        if clash:
+            raise ConfigError(f"snn= simulates the saved SNN as it was converted, so {clash[0]} cannot be set "
+                              "on the command line.", key=clash[0],
+                              fix=f"Drop {clash[0]}=… (the file fixes dataset, model, act, train, convert and "
+                                  "seed), or convert again with it (snnx convert …).")
+    kept = {k: OmegaConf.select(cfg, k) for k in runtime
+            if k.split(".")[0] in SNN_SECTIONS and explicit is not None and explicit(k)}
+    with open_dict(cfg):
+        for section in SNN_SECTIONS:
+            if section in config:
+                # train has a fixed schema (merge into it); the other sections are the chosen option's params
+                typed = section == "train"
+                cfg[section] = OmegaConf.merge(cfg[section], config[section]) if typed else config[section]
+        for key, value in kept.items():
+            OmegaConf.update(cfg, key, value, merge=False)
+
+
+def _set_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of ``cfg`` (the leaves)."""
+    out = []
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        out += _set_keys(value, dotted + ".") if isinstance(value, DictConfig) else [dotted]
+    return out
+
+
 def check_ckpt_exists(cfg: DictConfig) -> None:
     if cfg.ckpt is None:
         return
@@ -417,6 +472,8 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     user's. A key a preset set for a group option the user then replaced is dropped, with a note.
     """
     check_known_keys(cfg)
+    if check_paths:
+        apply_saved_snn(cfg, explicit)
     check_missing(cfg)
     check_stage(cfg)
     check_declared(cfg)

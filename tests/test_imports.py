@@ -24,6 +24,7 @@ LAYERS = [
     ("snnx.composition",),                                   # composing a config (another preset's, too) with Hydra
     ("snnx.validate",),                                      # semantic checks of a composed config
     ("snnx.pipeline", "snnx.doctor", "snnx.tables"),         # the work behind the stages
+    ("snnx.snn_file",),                                      # a converted SNN as a file and back
     ("snnx.trainer", "snnx.calibration", "snnx.ann"),
     ("snnx.distributed",),
     ("snnx.artifacts",),

@@ -73,6 +73,8 @@ class SimResult:
     input_spikes: dict[int, float] = field(default_factory=dict)
     input_negative_spikes: dict[int, float] = field(default_factory=dict)
     input_neurons_per_image: int = 0
+    # keep_outputs=True: the network's output accumulated up to T, divided by T, per image ([N, …], CPU)
+    outputs: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def accuracy(self, T: int) -> float:
         return 100.0 * self.correct[T] / max(self.total, 1)
@@ -239,7 +241,7 @@ class Simulator:
     def run(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], time_steps: Sequence[int], *,
             ann: nn.Module | None = None, record_layers: bool = False, encoding: str | None = None,
             mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-            seed: int | None = None, accounting: bool = True) -> SimResult:
+            seed: int | None = None, accounting: bool = True, keep_outputs: bool = False) -> SimResult:
         """Simulate every batch to max(time_steps) and read the accumulated output at each T.
 
         ``encoding`` (default: the simulator's) is "direct" or "poisson";
@@ -248,6 +250,8 @@ class Simulator:
         and ``seed`` (default: the simulator's) seeds the draws.
         ``accounting=False`` skips the spike/SOP counters (the result then
         reports zero spikes and SOPs) — for measuring their cost only.
+        ``keep_outputs=True`` keeps every image's mean output up to each T (``SimResult.outputs``), the
+        SNN's estimate of the ANN's output.
         """
         encoding = self.encoding if encoding is None else encoding
         if encoding not in ENCODINGS:
@@ -282,6 +286,7 @@ class Simulator:
         sop_tot = {T: 0.0 for T in time_steps}
         in_tot = {T: 0.0 for T in time_steps}
         in_neg_tot = {T: 0.0 for T in time_steps}
+        kept: dict[int, list[torch.Tensor]] = {T: [] for T in time_steps}
         total = 0
         for _, neuron in self.neurons:
             neuron.start_run(backend=self.backend, track_spikes=accounting)
@@ -330,6 +335,8 @@ class Simulator:
                         t += steps
                     for T, logits in outputs:
                         correct[T] += int((logits.argmax(1) == labels).sum())
+                        if keep_outputs:
+                            kept[T].append((logits / T).cpu())
                     pos = _cumulative([c.positive for c in spikes], steps_to_run)
                     neg = _cumulative([c.negative for c in spikes], steps_to_run)
                     sop = _cumulative([c.totals for c in synapses if c.mode == "sop"], steps_to_run)
@@ -359,7 +366,8 @@ class Simulator:
                          passes="one pass per T" if per_T else "one pass for the sweep",
                          layer_rows=layer_rows, encoding=encoding, macs_per_step=macs_per_step,
                          input_spikes=in_tot, input_negative_spikes=in_neg_tot,
-                         input_neurons_per_image=spikes[0].neurons_per_sample if spikes else 0)
+                         input_neurons_per_image=spikes[0].neurons_per_sample if spikes else 0,
+                         outputs={T: torch.cat(rows) for T, rows in kept.items() if rows})
 
 
 def _cumulative(rows: list[torch.Tensor], steps: int) -> torch.Tensor:

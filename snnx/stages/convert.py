@@ -6,9 +6,10 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from snnx.artifacts import atomic_save, write_csv
+from snnx.artifacts import write_csv
 from snnx.console import log
 from snnx.neurons import Neuron
+from snnx.snn_file import save
 from snnx.stages import plain_config, prepare_snn, run_dir
 from snnx.seeding import resolve_device
 
@@ -29,8 +30,7 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     out = run_dir(cfg)
     table = neuron_table(snn)
     write_csv(table, out / "neurons.csv")
-    # The SNN as plain data: its state (weights, thresholds) plus the config that rebuilds it.
-    atomic_save({"config": config, "state_dict": snn.state_dict(), "method": method, "ann_key": ann.key},
-                out / "snn.pt")
+    # The SNN as plain data (snnx simulate snn=<this file>, snnx.api.load_snn).
+    save(snn, out / "snn.pt")
     log(f"converted with {method}: {len(table)} spiking layers → {out / 'snn.pt'}")
     return {"ann": ann, "stats": stats, "snn": snn, "method": method}

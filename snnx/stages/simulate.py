@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 from rich.table import Table
 
 from snnx.console import console, log
-from snnx.pipeline import simulate
+from snnx.pipeline import TrainedANN, simulate
+from snnx.snn_file import load
 from snnx.stages import convert, doctor
 from snnx.stages import plain_config, run_dir
 from snnx.seeding import resolve_device
@@ -27,7 +30,10 @@ def print_results(frame, ann_acc: float, title: str) -> None:
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     config = plain_config(cfg)
     device = resolve_device(config["device"])
-    upstream = upstream if upstream and "snn" in upstream else convert.run(cfg, upstream)
+    if config.get("snn"):
+        upstream = saved_snn(config)
+    elif not (upstream and "snn" in upstream):
+        upstream = convert.run(cfg, upstream)
     out = run_dir(cfg)
     result = simulate(config, upstream["ann"], upstream["snn"], upstream["method"], device, out)
     frame = result["results"]
@@ -37,6 +43,15 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     log(f"results → {out / 'results.csv'}")
     findings = run_doctor(cfg, {**upstream, **result}, out)
     return {**upstream, **result, "run_dir": str(out), "doctor": findings}
+
+
+def saved_snn(config: dict) -> dict:
+    """snn=<file>: the saved SNN and its ANN, as the convert stage passes them on (validate has put the
+    file's dataset, model, act, train, convert and seed into ``config``)."""
+    loaded = load(config["snn"], key="snn")
+    ann = TrainedANN(loaded.ann, config, loaded.conversion.ann_key or "", Path(config["snn"]), {})
+    log(f"simulating the saved SNN {config['snn']} ({loaded.conversion.label})")
+    return {"ann": ann, "stats": loaded.conversion.stats, "snn": loaded.snn, "method": loaded.conversion.label}
 
 
 def run_doctor(cfg: DictConfig, result: dict, out) -> list | None:
