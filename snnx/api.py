@@ -55,21 +55,25 @@ def _arguments_of(function: str) -> Iterator[None]:
         if not (exc.key or "").startswith("convert."):
             raise
         key = exc.key[len("convert."):]
-        fix = re.sub(r"\bconvert\.(\w+)=", r"\1=", exc.fix or "")
+        # A fix that already says how to pass it to the API stays as it is.
+        fix = exc.fix or ""
+        fix = fix if "snnx.api" in fix else re.sub(r"\bconvert\.(\w+)=", r"\1=", fix)
         problem = re.sub(r"\bconvert\.(\w+)=", r"\1=", exc.problem)
         raise type(exc)(problem, key=f"snnx.api.{function}({key}=…)", fix=fix or None) from None
 
 
 @contextmanager
 def _activations_of_model(own_model: bool) -> Iterator[None]:
-    """For one's own model, an error about the ANN's activations (``act``) is about ``model``: say how to build
-    the activation the method needs."""
+    """For one's own model, an error about the ANN (``model``) or its activations (``act``) is about the
+    ``model`` argument; for the activations, say how to build the one the method needs."""
     try:
         yield
     except SnnxError as exc:
-        if not own_model or not (exc.key or "").replace("convert / ", "").startswith("act"):
+        key = (exc.key or "").replace("convert / ", "")
+        if not own_model or not (key == "model" or key.startswith("act")):
             raise
-        fix = (exc.fix or "") + " In your own model, use snnx.api.activation(<that name>, …) modules."
+        fix = (exc.fix or "") + (" In your own model, use snnx.api.activation(<that name>, …) modules."
+                                 if key.startswith("act") else "")
         raise type(exc)(exc.problem, key="snnx.api.convert(model=…)", fix=fix.strip()) from None
 
 
@@ -240,6 +244,10 @@ def convert(model: nn.Module, config: Mapping | None = None, *, method: str | No
         snn, _label = snn_file.convert_recorded(model.cpu(), method=method, stats=stats, params=conv, seed=seed,
                                                 config=None if config is None else dict(config),
                                                 ann_key=None if config is None else config.get("ann_key"))
+    if not any(isinstance(m, Neuron) for m in snn.modules()):
+        raise _argument_error("convert", "model", f"this {type(model).__name__} has no activation to become a "
+                              "spiking neuron.", "Use nn.ReLU, F.relu, torch.relu, clamp(min=0) or snnx activations "
+                              "(snnx.api.activation) between its layers.")
     return snn
 
 

@@ -3,6 +3,10 @@
 Runs the ANN (eval mode) over calibration data and records, for every
 activation site, the layer maximum, the p-th percentile of its positive
 activations (Rueckauer 2017) and the per-channel maximum (Kim 2020).
+
+The ANN runs as :func:`snnx.convert.graph.trace` gives it (one module per
+site: functional ReLUs and reused activation modules get their own), so the
+statistics carry the site names conversion later sees, one entry per site.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from snnx.convert.graph import activation_sites
+from snnx.convert.graph import sites_of, trace
 
 # Percentiles are taken over at most this many positive values per layer
 # (a uniform random subsample beyond it, seeded): memory stays bounded for
@@ -30,8 +34,8 @@ def _channel_max(out: torch.Tensor) -> torch.Tensor:
 def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: float, num_batches: int,
               device: torch.device, seed: int = 0) -> dict:
     """Return ``{site: {"max": float, "percentile": float, "channel_max": Tensor[C]}}``."""
-    model = model.to(device).eval()
-    sites = activation_sites(model)
+    model = trace(model.to(device).eval())
+    sites = sites_of(model)
     layer_max: dict[str, torch.Tensor] = {}
     channel_max: dict[str, torch.Tensor] = {}
     positives: dict[str, list[torch.Tensor]] = {name: [] for name, _ in sites}

@@ -212,6 +212,8 @@ def test_load_errors_name_the_argument(data, tmp_path):
     (lambda d: api.convert(_net(), method="cos"), r"convert\(model=…\).*no trained threshold.*snnx.api.activation"),
     (lambda d: api.convert(_net(), method="allint"), r"convert\(model=…\).*needs quant activations"),
     (lambda d: api.simulate(_net(), d, [1, 4]), r"simulate\(snn=…\).*no spiking neurons"),
+    (lambda d: api.convert(nn.Sequential(nn.Flatten(), nn.Linear(64, 4)), method="maxnorm", calibration=d),
+     r"convert\(model=…\).*no activation to become a spiking neuron"),
     (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), d, [0, 4]),
      r"simulate\(time_steps=…\)"),
     (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), 5, [4]), r"simulate\(data=…\)"),
@@ -244,3 +246,16 @@ def test_energy_column_is_the_formula(data):
     frame = api.simulate(api.convert(_net(), method="maxnorm", calibration=data), data, [4]).to_pandas()
     row = frame.iloc[0]
     assert math.isclose(row["energy_mj"], energy_mj(row["sops"], row["macs"]))
+
+
+def test_an_op_the_converter_cannot_handle_names_the_node(data):
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(256, 4)
+
+        def forward(self, x):
+            return self.fc(torch.sigmoid(self.conv(x)).flatten(1))
+
+    with pytest.raises(SnnxError, match=r"^snnx\.api\.convert\(model=…\): node 'sigmoid' \(call_function torch.sigmoid\)"):
+        api.convert(Gated().eval(), method="maxnorm", calibration=data)

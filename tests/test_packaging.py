@@ -51,6 +51,31 @@ def installed(tmp_path_factory):
     return {"python": python, "snnx": venv / "bin" / "snnx", "cwd": work, "site": site, "run": run}
 
 
+API_SCRIPT = """
+import sys
+import torch, torch.nn as nn, torch.nn.functional as F
+import snnx.api as api
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(64, 3)
+    def forward(self, x):
+        return self.fc(F.avg_pool2d(F.relu(self.conv(x)), 2).flatten(1))
+
+images, labels = torch.rand(16, 1, 8, 8), torch.randint(0, 3, (16,))
+snn = api.convert(Net().eval(), method="maxnorm", calibration=images)
+result = api.simulate(snn, (images, labels), [2, 8])
+api.save_snn(snn, "snn.pt")
+again = api.simulate(api.load_snn("snn.pt", model=Net()), (images, labels), [2, 8])
+assert again.accuracy == result.accuracy and len(result.to_pandas()) == 2
+outside = [m.__file__ for name, m in sys.modules.items() if name.startswith("snnx") and getattr(m, "__file__", None)
+           and not m.__file__.startswith(sys.argv[1])]
+assert not outside, outside
+print("ok")
+"""
+
+
 def test_the_installed_wheel_runs_outside_the_repository(installed):
     run, cwd = installed["run"], installed["cwd"]
     where = run(str(installed["python"]), "-c", "import snnx, snnx.api, snnx.kernels, snnx.config as c; "
@@ -66,7 +91,20 @@ def test_the_installed_wheel_runs_outside_the_repository(installed):
     ran = run(str(installed["snnx"]), "run", "dataset=digits", "model.width=0.25", "train=smoke", "sim.T=[1,4]",
               f"paths.root={cwd / 'out'}", cwd=cwd)
     assert ran.returncode == 0, ran.stderr[-2000:]
-    assert len(list((cwd / "out").rglob("results.csv"))) == 1
+    (results,) = list((cwd / "out").rglob("results.csv"))
+    tabled = run(str(installed["snnx"]), "table", f"paths.root={cwd / 'out'}", cwd=cwd)
+    assert tabled.returncode == 0, tabled.stderr[-2000:]
+    assert (cwd / "out" / "tables" / "summary.csv").is_file()
+    again = run(str(installed["snnx"]), "simulate", f"snn={results.parent / 'snn.pt'}", "sim.T=[1,4]",
+                f"paths.root={cwd / 'out'}", f"hydra.run.dir={cwd / 'again'}", cwd=cwd)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (cwd / "again" / "results.csv").read_text().count("\n") == results.read_text().count("\n")
+    # The API on one's own model, every snnx module imported from the installed package.
+    script = cwd / "use_api.py"
+    script.write_text(API_SCRIPT)
+    used = run(str(installed["python"]), str(script), installed["site"], cwd=cwd)
+    assert used.returncode == 0, used.stderr[-2000:]
+    assert used.stdout.split()[-1] == "ok", used.stdout
     # Exactly the package's own modules went in: none left over from an earlier build.
     wheel = next(installed["cwd"].parent.glob("snnx-*.whl"))
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")}

@@ -83,3 +83,12 @@ def test_an_snn_of_ones_own_model_points_to_the_api(trained, tmp_path):
     done = snnx("simulate", f"snn={path}", f"paths.root={trained['root']}", cwd=trained["cwd"])
     assert done.returncode == 2
     assert "converted from your own model" in done.stderr and "snnx.api.load_snn" in done.stderr
+
+
+def test_the_api_converts_a_snnx_checkpoint_as_the_cli_does(trained, converted_run):
+    """api.convert(model, config): the config's convert section and training set, the run's SNN exactly."""
+    model, config = api.load_ann(str(trained["model"]))
+    snn = api.convert(model, config)
+    saved = torch.load(converted_run / "snn.pt", weights_only=True)["state_dict"]
+    ours = snn.state_dict()
+    assert ours.keys() == saved.keys() and all(torch.equal(ours[k], saved[k]) for k in ours)
