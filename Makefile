@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision pinned to the releases this machine's pip serves from disk.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: help install run test test-full bench clean
+.PHONY: help install run test test-full bench clean clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: $(BENCH_STAMP)  ## simulation-engine benchmark, quick mode (< 3 min on 2 
 
 clean:  ## remove outputs (the artifact cache too)
 	rm -rf outputs multirun
+
+clean-cache: $(STAMP)  ## free the artifact cache under ROOT (default outputs); runs and tables stay
+	$(BIN)/snnx clean paths.root=$(ROOT)
 
 # -- paper tables --------------------------------------------------------------------------
 # table-<paper>: the paper's presets (conf/experiment/<paper>_*.yaml) swept with Hydra multirun,

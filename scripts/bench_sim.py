@@ -4,10 +4,11 @@
     python scripts/bench_sim.py --quick        # < 3 min on 2 cores (make bench)
     python scripts/bench_sim.py                # full mode: more repeats, wider nets
     python scripts/bench_sim.py --quick --only train   # the train_ratio section alone
+    python scripts/bench_sim.py --quick --only neurons # msat_ratio and allint_ratio alone
 
 Prints every measurement with its details, then, as its last line::
 
-    dense_ratio=… sweep_ratio=… mem_ratio=… sj_ratio=… train_ratio=…
+    dense_ratio=… sweep_ratio=… mem_ratio=… sj_ratio=… msat_ratio=… allint_ratio=… train_ratio=…
 
 * dense_ratio: simulating T = 32 (engine defaults: chunk=auto, spike/SOP
   accounting on, record_layers off) / 32 plain ANN forwards of the ANN that
@@ -22,6 +23,13 @@ Prints every measurement with its details, then, as its last line::
 * sj_ratio: SpikingJelly 2.0.0 (``RateCodingRecipe``, step-by-step, its
   default single-step mode) simulating the same ReLU ANN / snnx simulating
   it (max-norm conversion), T = 32. ``nan`` when spikingjelly is absent.
+* msat_ratio: simulating T = 32 with MSAT neurons (He et al., the embedded
+  preset's settings: DTT + DET, spike confidence 0.683 in the last layer) /
+  with IF neurons (max-norm), the same ReLU LeNet (mnist5k, width 0.25),
+  the same 250 test images (one batch).
+* allint_ratio: the all-integer SNN (signed dual-threshold neurons, float
+  mode) of a ternary quant LeNet of the same architecture / that IF net.
+  Integer mode (int64 convolutions) is printed beside it, for information.
 * train_ratio: one CS-QCFS training epoch / one ReLU epoch, LeNet on
   mnist5k, same initial weights, same batches (a minimal SGD loop); both
   eager. The same epochs under torch.compile (train.compile=true) are
@@ -352,6 +360,60 @@ def _snnx_logits(sim: Simulator, x: torch.Tensor, T: int) -> torch.Tensor:
     return torch.cat([o.view(-1, x.shape[0], o.shape[-1]) for o in outs]).sum(0)
 
 
+# -- msat_ratio, allint_ratio ---------------------------------------------------------------
+def _mnist_lenet(act: str, **kw) -> nn.Module:
+    """The embedded presets' LeNet (mnist5k, width 0.25), random weights and BN statistics."""
+    torch.manual_seed(0)
+    model = create_model("lenet", in_channels=1, image_size=28, num_classes=10, act_factory=make_act_factory(act, **kw),
+                         width=0.25)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _test_images(n: int):
+    from snnx.data import build_dataset
+
+    images, labels = build_dataset("mnist5k", "test").tensors
+    return images[:n], labels[:n]
+
+
+def _spikes_per_neuron(sim: Simulator, x, y, T: int) -> float:
+    return sim.run([(x, y)], [T]).per_image(T)["spikes_per_neuron"]
+
+
+def bench_neurons(repeats: int, n: int) -> tuple[float, float]:
+    """(msat_ratio, allint_ratio): MSAT and the all-integer signed neurons against the IF neuron (max-norm)."""
+    from snnx.activations.ternary import apply_ternary
+    from snnx.calibration import calibrate
+
+    x, y = _test_images(n)
+    relu = _mnist_lenet("relu")
+    stats = calibrate(relu, [x], percentile=99.9, num_batches=1, device=CPU)
+    maxnorm, _ = convert(relu, method="maxnorm", stats=stats, convert={})
+    # The embedded MSAT preset's conversion: Table 1 (VGG16) hyperparameters, confidence 0.683 in the last layer.
+    msat, msat_label = convert(relu, method="msat", stats=stats, convert={"confidence_last": 0.683})
+    quant = apply_ternary(_mnist_lenet("quant", k=0)).eval()
+    allint, allint_label = convert(quant, method="allint", stats=None, convert={})
+    allint_int, _ = convert(quant, method="allint", stats=None, convert={"integer": True})
+    sims = {"if": Simulator(maxnorm, device=CPU), "msat": Simulator(msat, device=CPU),
+            "allint": Simulator(allint, device=CPU), "allint_integer": Simulator(allint_int, device=CPU)}
+    rates = {k: _spikes_per_neuron(s, x, y, T_DENSE) for k, s in sims.items()}
+    times = interleaved({k: simulate(s, x, y, [T_DENSE]) for k, s in sims.items()}, repeats)
+    log(f"[neurons] LeNet width 0.25 on {n} mnist5k test images (one batch), T = {T_DENSE}, chunk auto, accounting "
+        f"on; IF: max-norm of a ReLU ANN; MSAT: '{msat_label}' on the same ANN; all-integer: '{allint_label}' of a "
+        f"ternary quant ANN of the same architecture (float mode; integer mode, int64 convolutions, for information)")
+    for k, v in times.items():
+        log(f"  {k:15s} {stat(v)}  spikes/neuron {rates[k]:.2f}")
+    log(f"  ratio msat / if {ratios(times, 'msat', 'if')}")
+    log(f"  ratio allint / if {ratios(times, 'allint', 'if')}")
+    log(f"  ratio allint integer mode / if {ratios(times, 'allint_integer', 'if')}")
+    return ratio(times, "msat", "if"), ratio(times, "allint", "if")
+
+
 # -- train_ratio ---------------------------------------------------------------------------
 def bench_train(repeats: int, limit: int | None) -> float:
     from snnx.data import build_dataset
@@ -426,7 +488,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller nets (< 3 min on 2 cores)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, = cores)")
-    parser.add_argument("--only", choices=("train",), default=None,
+    parser.add_argument("--only", choices=("train", "neurons"), default=None,
                         help="run one section only (its ratio; the others print nan)")
     parser.add_argument("--mem-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--net", default="vgg11", help=argparse.SUPPRESS)
@@ -452,7 +514,14 @@ def main() -> None:
     if args.only == "train":
         train = bench_train(3 if quick else 5, 2000 if quick else None)
         log(f"total {time.perf_counter() - began:.0f}s")
-        log(f"dense_ratio=nan sweep_ratio=nan mem_ratio=nan sj_ratio=nan train_ratio={train:.3f}")
+        log(f"dense_ratio=nan sweep_ratio=nan mem_ratio=nan sj_ratio=nan msat_ratio=nan allint_ratio=nan "
+            f"train_ratio={train:.3f}")
+        return
+    if args.only == "neurons":
+        msat, allint = bench_neurons(3 if quick else reps, 250 if quick else 1000)
+        log(f"total {time.perf_counter() - began:.0f}s")
+        log(f"dense_ratio=nan sweep_ratio=nan mem_ratio=nan sj_ratio=nan msat_ratio={msat:.3f} "
+            f"allint_ratio={allint:.3f} train_ratio=nan")
         return
     dense_vgg = bench_dense("vgg11", 0.25, reps, extras=True)
     dense_resnet = bench_dense("resnet20", resnet_width, reps, extras=not quick)
@@ -466,11 +535,12 @@ def main() -> None:
     sweep = bench_sweep("vgg11", 0.25, reps)
     mem = bench_mem("vgg11", 0.25, [16, 256] if quick else [16, 64, 256, 512])
     sj = bench_sj("vgg11", 0.25, reps)
+    msat, allint = bench_neurons(3 if quick else reps, 250 if quick else 1000)
     train = bench_train(3 if quick else 5, 2000 if quick else None)
     log(f"total {time.perf_counter() - began:.0f}s; loadavg at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     fmt = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
     log(f"dense_ratio={fmt(dense)} sweep_ratio={fmt(sweep)} mem_ratio={fmt(mem)} sj_ratio={fmt(sj)} "
-        f"train_ratio={fmt(train)}")
+        f"msat_ratio={fmt(msat)} allint_ratio={fmt(allint)} train_ratio={fmt(train)}")
 
 
 if __name__ == "__main__":

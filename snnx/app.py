@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -33,10 +34,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from rich.markup import escape
+from rich.table import Table
 
 from snnx.composition import (_override_key, _override_value, compose, compose_checked,  # noqa: F401 (re-exported)
-                              explain_hydra_error, register_configs)
+                              explain_hydra_error, normalise_overrides, register_configs)
 from snnx.config import config_dir
+from snnx.console import console, log, set_job
 from snnx.errors import ConfigError, SnnxError
 from snnx.validate import validate
 
@@ -91,6 +95,29 @@ def _sweep_combinations(overrides: list[str]) -> tuple[list[list[str]], list[str
         choices.append(values)
     combos = itertools.product(*choices)
     return [list(c) for c in itertools.islice(combos, MAX_PRECHECKED_JOBS)], swept
+
+
+def _sweep_size(overrides: list[str]) -> int | None:
+    """How many jobs Hydra's basic sweeper makes of these overrides (None: a sweep with no list of values)."""
+    size = 1
+    for ov in OverridesParser.create().parse_overrides(overrides):
+        if ov.is_sweep_override():
+            try:
+                size *= len(list(ov.sweep_string_iterator()))
+            except Exception:  # an interval sweep: its sweeper decides
+                return None
+    return size
+
+
+def _hydra_flags(flags: list[str]) -> list[str]:
+    """The flags as Hydra's argparse takes them: a bare --info gets its value (all), since the overrides
+    that follow it would otherwise be read as the value."""
+    out = []
+    for i, flag in enumerate(flags):
+        out.append(flag)
+        if flag in ("--info", "-i") and (i + 1 == len(flags) or flags[i + 1].startswith("-")):
+            out.append("all")
+    return out
 
 
 # -- checks before any work ----------------------------------------------------------
@@ -157,36 +184,87 @@ def _job_overrides() -> list[str] | None:
         return None
 
 
+def _close_bars() -> None:
+    """Erase any progress bar still drawn, so that the message printed next is not overdrawn."""
+    bars = sys.modules.get("snnx.progress")  # loaded only by a stage that draws bars: nothing to import here
+    if bars is not None:
+        bars.close_all()
+
+
 def report_error(exc: BaseException, debug: bool) -> None:
+    _close_bars()
     if debug:
         traceback.print_exception(exc)
     print(f"snnx: error: {exc}", file=sys.stderr, flush=True)
 
 
-def run_stage(cfg: DictConfig) -> dict | float | None:
-    """The stage's result dict, or the number objective.metric names (None in a torchrun helper process)."""
-    # snnx.stages loads torch: composing and checking a config (precheck, --help) must not wait for it.
+# Exit status of a run ended by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED_STATUS = 130
+
+
+def report_interrupt(exc: KeyboardInterrupt) -> None:
+    """Ctrl-C: one line on stderr, with the epoch a rerun resumes from when training had saved one
+    (snnx.trainer.TrainingInterrupted carries it). A torchrun process other than rank 0 says nothing."""
+    _close_bars()
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return
+    resume = getattr(exc, "resume_epoch", None)
+    if resume is None:
+        print("snnx: interrupted", file=sys.stderr, flush=True)
+        return
+    stage, epochs = getattr(exc, "stage_name", "train"), getattr(exc, "epochs", None)
+    name = "epoch" if stage == "train" else f"{stage} epoch"
+    if epochs is not None and resume > epochs:  # stopped after the last epoch's checkpoint, before model.pt
+        print(f"snnx: interrupted; rerun the same command to finish (all {epochs} {name}s are saved)",
+              file=sys.stderr, flush=True)
+        return
+    print(f"snnx: interrupted; rerun the same command to resume from {name} {resume}", file=sys.stderr, flush=True)
+
+
+def run_stage(cfg: DictConfig, on_result=None) -> dict | float | None:
+    """The stage's result dict, or the number objective.metric names (None in a torchrun helper process).
+
+    ``on_result(result)`` sees the result dict either way (a multirun job records it for the summary)."""
+    # snnx.stages loads pandas, and the stage that runs its own libraries (torch for all but `table`):
+    # composing and checking a config (precheck, --help) must not wait for them.
     from snnx import stages
 
     # Already checked (and its notes printed) before launch; this sorts sim.T again in the job's config.
     validate(cfg, check_paths=True, note=None, explicit=explicit_keys(_job_overrides()))
     result = stages.run_stage(cfg)
+    if on_result is not None:
+        on_result(result)
     if cfg.objective.metric is not None:
         return stages.objective_value(cfg, result)
     return result
 
 
-# -- multirun failure bookkeeping -----------------------------------------------------
-def _record_failure(exc: BaseException, user_error: bool) -> None:
-    path = os.environ.get(_FAILURES_ENV)
-    if not path:
-        return
+# -- multirun bookkeeping: one line per job in a file the launching process reads at the end --------
+def _job_context(swept: list[str], command_keys: set[str], total: int | None) -> dict:
+    """The running multirun job: its number (Hydra's, the run directory's name), the overrides that tell it
+    apart (the swept keys; those an optimising sweeper adds), its label and where it writes."""
     try:
         hc = HydraConfig.get()
         num, task = hc.job.num, list(hc.overrides.task)
-    except Exception:
-        num, task = "?", []
-    line = json.dumps({"num": num, "overrides": task, "message": str(exc), "user": user_error}) + "\n"
+        run_dir = str(hc.runtime.output_dir)
+        sweep_dir = str(hc.sweep.dir) if hc.sweep.dir else os.path.dirname(run_dir)
+        basic = str(hc.sweeper.get("_target_", "")).endswith("BasicSweeper")
+        parallel = not str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
+    except Exception:  # noqa: BLE001 — not inside a Hydra job
+        num, task, run_dir, sweep_dir, basic, parallel = "?", [], "", "", True, False
+    shown = [o for o in task if _override_key(o) in swept or _override_key(o) not in command_keys] or task
+    count = f"{num}/{total}" if basic and total is not None else f"{num}"
+    return {"num": num, "task": task, "shown": shown, "label": f"[job {count} {' '.join(shown)}]".replace(" ]", "]"),
+            "run_dir": run_dir, "sweep_dir": sweep_dir, "parallel": parallel}
+
+
+def _record_job(job: dict, **fields) -> None:
+    path = os.environ.get(_FAILURES_ENV)
+    if not path:
+        return
+    record = {"num": job["num"], "overrides": job["task"], "shown": job["shown"], "sweep_dir": job["sweep_dir"],
+              **fields}
+    line = json.dumps(record, default=float) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())  # one small O_APPEND write: lines from parallel jobs never mix
@@ -194,13 +272,60 @@ def _record_failure(exc: BaseException, user_error: bool) -> None:
         os.close(fd)
 
 
-def _report_failures(path: str, swept: list[str]) -> int:
-    """Print the failed jobs of a multirun; return the exit status (0 when none failed)."""
+def _record_failure(job: dict, exc: BaseException, user_error: bool) -> None:
+    _record_job(job, status="failed", message=str(exc), user=user_error)
+
+
+def _record_result(job: dict, root: str, result) -> None:
+    """A finished job's accuracies: the ANN's, and the SNN's at each simulated T."""
+    result = result if isinstance(result, dict) else {}
+    ann_acc = result.get("ann_acc", (result.get("metrics") or {}).get("test_acc"))
+    frame = result.get("results")
+    acc = {} if frame is None else {str(int(t)): float(a) for t, a in zip(frame["T"], frame["acc"])}
+    _record_job(job, status="ok", root=root, ann_acc=None if ann_acc is None else float(ann_acc), acc=acc)
+
+
+def _read_jobs(path: str) -> list[dict]:
     try:
         with open(path) as handle:
-            failures = [json.loads(line) for line in handle if line.strip()]
-    except OSError:
-        return 0
+            return [json.loads(line) for line in handle if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+# At most this many Ts get a column in the end-of-sweep summary (the largest ones).
+SUMMARY_TS = 4
+
+
+def _report_sweep(jobs: list[dict]) -> None:
+    """The end of a multirun: one row per job (overrides, accuracies, status) and how to aggregate them."""
+    if not jobs:
+        return
+    jobs = sorted(jobs, key=lambda j: (not str(j["num"]).isdigit(), int(j["num"]) if str(j["num"]).isdigit() else 0))
+    steps = sorted({int(t) for j in jobs for t in (j.get("acc") or {})})[-SUMMARY_TS:]
+    table = Table(title=f"multirun: {len(jobs)} job{'s' if len(jobs) != 1 else ''}")
+    for name in ("job", "overrides", "ANN acc %", *(f"T={t}" for t in steps), "status"):
+        table.add_column(name, justify="right" if name not in ("overrides", "status") else "left")
+    for j in jobs:
+        acc = j.get("acc") or {}
+        status = "ok" if j.get("status") == "ok" else \
+            "failed: " + (str(j.get("message", "")).strip().splitlines() or [""])[0][:80]
+        ann = j.get("ann_acc")
+        table.add_row(str(j["num"]), escape(" ".join(j.get("shown") or j.get("overrides") or [])),
+                      "" if ann is None else f"{ann:.2f}", *(f"{acc[str(t)]:.2f}" if str(t) in acc else ""
+                                                             for t in steps), escape(status))
+    console.print(table)
+    sweep_dir = next((j["sweep_dir"] for j in jobs if j.get("sweep_dir")), None)
+    if sweep_dir:
+        root = next((j["root"] for j in jobs if j.get("root")), None)
+        extra = f" paths.root={shlex.quote(root)}" if root and os.path.normpath(root) != "outputs" else ""
+        console.print(f"results → {sweep_dir}\naggregate them: snnx table table.sweep_dir={shlex.quote(sweep_dir)}"
+                      f"{extra}", soft_wrap=True, markup=False)
+
+
+def _report_failures(path: str, swept: list[str]) -> int:
+    """Print the failed jobs of a multirun; return the exit status (0 when none failed)."""
+    failures = [j for j in _read_jobs(path) if j.get("status") != "ok"]
     if not failures:
         return 0
     failures.sort(key=lambda f: (str(f["num"])))
@@ -244,38 +369,60 @@ def launch(stage: str, args: list[str]) -> None:
         overrides = [*overrides, f"hydra.run.dir={helper_dir}", "hydra.output_subdir=null"]
 
     failures_path = None
+    total = None
+    command_keys = {"stage", *(_override_key(o) for o in overrides)}
     if multirun:
         fd, failures_path = tempfile.mkstemp(prefix="snnx-multirun-", suffix=".jsonl")
         os.close(fd)
         os.environ[_FAILURES_ENV] = failures_path
+        total = _sweep_size(overrides)
 
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def app(cfg: DictConfig):
+        job = None
+        if multirun:
+            # One line per job where it starts, then its label on its results table (and, when jobs run in
+            # parallel, on every log line).
+            job = _job_context(swept, command_keys, total)
+            set_job("", False)
+            log(f"{escape(job['label'])} → {escape(job['run_dir'])}")
+            set_job(job["label"], prefix=job["parallel"])
         try:
-            return run_stage(cfg)
+            return run_stage(cfg, on_result=None if job is None else
+                             lambda result: _record_result(job, str(cfg.paths.root), result))
         except SnnxError as exc:
             report_error(exc, bool(cfg.get("debug", False)))
             if multirun:
                 # One failing job must not stop the others; the failures are listed at the end.
-                _record_failure(exc, user_error=True)
+                _record_failure(job, exc, user_error=True)
                 return _failed_value(cfg)
             raise SystemExit(exc.exit_code)
+        except KeyboardInterrupt as exc:
+            report_interrupt(exc)
+            raise SystemExit(INTERRUPTED_STATUS) from None
         except Exception as exc:
+            _close_bars()
             if multirun:
                 traceback.print_exception(exc)
-                _record_failure(exc, user_error=False)
+                _record_failure(job, exc, user_error=False)
                 return _failed_value(cfg)
             raise
+        finally:
+            if multirun:
+                set_job("", False)
 
     # Hydra's own help composes only its config, which has no `stage` key.
     # Flags before overrides: argparse cannot take flags between positional overrides.
-    sys.argv = ["snnx", *flags, *([] if "--hydra-help" in flags else [f"stage={stage}"]), *overrides]
+    # sim.T=32 is sim.T=[32] here as in the precheck's composition.
+    sys.argv = ["snnx", *_hydra_flags(flags), *([] if "--hydra-help" in flags else [f"stage={stage}"]),
+                *normalise_overrides(overrides)]
     try:
         app()
     finally:
         if helper_dir is not None:
             shutil.rmtree(helper_dir, ignore_errors=True)
         if failures_path is not None:
+            _report_sweep(_read_jobs(failures_path))
             status = _report_failures(failures_path, swept)
             os.environ.pop(_FAILURES_ENV, None)
             os.unlink(failures_path)

@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-import torch
-
 from snnx.config import registries, runtime_keys
 from snnx.console import log
 from snnx.errors import CheckpointError, ConfigError
@@ -200,6 +198,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    # torch loads only when a tensor file is written or read: `snnx clean` (and the CLI) need the rest of this module.
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -233,7 +234,7 @@ def artifact_lock(directory: str | os.PathLike, *, on_wait: Callable[[str], None
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = str(directory) + ".lock"
+    lock_path = str(lock_file(directory))
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
@@ -247,6 +248,35 @@ def artifact_lock(directory: str | os.PathLike, *, on_wait: Callable[[str], None
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def lock_file(directory: str | os.PathLike) -> Path:
+    """The file :func:`artifact_lock` locks for ``directory``: ``<directory>.lock`` beside it."""
+    return Path(str(directory) + ".lock")
+
+
+@contextmanager
+def try_artifact_lock(directory: str | os.PathLike) -> Iterator[bool]:
+    """:func:`artifact_lock` without waiting: yields False (and holds nothing) when another job holds it."""
+    fd = os.open(lock_file(directory), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def sync_directory(directory: str | os.PathLike) -> None:
+    """Flush ``directory``'s entries to disk: a rename into it (atomic_path) then survives a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _first_sentence(text: str, limit: int = 160) -> str:
@@ -281,6 +311,9 @@ def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt", expected: tup
     checkpoint from someone else can never run code here. Every failure is a
     CheckpointError naming ``key`` (the config key or file at fault).
     """
+    # As in atomic_save: torch loads only when a checkpoint is read.
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {str(path)!r}.", key=key,

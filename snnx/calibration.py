@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from snnx.convert.graph import sites_of, trace
+from snnx.progress import track
 
 # Percentiles are taken over at most this many positive values per layer
 # (a uniform random subsample beyond it, seeded): memory stays bounded for
@@ -32,8 +33,10 @@ def _channel_max(out: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: float, num_batches: int,
-              device: torch.device, seed: int = 0) -> dict:
-    """Return ``{site: {"max": float, "percentile": float, "channel_max": Tensor[C]}}``."""
+              device: torch.device, seed: int = 0, progress: bool = True) -> dict:
+    """Return ``{site: {"max": float, "percentile": float, "channel_max": Tensor[C]}}``.
+
+    ``progress``: draw a bar over the ``num_batches`` batches (:func:`snnx.progress.track`)."""
     model = trace(model.to(device).eval())
     sites = sites_of(model)
     layer_max: dict[str, torch.Tensor] = {}
@@ -57,7 +60,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: 
 
     handles = [module.register_forward_hook(hook_for(name)) for name, module in sites]
     try:
-        for images in batches:
+        for images in track(batches, total=num_batches, description="calibrate", enabled=progress):
             model(images.to(device))
     finally:
         for h in handles:

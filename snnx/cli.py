@@ -35,6 +35,7 @@ def usage() -> str:
         "  snnx run -m act.L=2,4,8                    # multirun sweep",
         "  snnx run --cfg job                         # print the composed config",
         "  snnx table                                 # aggregate every results.csv",
+        "  snnx clean                                 # free the artifact cache (all=true: results too)",
         "",
         "`snnx <stage> [key=value ...] --help` lists the keys that stage and the chosen options read,",
         "with type, value, default and doc; `--hydra-help` shows Hydra's own flags.",
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
             print("snnx (not installed: no version recorded)")
         return
     stage = args.pop(0)
+    if stage == "clean":
+        clean_command(args)
+        return
     if stage not in STAGES:
         if "=" in stage or stage.startswith("-"):
             hint = f" Put the stage first, e.g. `snnx run {' '.join([stage, *args])}`."
@@ -85,6 +89,20 @@ def main(argv: list[str] | None = None) -> None:
     from snnx.app import launch
 
     launch(stage, args)
+
+
+def clean_command(args: list[str]) -> None:
+    """`snnx clean …`: no Hydra and no torch, it only reads and removes folders."""
+    from snnx import clean  # only this stage needs it (start-up time of every other command)
+
+    if any(a in ("--help", "-h") for a in args):
+        print(clean.USAGE)
+        return
+    try:
+        options = clean.parse(args)
+        clean.clean(options["root"], everything=options["everything"], dry_run=options["dry_run"])
+    except SnnxError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -69,11 +69,42 @@ def _override_value(override: str) -> str | None:
 
 
 # -- composition ----------------------------------------------------------------
+# List keys that also take a single value: sim.T=32 means [32] (the schema's type stays a list).
+SCALAR_AS_LIST = ("sim.T",)
+
+
+def _as_list(value: str) -> str:
+    return value if value.strip().startswith("[") else f"[{value}]"
+
+
+def normalise_overrides(overrides: list[str]) -> list[str]:
+    """The overrides with a single value of a SCALAR_AS_LIST key wrapped in a list: ``sim.T=32`` →
+    ``sim.T=[32]``; in a sweep each value (``sim.T=4,8`` → ``sim.T=[4],[8]``). Only whole numbers are
+    wrapped: any other value keeps its own error."""
+    parser = OverridesParser.create()
+    out = []
+    for text in overrides:
+        if _override_key(text) not in SCALAR_AS_LIST or "=" not in text:
+            out.append(text)
+            continue
+        try:
+            ov = parser.parse_override(text)
+            values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [_override_value(text)]
+        except Exception:  # malformed, or a sweep without a list of values: composition explains it
+            out.append(text)
+            continue
+        if not all(re.fullmatch(r"\s*(\[.*\]|[+-]?\d+)\s*", v or "") for v in values):
+            out.append(text)
+            continue
+        out.append(f"{text.split('=', 1)[0]}={','.join(_as_list(v) for v in values)}")
+    return out
+
+
 def compose(stage: str, overrides: list[str]) -> DictConfig:
     """Compose the config the way the app will (for checks, tests and the API)."""
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[f"stage={stage}", *overrides])
+        return hydra_compose(config_name="config", overrides=[f"stage={stage}", *normalise_overrides(overrides)])
 
 
 def compose_checked(stage: str, overrides: list[str]) -> DictConfig:
@@ -196,6 +227,13 @@ def explain_hydra_error(exc: Exception, overrides: list[str], stage: str = "run"
             return (f"{group}={bad}: no such option in config group '{group}'. {hint}"
                     f"Choose one of: {', '.join(names)}.")
         return f"{_first_line(text)} Check the group=option overrides; `snnx --help` lists every group's options."
+
+    ambiguous = re.search(r"Ambiguous value for argument '([^']*)'", flat)
+    if ambiguous:
+        bad = ambiguous.group(1)
+        key, value = _override_key(bad), _override_value(bad)
+        return (f"{key}: {bad} lists several values, a sweep, which only a multirun runs. Add -m for one job "
+                f"per value: `snnx {stage} -m {bad}` (a list value is written '{key}=[{value}]').")
 
     if "Multiple values for" in flat:
         group = re.search(r"Multiple values for ([\w/]+)", flat).group(1)

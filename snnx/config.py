@@ -75,6 +75,9 @@ class SimConfig:
     record_layers: bool = param(True, "per-layer diagnostics into layers.csv", runtime=True)
     compile: bool = param(False, "the simulation step through torch.compile", runtime=True)
     dtype: str = param("float32", "float32 | float64", choices=("float32", "float64"))
+    save_snn: Any = param("auto", "write the run's snn.pt: auto (only when under 20 MB) | true | false",
+                          choices=("auto", True, False), runtime=True,
+                          fix="Use sim.save_snn=auto, true or false.")
 
 
 def embedded_datasets() -> list[str]:
@@ -97,13 +100,13 @@ class TableConfig:
     name: str = param("summary", "the layout's name: the table's file name under <root>/tables/")
     paper: Optional[str] = param(None, "csqcfs | denggu | msat | allint: where the reported rows come from")
     paper_tables: List[str] = param(doc="which of its tables, as printed (\"Table 1\")", default_factory=list)
-    title: str = param("snnx results", "the table's title")
+    title: str = param("snnx results", "the table's title (left at the default, a renamed table is titled by table.name)")
     kind: str = param("accuracy", "accuracy (value vs T) | layers (layers.csv statistic per layer vs T)")
     layout: str = param("wide", "wide: one column per T | long: T is a row key, columns are metrics")
     sweep_dir: Optional[str] = param(None, "where to look for results.csv; default paths.root")
     rows: List[str] = param(doc="row keys: results.csv columns or dotted config keys",
                             default_factory=lambda: ["dataset", "model", "act", "convert"])
-    columns: List[str] = param(doc="ANN, T, SNN best, loss, final acc, final T, MaxDiff, AvgDiff, …",
+    columns: List[str] = param(doc="ANN (the ANN's value of table.value; none for spikes, SOPs), T, SNN best, loss, …",
                                default_factory=lambda: ["ANN", "T"])
     T: List[Any] = param(doc="the T columns: int, \">=N\" or \"A-B\"; empty = every T found", default_factory=list)
     value: str = param("acc", "the results.csv metric in the T columns")
@@ -153,6 +156,7 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "table": ("aggregate results.csv files into a paper-style table and plot", ("table",)),
     "doctor": ("say why the SNN falls short, layer by layer (dead layers, θ, BN, chance), write doctor.csv",
                ("dataset", "model", "act", "train", "convert", "sim")),
+    "clean": ("free the artifact cache under paths.root (all=true: runs, sweeps and tables too)", ()),
 }
 
 
@@ -162,6 +166,10 @@ class SnnxConfig:
     seed: int = param(0, "seed of training, calibration sampling and stochastic neurons", integer=True)
     device: str = param("auto", "auto (CUDA when present) | cpu | cuda", choices=("auto", "cpu", "cuda"), runtime=True)
     debug: bool = param(False, "print tracebacks with errors", runtime=True)
+    progress: bool = param(True, "progress bars over training, calibration and simulation batches (shown only "
+                           "on a terminal, and not when the CI environment variable is set)", runtime=True)
+    doctor: bool = param(True, "run the doctor's check after simulate / run (doctor.csv and its findings)",
+                         runtime=True)
     ckpt: Optional[str] = param(None, "use this ANN checkpoint instead of training")
     snn: Optional[str] = param(None, "snnx simulate: simulate this saved SNN (a run's snn.pt); its dataset, model, "
                                "act, train, convert and seed come from the file")

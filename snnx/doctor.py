@@ -7,7 +7,8 @@ preset's config. No Hydra here: the stage (``snnx.stages.doctor``) turns the
 composed config into these arguments, and the end of ``simulate`` calls
 :func:`diagnose` on the rows it already recorded.
 
-Findings (each one line: T, layer, the number, a suggested fix):
+Findings (each a row of doctor.csv per T it holds at — T, layer, the number, a suggested fix — and one
+printed line per run with all those Ts: :func:`grouped`):
 
 =======================  ==============================================================
 dead_layer               no neuron of the layer fired by T (the first such layer per T:
@@ -47,6 +48,7 @@ from torch import fx, nn
 from snnx.activations import CSQCFS, QCFS
 from snnx.config import recipe, runtime_keys
 from snnx.neurons import Neuron
+from snnx.progress import track
 from snnx.sim import Simulator
 
 # -- thresholds of the checks ------------------------------------------------------
@@ -588,8 +590,10 @@ def departure_findings(preset_name: str, departures: Iterable[tuple[str, Any, An
 @torch.no_grad()
 def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.Tensor, time_steps: Sequence[int], *,
             num_classes: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-            chunk: int | str = "auto", departures: Iterable[Finding] = ()) -> Report:
-    """Simulate ``snn`` on one batch with per-layer recording and diagnose it against ``ann``."""
+            chunk: int | str = "auto", departures: Iterable[Finding] = (), progress: bool = True) -> Report:
+    """Simulate ``snn`` on one batch with per-layer recording and diagnose it against ``ann``.
+
+    ``progress``: a bar over that batch's simulation (:func:`snnx.progress.track`: its elapsed time)."""
     device = torch.device(device)
     ann = copy.deepcopy(ann).to(device, dtype).eval()
     images = images.to(device, dtype)
@@ -604,7 +608,8 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
     simulator = Simulator(snn, device=device, chunk=chunk, dtype=dtype)
     probes = [ActiveFraction(name, neuron, time_steps, simulator.per_T) for name, neuron in simulator.neurons]
     try:
-        result = simulator.run([(images, labels)], time_steps, ann=ann, record_layers=True)
+        result = simulator.run(track([(images, labels)], description="doctor: simulate", enabled=progress),
+                               time_steps, ann=ann, record_layers=True)
     finally:
         for probe in probes:
             probe.remove()
@@ -627,11 +632,27 @@ def frame(findings: Iterable[Finding]):
     return table
 
 
-def group(findings: Sequence[Finding]) -> list[tuple[list[int], Finding, Finding]]:
-    """Findings that differ only by T, merged for display: (the Ts, the first, the last), in the order of their
-    first occurrence (diagnose's order: structure first, then by T and forward layer order)."""
+# Findings about the whole network at one T: the layer each names (and so its fix) is where the cause shows at
+# that T, which can move from one T to the next; over T they are still one finding.
+NETWORK_FINDINGS = ("output_at_chance",)
+
+
+def _group_key(f: Finding) -> tuple:
+    if f.T is not None and f.finding in NETWORK_FINDINGS:
+        return (f.finding,)
+    return (f.finding, f.layer, f.suggestion, f.message if f.T is None else "")
+
+
+def grouped(findings: Sequence[Finding]) -> list[list[Finding]]:
+    """Findings that differ only by T (for a network-wide one, also by the layer it names), merged for display,
+    in the order of their first occurrence (diagnose's order: structure first, then by T and forward layer
+    order); each group in the findings' order."""
     groups: dict[tuple, list[Finding]] = {}
     for f in findings:
-        key = (f.finding, f.layer, f.suggestion, f.message if f.T is None else "")
-        groups.setdefault(key, []).append(f)
-    return [([f.T for f in fs if f.T is not None], fs[0], fs[-1]) for fs in groups.values()]
+        groups.setdefault(_group_key(f), []).append(f)
+    return list(groups.values())
+
+
+def group(findings: Sequence[Finding]) -> list[tuple[list[int], Finding, Finding]]:
+    """:func:`grouped` as (the Ts, the first, the last) of each group."""
+    return [([f.T for f in fs if f.T is not None], fs[0], fs[-1]) for fs in grouped(findings)]

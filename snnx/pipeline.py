@@ -26,7 +26,8 @@ from snnx.activations import to_channelwise
 from snnx.activations.factory import resolve_grad_window
 from snnx.ann import build
 from snnx.artifacts import (INIT_FROM_EXPERIMENT, ann_dir, ann_key, ann_key_payload, artifact_lock, atomic_save,
-                            atomic_write_text, init_source_config, load_checkpoint, stable_hash, write_csv)
+                            atomic_write_text, init_source_config, load_checkpoint, stable_hash, sync_directory,
+                            write_csv)
 from snnx.calibration import calibrate
 from snnx.console import log
 from snnx.convert.methods import METHODS
@@ -34,6 +35,7 @@ from snnx.data import build_dataset
 from snnx.data.info import dataset_info
 from snnx.distributed import current, main_lock
 from snnx.errors import CheckpointError, ConfigError
+from snnx.progress import track
 from snnx.seeding import seed_everything
 from snnx.sim import Simulator
 from snnx.snn_file import convert_recorded
@@ -129,11 +131,37 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
         if ctx.is_main:
             _save_final(model, config, key, metrics["epochs"], metrics, final)
             log(f"ANN {key}: saved {final}")
+            drop_resume_checkpoints(directory, final)
         if ctx.enabled:
             # Every rank goes on with the saved ANN: rank 0's BatchNorm buffers, plain BatchNorm layers.
             ctx.barrier()
             model, _ = load_ann(final, key=str(final))
         return TrainedANN(model, dict(config), key, final, {k: v for k, v in metrics.items() if k != "rows"})
+
+
+# The per-epoch resume checkpoints snnx.trainer writes (<stage>_last.pt): one stage's training, or two-stage's
+# fine-tuning (its stage 1 is an ANN of its own, with its own directory).
+RESUME_CHECKPOINTS = ("train_last.pt", "finetune_last.pt")
+
+
+def drop_resume_checkpoints(directory: Path, final: Path) -> list[Path]:
+    """Remove ``directory``'s resume checkpoints once ``final`` (its model.pt) is on disk; the removed files.
+
+    Called under the cache lock right after model.pt is written, so no job is training from them; a
+    resume checkpoint is as big as the model and its optimizer state (two to three times model.pt) and
+    nothing reads it once the finished ANN exists. The directory is flushed first, so that a power cut
+    can leave model.pt, or the checkpoint to resume from, never neither.
+    """
+    if not final.is_file():
+        return []
+    sync_directory(directory)
+    removed = []
+    for name in RESUME_CHECKPOINTS:
+        path = directory / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 # -- train.init_from ------------------------------------------------------------
@@ -285,11 +313,14 @@ def _key_json(config: Mapping) -> str:
 
 
 def _check_ckpt_matches(config: Mapping, ckpt_config: Mapping) -> None:
-    for group in ("dataset", "model", "act"):
-        mine, theirs = config[group]["name"], ckpt_config[group]["name"]
-        if mine != theirs:
-            raise ConfigError(f"the checkpoint was trained with {group}={theirs} but this run asks for {group}={mine}.",
-                              key=f"ckpt / {group}", fix=f"Add {group}={theirs} to the command, or use a checkpoint trained for {group}={mine}.")
+    """Every option of dataset / model / act that differs from the checkpoint's, named in one error."""
+    differ = [(g, ckpt_config[g]["name"], config[g]["name"]) for g in ("dataset", "model", "act")
+              if config[g]["name"] != ckpt_config[g]["name"]]
+    if differ:
+        theirs, mine = (" ".join(f"{g}={d[i]}" for g, *d in differ) for i in (0, 1))
+        raise ConfigError(f"the checkpoint was trained with {theirs} but this run asks for {mine}.",
+                          key="ckpt / " + " / ".join(g for g, *_ in differ),
+                          fix=f"Add {theirs} to the command, or use a checkpoint trained with {mine}.")
 
 
 # -- calibration --------------------------------------------------------------
@@ -309,7 +340,8 @@ def ensure_stats(config: Mapping, ann: TrainedANN, device: torch.device) -> dict
         batches = loader(data, conv["calib_batch_size"])
         log(f"calibrating on {len(data)} training images (p={percentile})")
         stats = calibrate(ann.model, (images for images, _ in batches), percentile=percentile,
-                          num_batches=len(batches), device=device, seed=config["seed"])
+                          num_batches=len(batches), device=device, seed=config["seed"],
+                          progress=config.get("progress", True))
         ann.model.cpu()
         atomic_save({"config": settings, "state_dict": stats}, path)
         return stats
@@ -358,10 +390,12 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     ann_acc = evaluate(ann_model, test_loader, device).acc if dtype == torch.float32 else \
         _evaluate_dtype(ann_model, test_loader, device, dtype)
     info = dataset_info(config["dataset"]["name"])
-    result = simulator.run(test_loader, sim["T"], ann=ann_model, record_layers=sim["record_layers"],
-                           mean=info.mean, std=info.std)
+    result = simulator.run(track(test_loader, description="simulate", enabled=config.get("progress", True)),
+                           sim["T"], ann=ann_model, record_layers=sim["record_layers"], mean=info.mean, std=info.std)
     macs_ann = ann_macs(copy.deepcopy(ann.model).float().cpu(), test_set[0][0].unsqueeze(0))
-    labels = {"run_id": run_dir.name, "dataset": config["dataset"]["name"], "model": config["model"]["name"],
+    # run_id: <sweep or date directory>/<job or run directory>, so multirun jobs 0, 1, … of two sweeps differ.
+    labels = {"run_id": f"{run_dir.parent.name}/{run_dir.name}", "dataset": config["dataset"]["name"],
+              "model": config["model"]["name"],
               "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
               "seed": config["seed"], "ann_key": ann.key, "config_hash": stable_hash(config),
               "created": dt.datetime.now().isoformat(timespec="seconds")}
@@ -370,9 +404,9 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     if not hydra_config.exists():
         # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
         atomic_write_text(hydra_config, yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True))
-    write_csv(frame, run_dir / "results.csv")
+    write_csv(rounded_results(frame), run_dir / "results.csv")
     if result.layer_rows:
-        write_csv(pd.DataFrame(result.layer_rows), run_dir / "layers.csv")
+        write_csv(rounded_layers(pd.DataFrame(result.layer_rows)), run_dir / "layers.csv")
     return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result}
 
 
@@ -380,9 +414,9 @@ def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None,
     """results.csv's rows, one per T of ``result`` (a SimResult); ``labels``: the run's columns that say what
     was run (run_id, dataset, model, act, L, convert, seed, ann_key, config_hash, created; absent ones are
     left empty). Without the ANN's accuracy or MACs, the columns computed from them are empty."""
-    # The method column says how it was simulated: one pass or one per T, and a non-default encoding.
-    method_label = "; ".join([method, result.passes] + ([f"{result.encoding} encoding"]
-                                                         if result.encoding != "direct" else []))
+    # The method column is the method and a non-default encoding; how it was simulated (one pass or one per T)
+    # is the passes column's.
+    method_label = "; ".join([method] + ([f"{result.encoding} encoding"] if result.encoding != "direct" else []))
     nan = float("nan")
     rows = []
     for T in result.time_steps:
@@ -398,6 +432,47 @@ def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None,
                      "passes": result.passes, "time_steps_simulated": T,
                      **hidden_activity(result, T, nan if macs_ann is None else macs_ann)})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+
+
+# How results.csv writes its numbers (the frames in memory, and snnx.api's to_pandas, keep full precision):
+# accuracies in % to 2 decimals; per-image means of operation or spike counts to 1 decimal (a count that is
+# whole stays exact, float noise goes); whole counts as integers; rates, ratios and energies to 4 significant
+# digits.
+_DECIMALS = {"acc": 2, "ann_acc": 2, "sops": 1, "macs": 1, "hidden_spikes": 1}
+_INTEGERS = ("ann_macs", "hidden_neurons")
+_SIGNIFICANT = {"spikes_per_neuron": 4, "negative_spikes_per_neuron": 4, "energy_mj": 4, "ann_energy_mj": 4,
+                "hidden_negative_ratio": 4, "ops_ratio": 4}
+# layers.csv: every per-layer statistic (rates, ratios, errors) to 4 significant digits.
+_LAYER_SIGNIFICANT = 4
+
+
+def significant(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant digits (NaN and ±inf unchanged)."""
+    return float(f"{value:.{digits}g}")
+
+
+def rounded_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """results.csv's rows as written: see _DECIMALS. conversion_loss is the written ann_acc − acc, so the
+    file's columns agree with each other."""
+    out = frame.copy()
+    for column, decimals in _DECIMALS.items():
+        out[column] = out[column].astype(float).round(decimals)
+    out["conversion_loss"] = (out["ann_acc"] - out["acc"]).round(2)
+    for column in _INTEGERS:
+        out[column] = out[column].astype(float).round().astype("Int64")
+    for column, digits in _SIGNIFICANT.items():
+        out[column] = out[column].astype(float).map(lambda v, d=digits: significant(v, d))
+    return out
+
+
+def rounded_layers(frame: pd.DataFrame) -> pd.DataFrame:
+    """layers.csv's rows as written: each float column (the statistics; T and the layer name are not) to
+    _LAYER_SIGNIFICANT significant digits."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            out[column] = out[column].map(lambda v: significant(v, _LAYER_SIGNIFICANT))
+    return out
 
 
 def _plain(node):

@@ -82,6 +82,31 @@ def save(snn: nn.Module, path: str | os.PathLike) -> Path:
     return path
 
 
+def estimated_bytes(snn: nn.Module) -> int:
+    """About what :func:`save` writes for ``snn``: the bytes of every tensor storage the file holds (the ANN's
+    weights, the SNN's state, the calibration statistics), each storage once as torch.save writes it; the
+    pickled structure around them adds a few kB."""
+    conv = conversion_of(snn)
+    tensors = list(snn.state_dict().values())
+    if conv is not None:
+        tensors += list(conv.ann_state.values()) + _tensors_in(conv.stats)
+    storages = {}
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        storages[(tensor.device, storage.data_ptr())] = storage.nbytes()
+    return sum(storages.values())
+
+
+def _tensors_in(node) -> list[torch.Tensor]:
+    if isinstance(node, torch.Tensor):
+        return [node]
+    if isinstance(node, dict):
+        return [t for value in node.values() for t in _tensors_in(value)]
+    if isinstance(node, (list, tuple)):
+        return [t for value in node for t in _tensors_in(value)]
+    return []
+
+
 def read(path: str | os.PathLike, *, key: str = "snn") -> dict:
     """The contents of an SNN file, checked to be one (loaded weights-only: nothing is executed)."""
     if not Path(path).is_file():

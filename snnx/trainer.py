@@ -30,6 +30,7 @@ from snnx.artifacts import atomic_save, load_checkpoint, write_csv
 from snnx.distributed import Context, decorrelate_rng, wrap
 from snnx.config import registries
 from snnx.errors import SnnxError
+from snnx.progress import track
 from snnx.seeding import seed_everything
 
 
@@ -48,6 +49,28 @@ def restore_rng(state: Mapping) -> None:
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with where a rerun of the same command resumes: ``resume_epoch`` (1-based) of
+    stage ``stage_name``'s ``epochs``; None when no epoch's checkpoint was saved (the rerun starts over)."""
+
+    def __init__(self, stage_name: str, resume_epoch: int | None, epochs: int):
+        super().__init__(stage_name, resume_epoch, epochs)
+        self.stage_name = stage_name
+        self.resume_epoch = resume_epoch
+        self.epochs = epochs
+
+
+def resume_epoch(last_path: Path) -> int | None:
+    """The epoch (1-based) a rerun resumes from: the one after ``last_path``'s (None: no checkpoint there)."""
+    if not last_path.exists():
+        return None
+    try:
+        # mmap: the epoch number without reading the weights (a Ctrl-C should end at once).
+        return int(torch.load(last_path, map_location="cpu", weights_only=True, mmap=True)["epoch"]) + 2
+    except Exception:  # noqa: BLE001 — an unreadable checkpoint: the message then names no epoch
+        return None
 
 
 @dataclass
@@ -141,8 +164,26 @@ def train_epochs(
     Returns the final metrics. Writes ``train.csv`` and ``last.pt`` after every
     epoch; the caller writes the finished checkpoint. With a distributed ``ctx``
     the loader must be :func:`snnx.distributed.train_loader`'s; every rank
-    returns the same metrics, and only rank 0 writes.
+    returns the same metrics, and only rank 0 writes. A bar tracks each epoch's
+    batches unless ``config["progress"]`` is false (:mod:`snnx.progress`). Ctrl-C
+    raises :class:`TrainingInterrupted`, which says the epoch a rerun resumes from.
     """
+    try:
+        return _train_epochs(model, train_loader=train_loader, test_loader=test_loader,
+                             loader_generator=loader_generator, train=train, lr=lr, epochs=epochs, out_dir=out_dir,
+                             config=config, device=device, log=log, stage_name=stage_name,
+                             before_epoch=before_epoch, ctx=ctx)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        # What the file holds, not what this call last wrote: a Ctrl-C inside the atomic save is then right too.
+        raise TrainingInterrupted(stage_name, resume_epoch(out_dir / f"{stage_name}_last.pt"), epochs) from None
+
+
+def _train_epochs(model: nn.Module, *, train_loader: DataLoader, test_loader: DataLoader,
+                  loader_generator: torch.Generator, train: Mapping, lr: float, epochs: int, out_dir: Path,
+                  config: Mapping, device: torch.device, log: Callable[[str], None], stage_name: str,
+                  before_epoch: Callable[[nn.Module, int], None] | None, ctx: Context | None) -> dict:
     ctx = ctx or Context()
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +230,10 @@ def train_epochs(
         seen, correct, loss_sum = 0, 0, 0.0
         current_lr = optimizer.param_groups[0]["lr"]
         batches = len(train_loader)
-        for batch_index, (images, labels) in enumerate(train_loader):
+        # The bar's iterator stays off the frame's locals: an error in the loop then closes it at once.
+        for batch_index, (images, labels) in enumerate(track(
+                train_loader, total=batches, description=f"{stage_name} epoch {epoch + 1}/{epochs}",
+                enabled=config.get("progress", True))):
             images, labels = images.to(device), labels.to(device)
             logits = net(images)
             if ctx.enabled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -144,12 +145,12 @@ def check_init_from_file(cfg: DictConfig) -> None:
 
 def check_distributed(cfg: DictConfig, note: Callable[[str], None] | None = _print_note) -> None:
     """train.distributed against how the process was started (torchrun sets WORLD_SIZE)."""
+    if cfg.stage == "table":  # trains nothing; and `snnx table` must not load torch (below)
+        return
     # snnx.distributed loads torch: checking a config must not wait for it
     from snnx.distributed import env_world_size
 
     world = env_world_size()
-    if cfg.stage == "table":
-        return
     if world > 1 and not cfg.train.distributed:
         raise ConfigError(f"torchrun started {world} processes but train.distributed=false, so each would train "
                           "and write the same run on its own.", key="train.distributed",
@@ -447,19 +448,75 @@ def check_ckpt_exists(cfg: DictConfig) -> None:
                               fix="Give the path of a snnx checkpoint (outputs/cache/ann/<key>/model.pt), or leave ckpt unset to train.")
 
 
+# What a checkpoint fixes: the options its ANN was trained with (ckpt=<file>).
+CKPT_SECTIONS = ("dataset", "model", "act")
+
+
+def ckpt_mismatch_error(mismatches: list[tuple[str, str, str]], taken_if_left_out: bool = True) -> ConfigError:
+    """One error for every (group, checkpoint's option, run's option) that differs."""
+    theirs = " ".join(f"{g}={t}" for g, t, _ in mismatches)
+    mine = " ".join(f"{g}={m}" for g, _, m in mismatches)
+    left_out = " (or leave them out: the checkpoint's are used)" if taken_if_left_out else ""
+    return ConfigError(f"the checkpoint was trained with {theirs} but this run asks for {mine}.",
+                       key="ckpt / " + " / ".join(g for g, _, _ in mismatches),
+                       fix=f"Add {theirs} to the command{left_out}, or use a checkpoint trained with {mine}.")
+
+
+def apply_ckpt(cfg: DictConfig, explicit: Explicit | None, note: Callable[[str], None] | None = _print_note) -> None:
+    """``ckpt=<file>``: the dataset, model and act the checkpoint was trained with.
+
+    An option the command line did not choose is taken from the checkpoint (with the keys of that section the
+    command line set, and this run's runtime keys); one it chose differently is an error, every such one named in one message.
+    Without ``explicit`` (no command line known) every option counts as chosen.
+    """
+    if cfg.get("ckpt") is None:
+        return
+    check_ckpt_exists(cfg)
+    config = _load_ckpt(str(cfg.ckpt))
+    differ = [(g, str(config[g]["name"]), str(cfg[g].name)) for g in CKPT_SECTIONS if cfg[g].name != config[g]["name"]]
+    chosen = [d for d in differ if explicit is None or explicit(d[0])]
+    if chosen:
+        raise ckpt_mismatch_error(chosen)
+    if not differ:
+        return
+    # Where and how this run reads (dataset.root, num_workers …) stay this run's, as the command-line keys do.
+    runtime = runtime_keys(config)
+    with open_dict(cfg):
+        for group, _, _ in differ:
+            own = {k: OmegaConf.select(cfg, k) for k in _set_keys(cfg[group], f"{group}.")
+                   if explicit(k) or k in runtime}
+            cfg[group] = OmegaConf.create(config[group])
+            for key, value in own.items():
+                OmegaConf.update(cfg, key, value, merge=False)
+    if note is not None:
+        note(f"ckpt: {' '.join(f'{g}={t}' for g, t, _ in differ)} taken from the checkpoint "
+             f"(the command line chose no {' / '.join(g for g, _, _ in differ)})")
+
+
 def check_ckpt(cfg: DictConfig) -> None:
     """ckpt= is a readable snnx checkpoint for this dataset/model/act (loaded weights-only, nothing executed)."""
     if cfg.ckpt is None:
         return
-    path = str(cfg.ckpt)
     check_ckpt_exists(cfg)
-    config = _load_ckpt(path)
-    for group in ("dataset", "model", "act"):
-        mine, theirs = cfg[group].name, config[group]["name"]
-        if mine != theirs:
-            raise ConfigError(f"the checkpoint was trained with {group}={theirs} but this run asks for {group}={mine}.",
-                              key=f"ckpt / {group}",
-                              fix=f"Add {group}={theirs} to the command, or use a checkpoint trained with {group}={mine}.")
+    config = _load_ckpt(str(cfg.ckpt))
+    differ = [(g, str(config[g]["name"]), str(cfg[g].name)) for g in CKPT_SECTIONS if cfg[g].name != config[g]["name"]]
+    if differ:
+        raise ckpt_mismatch_error(differ)
+
+
+def check_sweep_dir(cfg: DictConfig) -> None:
+    """table.sweep_dir, for `snnx table`: a folder that holds results.csv files."""
+    if cfg.stage != "table" or not cfg.table.get("sweep_dir"):
+        return
+    path = str(cfg.table.sweep_dir)
+    fix = ("Point it at a sweep's directory (a multirun prints it when it ends: `snnx table "
+           "table.sweep_dir=<dir>`) or at any folder above runs, or drop it to read every run under paths.root.")
+    if not os.path.isdir(path):
+        problem = f"{path!r} is a file, not a folder" if os.path.exists(path) else f"there is no folder {path!r}"
+        raise ConfigError(f"{problem}, so there are no results to tabulate.", key="table.sweep_dir", fix=fix)
+    if next(iter(Path(path).rglob("results.csv")), None) is None:
+        raise ConfigError(f"there is no results.csv under {path!r}, so there is nothing to tabulate.",
+                          key="table.sweep_dir", fix=fix)
 
 
 def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str], None] | None = _print_note,
@@ -475,6 +532,8 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     if check_paths:
         apply_saved_snn(cfg, explicit)
     check_missing(cfg)
+    if check_paths:
+        apply_ckpt(cfg, explicit, note)  # before the checks of the sections it may replace
     check_stage(cfg)
     check_declared(cfg)
     check_device(cfg)
@@ -488,6 +547,7 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     if check_paths:
         check_ckpt_exists(cfg)  # cheap checks first: the ones below import torch
         check_init_from_file(cfg)
+        check_sweep_dir(cfg)
     check_model_dataset(cfg)
     check_per_site(cfg)
     if check_paths:

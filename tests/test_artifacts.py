@@ -166,3 +166,7 @@ def test_joblib_multirun_jobs_share_one_training(tmp_path):
     assert both.count("epoch 1/1") == 1, both
     assert both.count("reusing") == 1, both
     assert len(cache_dirs(root)) == 1
+    # The jobs' lines interleave, so each log line names its job.
+    jobs = [line for line in done.stdout.splitlines() if "epoch 1/1" in line or "reusing" in line]
+    assert sorted(line.split("]] ", 1)[0] + "]]" for line in jobs) == ["[job 0/2 sim.T=[1]]", "[job 1/2 sim.T=[2]]"]
+    assert "multirun: 2 jobs" in done.stdout and "aggregate them: snnx table table.sweep_dir=" in done.stdout

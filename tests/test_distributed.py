@@ -138,7 +138,8 @@ def test_ddp_run_trains_the_single_process_ann_and_only_rank_0_writes(tmp_path):
     ref_log = pd.read_csv(single_root / "cache" / "ann" / reference.key / "train.csv")
     assert list(log["epoch"]) == [1, 2, 3]
     pd.testing.assert_series_equal(log["train_loss"], ref_log["train_loss"], atol=1e-3, rtol=0)
-    assert torch.load(directory / "train_last.pt", weights_only=True)["rng_ranks"].__len__() == 2
+    # The resume checkpoint goes once model.pt is written (its per-rank RNG: test_killed_ddp_run_resumes_…).
+    assert not (directory / "train_last.pt").exists()
 
     # Rank 0 alone went on to simulate: one run directory, one results.csv; rank 1's run dir was temporary.
     runs = [p for p in (ddp_root / "runs").glob("*/*") if p.is_dir()]

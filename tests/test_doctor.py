@@ -367,3 +367,69 @@ def test_rate_limit_is_the_ann_with_its_quantisers_clipped():
 ])
 def test_rate_limit_finding_needs_two_images_and_half_a_point(ann_acc, limit, images, expected):
     assert bool(doctor.rate_limit_findings(ann_acc, limit, images)) == expected
+
+
+# -- once per run -------------------------------------------------------------------------------
+def _printed(monkeypatch, findings) -> str:
+    """What the stage prints for ``findings`` (its panel, on a wide console)."""
+    import io
+
+    from rich.console import Console
+
+    from snnx.stages import doctor as doctor_stage
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(doctor_stage, "console", Console(file=buffer, width=400, color_system=None))
+    doctor_stage.show(findings)
+    return buffer.getvalue()
+
+
+def test_a_dead_ann_prints_output_at_chance_once_with_its_ts(lenet, monkeypatch):
+    model, _, images, labels = lenet
+    dead = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in dead.parameters():
+            p.zero_()
+    train = build_dataset("digits", "train", augment=False, limit=200)
+    stats = calibrate(dead, (x for x, _ in DataLoader(train, batch_size=200)), percentile=99.99, num_batches=1,
+                      device=torch.device("cpu"))
+    snn, _ = convert(dead, method="maxnorm", stats=stats, convert={"name": "maxnorm"})
+    report = doctor.examine(snn, dead, images[:60], labels[:60], [1, 2, 4], num_classes=10)
+    at_chance = [f for f in report.findings if f.finding == "output_at_chance"]
+    assert [f.T for f in at_chance] == [1, 2, 4]  # doctor.csv: one row per finding and T
+    assert len(doctor.frame(report.findings)) == len(report.findings)
+    text = _printed(monkeypatch, report.findings)
+    lines = [line for line in text.splitlines() if "output_at_chance" in line]
+    assert len(lines) == 1 and "T=1,2,4 " in lines[0], text
+    # The title counts the printed lines, not the rows.
+    groups = doctor.grouped(report.findings)
+    errors = sum(g[0].severity == "error" for g in groups)
+    assert errors < sum(f.severity == "error" for f in report.findings)
+    assert f"doctor: {errors} errors" in text
+
+
+def test_output_at_chance_naming_another_layer_at_another_T_is_still_one_line(monkeypatch):
+    findings = [doctor.Finding(T, layer, "output_at_chance", acc, "error", f"accuracy {acc} %", fix)
+                for T, layer, acc, fix in [(1, "a", 10.0, "x"), (2, "b", 11.0, "y"), (4, "a", 9.0, "x")]]
+    findings.append(doctor.Finding(2, "b", "dead_layer", 0.0, "error", "m", "z"))
+    groups = doctor.grouped(findings)
+    assert [[f.T for f in g] for g in groups] == [[1, 2, 4], [2]]
+    text = _printed(monkeypatch, findings)
+    [line] = [line for line in text.splitlines() if "output_at_chance" in line]
+    assert "T=1,2,4 output_at_chance" in line and "a at T=1,4; b at T=2" in line and "x; or y" in line
+
+
+def test_doctor_false_skips_the_automatic_check(trained):
+    from snnx.app import compose
+    from snnx.stages import simulate
+    from snnx.validate import validate
+
+    from conftest import RELU
+
+    cfg = compose("simulate", [*[o for o in RELU if not o.startswith("sim.T")], "sim.T=[1,4]", "doctor=false",
+                               f"paths.root={trained['root']}", "device=cpu"])
+    validate(cfg, note=None)
+    result = simulate.run(cfg)
+    out = Path(result["run_dir"])
+    assert (out / "results.csv").exists() and not (out / "doctor.csv").exists()
+    assert result["doctor"] is None

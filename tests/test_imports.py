@@ -23,7 +23,7 @@ LAYERS = [
     ("snnx.stages",),                                        # config → plain arguments, one function per stage
     ("snnx.composition",),                                   # composing a config (another preset's, too) with Hydra
     ("snnx.validate",),                                      # semantic checks of a composed config
-    ("snnx.pipeline", "snnx.doctor", "snnx.tables"),         # the work behind the stages
+    ("snnx.pipeline", "snnx.doctor", "snnx.tables", "snnx.clean"),  # the work behind the stages
     ("snnx.snn_file",),                                      # a converted SNN as a file and back
     ("snnx.trainer", "snnx.calibration", "snnx.ann"),
     ("snnx.distributed",),
@@ -33,6 +33,7 @@ LAYERS = [
     ("snnx.models", "snnx.data"),
     ("snnx.activations", "snnx.neurons"),                    # the ANN side never imports the SNN side
     ("snnx.kernels",),
+    ("snnx.progress",),                                      # progress bars over batches
     ("snnx.registry", "snnx.seeding", "snnx.console", "snnx.lazy"),
     ("snnx.errors", "snnx"),
 ]

@@ -496,9 +496,9 @@ def _denggu_sigma(k: int, n: int, residual: bool) -> float:
 
 
 def _empirical_std(weight: torch.Tensor) -> float:
-    values = [float(v) for v in weight.detach().double().flatten()]
-    mean = sum(values) / len(values)
-    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    """The sample standard deviation (n − 1), written out in float64."""
+    values = weight.detach().double().flatten()
+    return float(((values - values.mean()) ** 2).sum() / (values.numel() - 1)) ** 0.5
 
 
 def test_denggu_init_std_matches_the_formula():

@@ -124,5 +124,5 @@ def test_optuna_msat_search_through_the_cli(trained, tmp_path):
     assert len(jobs) == 3
     # The best value is SNN accuracy at T=4 of one of the trials.
     at_t = [float(pd.read_csv(p).set_index("T").loc[4, "acc"]) for p in jobs]
-    assert result["best_value"] == pytest.approx(max(at_t))
+    assert result["best_value"] == pytest.approx(max(at_t), abs=0.005)  # results.csv: 2 decimals
     assert all(pd.read_csv(p)["convert"].iloc[0] == "msat" for p in jobs)

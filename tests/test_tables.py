@@ -460,8 +460,12 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_summary_writes_csv_and_png(tmp_path):
     write_run(tmp_path, "a", accs={1: 10.0, 2: 50.0, 4: 90.0}, ann=95.0)
-    proc = run_cli("table=summary", f"paths.root={tmp_path}")
+    # -X importtime lists every module the command imported: a table needs no torch (it starts in ~1.5 s, not 5).
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(SNNX), "table", "table=summary",
+                           f"paths.root={tmp_path}"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "pandas" in imported and "torch" not in imported
     csv = tmp_path / "tables" / "summary.csv"
     assert pd.read_csv(csv)["T=4"].iloc[0] == pytest.approx(90.0)
     assert png_size(tmp_path / "tables" / "summary.png")[0] > 300
@@ -580,3 +584,126 @@ def test_csqcfs_tables_6_and_7_place_every_reported_cell():
         assert len(reported) == {"Table 6": 2, "Table 7": 9}[table]
         result = build_table(lay, pd.DataFrame(), reported)
         assert sum(len(r.cells) for r in result.rows) == len(reported) and not result.notes
+
+
+# -- plots you can read, columns that fit the value, rounded numbers --------------------------------------
+def _msat_sweep(root: Path, anns=(95.0, 95.0, 96.0, 97.0)) -> list[float]:
+    """Four MSAT settings of one act/convert pair (convert.alpha as a sweep writes it); returns the alphas."""
+    alphas = [0.01, 0.030000000000000002, 0.1, 0.3]
+    for i, (alpha, ann) in enumerate(zip(alphas, anns)):
+        write_run(root, f"m{i}", accs={1: 40.0 + i, 4: 70.0 + i, 16: 88.0 + i}, ann=ann, convert="msat",
+                  config={"convert.alpha": alpha})
+    return alphas
+
+
+def test_each_setting_has_its_own_colour_and_its_ann_line_shares_it(tmp_path):
+    from matplotlib.colors import to_hex
+
+    from snnx.tables.plot import draw_table
+
+    anns = (95.0, 95.0, 96.0, 97.0)
+    _msat_sweep(tmp_path, anns)
+    result = load_table(layout(), tmp_path)
+    assert list(result.frame["setting"]) == [f"convert.alpha={a}" for a in ("0.01", "0.03", "0.1", "0.3")]
+    fig = draw_table(result)
+    (ax,) = fig.axes
+    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() != "-"]
+    # setting i was written with accuracy 40 + i at T=1 (the line's first point)
+    colour_of = {int(line.get_ydata()[0]) - 40: to_hex(line.get_color()) for line in solid}
+    assert sorted(colour_of) == [0, 1, 2, 3] and len(set(colour_of.values())) == 4
+    ann_colours: dict[float, set] = {}
+    for line in dashed:
+        ann_colours.setdefault(float(line.get_ydata()[0]), set()).add(to_hex(line.get_color()))
+    # Each ANN line in its setting's colour, at its setting's ANN; two settings sharing an ANN show both colours.
+    assert ann_colours == {ann: {colour_of[i] for i in range(4) if anns[i] == ann} for ann in set(anns)}
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "qcfs / msat [convert.alpha=0.03]" in legend and not any("0.0300000" in t for t in legend)
+    assert fig._suptitle.get_text() == "test"
+
+
+def test_a_paper_row_shares_the_colour_of_its_one_snnx_line():
+    from snnx.tables.pivot import Row
+    from snnx.tables.plot import _line_styles
+
+    lay = layout(rows=["dataset", "model", "method"], methods=[{"label": "QCFS", "paper": {"method": "QCFS"},
+                                                                 "snnx": {"act": "qcfs"}}])
+    result = type("R", (), {"layout": lay})()
+    rows = [Row({"method": "QCFS"}, "reported"), Row({"method": "QCFS"}, "snnx", setting="convert=cos"),
+            Row({"method": "Other"}, "reported")]
+    styles = _line_styles(rows, result)
+    assert styles["QCFS"][0] == styles["QCFS [convert=cos]"][0] != styles["Other"][0]
+    styles = _line_styles([*rows, Row({"method": "QCFS"}, "snnx", setting="convert=qcfs")], result)
+    assert len({styles[k][0] for k in ("QCFS", "QCFS [convert=cos]", "QCFS [convert=qcfs]")}) == 3
+
+
+def test_the_title_comes_from_table_name_unless_the_layout_has_its_own(tmp_path):
+    summary = yaml.safe_load((REPO / "conf" / "table" / "summary.yaml").read_text())
+    assert Layout.from_dict(summary).title == "snnx results"
+    assert Layout.from_dict({**summary, "name": "msat_sweep"}).title == "msat_sweep"
+    paper = yaml.safe_load((REPO / "conf" / "table" / "csqcfs_table1.yaml").read_text())
+    assert Layout.from_dict({**paper, "name": "mine"}).title == paper["title"]
+    write_run(tmp_path, "a", accs={1: 50.0, 4: 90.0}, ann=95.0)
+    from snnx.tables.plot import draw_table
+
+    result = load_table(Layout.from_dict({**summary, "name": "msat_sweep"}), tmp_path)
+    assert result.title == "msat_sweep" and draw_table(result)._suptitle.get_text() == "msat_sweep"
+
+
+def test_the_ann_column_holds_the_anns_value_of_the_tables_metric(tmp_path):
+    from snnx.tables.pivot import format_number
+
+    write_run(tmp_path, "a", accs={1: 50.0, 4: 90.0}, ann=95.0)  # ann_energy_mj 5e-3, ann_macs 1e6 (write_run)
+    written = pd.read_csv(tmp_path / "runs" / "a" / "results.csv").iloc[0]
+    expected = {"acc": format_number(written["ann_acc"], "ANN"),
+                "conversion_loss": format_number(written["ann_acc"], "ANN"),
+                "energy_mj": format_number(written["ann_energy_mj"], "energy_mj"),
+                "macs": format_number(written["ann_macs"], "macs"),
+                "spikes_per_neuron": None, "negative_spikes_per_neuron": None, "sops": None}
+    for value, ann in expected.items():
+        frame = load_table(layout(value=value), tmp_path).frame
+        if ann is None:
+            assert "ANN" not in frame.columns, value
+        else:
+            assert frame["ANN"].iloc[0] == ann, value
+    assert expected["energy_mj"] == "0.005" and expected["macs"] == "1e+06"
+    # The T columns keep the table's metric at each T: spikes_per_neuron = 0.1·T (write_run).
+    assert load_table(layout(value="spikes_per_neuron"), tmp_path).frame["T=4"].iloc[0] == "0.4"
+
+
+def test_a_paper_layout_for_energy_takes_no_ann_accuracy_from_the_paper(tmp_path):
+    write_run(tmp_path, "q", accs={2: 90.0, 4: 93.0}, ann=95.0, dataset="cifar10", model="vgg16")
+    acc = load_table(conf_layout("csqcfs_table1"), tmp_path)
+    assert any(r.source == "reported" and "ANN" in r.cells for r in acc.rows)
+    energy = load_table(conf_layout("csqcfs_table1", value="energy_mj"), tmp_path)
+    assert not any(r.source == "reported" and "ANN" in r.cells for r in energy.rows)
+    assert [r.cells["ANN"].text for r in energy.rows if r.source == "snnx"] == ["0.005"]
+
+
+def test_settings_are_rounded_for_reading_unless_that_merges_two():
+    from snnx.tables.layout import display
+    from snnx.tables.pivot import _setting_texts
+
+    assert [display(v) for v in (0.030000000000000002, 4.0, "0.1", 1e-5, float("inf"), "msat", None)] == \
+        ["0.03", "4", "0.1", "1e-05", "inf", "msat", None]
+    ids = [json.dumps({"convert.alpha": a, "seed": 0}) for a in (0.030000000000000002, 0.1)]
+    assert sorted(_setting_texts(ids).values()) == ["convert.alpha=0.03", "convert.alpha=0.1"]
+    close = [json.dumps({"convert.alpha": a}) for a in (0.03, 0.030000000000000002)]
+    assert sorted(_setting_texts(close).values()) == ["convert.alpha=0.03", "convert.alpha=0.030000000000000002"]
+
+
+def test_the_sweep_objective_is_rounded_as_the_tables_print_it():
+    from omegaconf import OmegaConf
+
+    from snnx.stages import objective_value
+    from snnx.tables.layout import rounded
+
+    frame = pd.DataFrame({"T": [4, 16], "acc": [37.39999999999999, 90.0], "energy_mj": [0.000123456789, 1.0],
+                          "conversion_loss": [0.20000000000000284, 0.0]})
+    cfg = lambda metric: OmegaConf.create({"objective": {"metric": metric, "T": 4}})  # noqa: E731
+    assert objective_value(cfg("acc"), {"results": frame}) == 37.4
+    assert objective_value(cfg("conversion_loss"), {"results": frame}) == 0.2
+    assert objective_value(cfg("energy_mj"), {"results": frame}) == 0.000123457
+    assert objective_value(cfg("ann_acc"), {"metrics": {"test_acc": 97.12000000000001}}) == 97.12
+    assert objective_value(OmegaConf.create({"objective": {"metric": None, "T": None}}), {"results": frame}) is None
+    assert math.isnan(rounded(float("nan"), "acc"))

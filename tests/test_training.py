@@ -82,6 +82,28 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     cols = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
     pd.testing.assert_frame_equal(log[cols], reference[cols])
     assert not list(directory.glob(".*.tmp")), "a temp file survived the kill and the rerun"
+    assert not (directory / "train_last.pt").exists()  # the resume point goes once model.pt is written
+
+
+def test_ctrl_c_ends_with_one_line_naming_the_epoch_to_resume_from(tmp_path):
+    """SIGINT (Ctrl-C) once an epoch is saved: exit status 130, no traceback, one line on stderr."""
+    import signal
+    import subprocess
+
+    victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=50", "dataset.limit_train=256",
+                        f"paths.root={tmp_path}", cwd=tmp_path, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(tmp_path)), timeout=240,
+                        proc=victim), victim.communicate()
+        victim.send_signal(signal.SIGINT)
+        _, err = victim.communicate(timeout=60)
+    finally:
+        if victim.poll() is None:
+            kill_group(victim)
+    (directory,) = cache_dirs(tmp_path)
+    saved = torch.load(directory / "train_last.pt", weights_only=True)["epoch"]  # 0-based
+    assert victim.returncode == 130, err
+    assert err.splitlines() == [f"snnx: interrupted; rerun the same command to resume from epoch {saved + 2}"]
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):

@@ -72,7 +72,29 @@ class FileLayout:
                 f"Put them there, or set dataset.root (or the SNNX_DATA environment variable) to the folder that "
                 f"contains {self.folder.split(os.sep)[0]}/, or pass dataset.download=true on a machine with internet."
             )
+            parent = self.root_above(root)
+            if parent is not None:
+                inside = os.path.join(*self.folder.split(os.sep)[:self._depth_inside(root)])
+                fix = (f"dataset.root points inside {inside}/: use the parent folder, dataset.root={parent} "
+                       f"(the folder that contains {self.folder.split(os.sep)[0]}/).")
         return DataError(problem, key="dataset.root", fix=fix)
+
+    def _depth_inside(self, root: str | os.PathLike) -> int:
+        """How many levels of ``folder`` the root already names at its end (cifar-10-batches-py: 1)."""
+        parts = self.folder.split(os.sep)
+        tail = absolute(root).split(os.sep)
+        for depth in range(len(parts), 0, -1):
+            if tail[-depth:] == parts[:depth]:
+                return depth
+        return 0
+
+    def root_above(self, root: str | os.PathLike) -> str | None:
+        """The folder ``root`` should have been when it points inside the dataset's own folder (…/cifar-10-
+        batches-py, …/MNIST/raw): the first place users look when the files are not found. None otherwise."""
+        depth = self._depth_inside(root)
+        if not depth:
+            return None
+        return os.sep.join(absolute(root).split(os.sep)[:-depth]) or os.sep
 
     def check_present(self, params: Mapping[str, Any]) -> None:
         """A DataError naming what is missing, when the files are not under ``params["root"]``."""

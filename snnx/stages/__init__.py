@@ -15,13 +15,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from snnx import distributed
-from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
 from snnx.composition import compose_checked
 from snnx.errors import ConfigError
-from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
-from snnx.seeding import resolve_device
+from snnx.tables.layout import rounded
 from snnx.validate import validate
+
+# The stages that build, train or simulate networks need torch, and each imports the snnx modules that load it
+# (snnx.pipeline, snnx.artifacts, snnx.distributed, snnx.seeding) inside the function that uses them: `snnx table`
+# runs through this package and never loads torch.
 
 
 def plain_config(cfg: DictConfig) -> dict:
@@ -49,6 +50,9 @@ def resolve_init_from(config: dict, overrides: list[str] | None = None, _chain: 
     dataset.limit_train, train.epochs …: the same net at the same scale) and the run's paths and device;
     its own train.init_from is resolved in turn. Returns ``config`` (changed in place).
     """
+    # snnx.artifacts loads torch: `snnx table` imports this package and must not wait for it
+    from snnx.artifacts import INIT_FROM_EXPERIMENT, INIT_SOURCE_KEY
+
     ref = str((config.get("train") or {}).get("init_from") or "")
     if not ref.startswith(INIT_FROM_EXPERIMENT) or isinstance(config.get(INIT_SOURCE_KEY), dict):
         return config
@@ -90,6 +94,9 @@ def run_dir(cfg: DictConfig) -> Path:
 def prepare_snn(config: dict, upstream: dict | None, device) -> tuple:
     """``(ann, stats, snn, method)``: the upstream stage's ANN and statistics when it passed them on, else the
     cached (or newly trained / calibrated) ones; stats is None for methods that need none."""
+    # snnx.pipeline loads torch: `snnx table` imports this package and must not wait for it
+    from snnx.pipeline import build_snn, ensure_ann, ensure_stats, needs_stats
+
     ann = upstream["ann"] if upstream else ensure_ann(config, device)
     stats = None
     if needs_stats(config):
@@ -100,14 +107,20 @@ def prepare_snn(config: dict, upstream: dict | None, device) -> tuple:
 
 
 def run_stage(cfg: DictConfig) -> dict:
-    # The stage modules import this package's helpers (plain_config, run_dir): at the top this would be a cycle.
-    from snnx.stages import calibrate, convert, doctor, run, simulate, table, train
-
-    stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
-              "simulate": simulate.run, "run": run.run, "table": table.run, "doctor": doctor.run}
     # torchrun sets WORLD_SIZE; validate() has made sure train.distributed=true then (but for `table`).
     if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and distributed_training(cfg):
         return {}
+    if cfg.stage == "table":
+        # The stage modules import this package's helpers (a cycle at the top); `table` alone, because the
+        # others load torch and a table must come up in well under two seconds without it.
+        from snnx.stages import table
+
+        return table.run(cfg)
+    # The stage modules import this package's helpers (plain_config, run_dir): at the top this would be a cycle.
+    from snnx.stages import calibrate, convert, doctor, run, simulate, train
+
+    stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
+              "simulate": simulate.run, "run": run.run, "doctor": doctor.run}
     return stages[cfg.stage](cfg)
 
 
@@ -116,6 +129,11 @@ def distributed_training(cfg: DictConfig) -> bool:
 
     Returns True in the processes other than rank 0, which then have nothing left to do.
     """
+    # snnx.distributed, snnx.pipeline and snnx.seeding load torch: `snnx table` must not wait for them
+    from snnx import distributed
+    from snnx.pipeline import ensure_ann
+    from snnx.seeding import resolve_device
+
     config = plain_config(cfg)
     if cfg.stage != "table" and config["train"]["distributed"]:
         device = resolve_device(config["device"])
@@ -130,12 +148,13 @@ def distributed_training(cfg: DictConfig) -> bool:
 
 
 def objective_value(cfg: DictConfig, result: dict) -> float | None:
-    """``objective.metric`` of a finished stage (at ``objective.T``), for a sweeper that optimises."""
+    """``objective.metric`` of a finished stage (at ``objective.T``), for a sweeper that optimises; rounded as
+    the tables print it (Optuna prints and records the number it is given)."""
     metric = cfg.objective.metric
     if metric is None or not result:
         return None
     if metric == "ann_acc":
-        return float(result["ann_acc"] if "ann_acc" in result else result["metrics"]["test_acc"])
+        return rounded(result["ann_acc"] if "ann_acc" in result else result["metrics"]["test_acc"], metric)
     frame = result["results"]
     T = cfg.objective.T if cfg.objective.T is not None else int(frame["T"].max())
-    return float(frame.loc[frame["T"] == T, metric].iloc[0])
+    return rounded(frame.loc[frame["T"] == T, metric].iloc[0], metric)

@@ -3,9 +3,11 @@
 ``snnx doctor <overrides of run>`` builds (or finds in the cache) the ANN, its
 calibration and the SNN exactly as ``simulate`` does, simulates one batch of
 test images over sim.T with per-layer recording, and prints the findings in a
-panel (one "doctor: no findings" line when healthy); ``doctor.csv`` in the run
-directory holds the same findings. ``after_simulate`` runs the same analysis on
-the rows a ``simulate`` / ``run`` already recorded, printing only findings.
+panel, each once with the Ts it holds for (one "doctor: no findings" line when
+healthy); ``doctor.csv`` in the run directory holds the same findings, one row
+per finding and T. ``after_simulate`` runs the same analysis on the rows a
+``simulate`` / ``run`` already recorded, printing only findings (``doctor=false``
+turns that automatic check off).
 """
 
 from __future__ import annotations
@@ -88,26 +90,39 @@ def _value(f: doctor.Finding) -> str:
 
 
 def show(findings: list[doctor.Finding], *, quiet_when_healthy: bool = False) -> None:
-    """A rich panel, one line per finding (merged over T); one line when there is none."""
+    """A rich panel, one line per finding with the Ts it holds for (a finding that holds at several T is
+    printed once); one line when there is none."""
     if not findings:
         if not quiet_when_healthy:
             console.print("doctor: no findings")
         return
     lines = Text()
-    for i, (ts, first, last) in enumerate(doctor.group(findings)):
+    groups = doctor.grouped(findings)
+    for i, members in enumerate(groups):
+        first, last = members[0], members[-1]
+        ts = [f.T for f in members if f.T is not None]
         colour, mark = _STYLE[first.severity]
         if i:
             lines.append("\n")
         lines.append(f"{mark} ", style=f"bold {colour}")
-        where = " ".join(x for x in (_ts(ts), first.layer) if x)
+        # A network-wide finding may name another layer at another T: then each layer with its Ts.
+        layers: dict[str, list[int]] = {}
+        for f in members:
+            layers.setdefault(f.layer, []).extend([f.T] if f.T is not None else [])
+        where = " ".join(x for x in (_ts(ts), first.layer if len(layers) == 1 else "") if x)
         if where:
             lines.append(where + " ", style="bold")
         value = _value(first) if first is last or _value(first) == _value(last) else \
             f"{_value(first)} (T={first.T}) … {_value(last)} (T={last.T})"
         lines.append(f"{first.finding}" + (f" = {value}" if value else "") + ": ", style=colour)
         lines.append(first.message)
-        lines.append(f" → {first.suggestion}", style="dim")
-    counts = {s: sum(f.severity == s for f in findings) for s in doctor.SEVERITIES}
+        if len(layers) > 1:
+            lines.append(" (here = " + "; ".join(f"{name or 'no layer'} at {_ts(at)}" for name, at in layers.items())
+                         + ")")
+        suggestions = list(dict.fromkeys(f.suggestion for f in members))
+        lines.append(f" → {'; or '.join(suggestions)}", style="dim")
+    # The title counts the lines shown, not the (finding, T) rows of doctor.csv.
+    counts = {s: sum(members[0].severity == s for members in groups) for s in doctor.SEVERITIES}
     title = "doctor: " + ", ".join(f"{n} {s}{'s' if n > 1 else ''}" for s, n in counts.items() if n)
     console.print(Panel(lines, title=title, title_align="left", border_style=_STYLE[findings_worst(findings)][0]))
 
@@ -137,7 +152,8 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     report = doctor.examine(snn, ann.model, images, labels, config["sim"]["T"],
                             num_classes=dataset_info(config["dataset"]["name"]).num_classes, device=device,
                             dtype=_dtype(config), chunk=config["sim"]["chunk"],
-                            departures=departure_findings(config, preset_name()))
+                            departures=departure_findings(config, preset_name()),
+                            progress=config.get("progress", True))
     write_csv(doctor.frame(report.findings), out / "doctor.csv")
     accs = ", ".join(f"T={T} {a:.1f} %" for T, a in report.accuracy.items())
     log(f"ANN {report.ann_acc:.1f} %, SNN {accs} on these images")

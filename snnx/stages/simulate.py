@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from omegaconf import DictConfig
+from rich.markup import escape
 from rich.table import Table
 
-from snnx.console import console, log
+from snnx.console import console, job_label, log
 from snnx.pipeline import TrainedANN, simulate
 from snnx.snn_file import load
 from snnx.stages import convert, doctor
@@ -23,8 +24,8 @@ def print_results(frame, ann_acc: float, title: str) -> None:
         table.add_row(str(row.T), f"{row.acc:.2f}", f"{row.conversion_loss:+.2f}", f"{row.spikes_per_neuron:.3f}",
                       f"{row.sops:.3g}", f"{row.energy_mj:.3g}")
     console.print(table)
-    console.print(f"ANN accuracy {ann_acc:.2f}%   ANN energy {frame['ann_energy_mj'].iloc[0]:.3g} mJ/img "
-                  f"({frame['ann_macs'].iloc[0]:.3g} MACs)")
+    log(f"ANN accuracy {ann_acc:.2f}%   ANN energy {frame['ann_energy_mj'].iloc[0]:.3g} mJ/img "
+        f"({frame['ann_macs'].iloc[0]:.3g} MACs)")
 
 
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
@@ -39,6 +40,8 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
     frame = result["results"]
     title = (f"{config['dataset']['name']} / {config['model']['name']} / act={config['act']['name']} / "
              f"convert={config['convert']['name']}")
+    if job_label():  # a multirun job: its table says which job (and which overrides) it is
+        title = f"{escape(job_label())} {title}"
     print_results(frame, result["ann_acc"], title)
     log(f"results → {out / 'results.csv'}")
     findings = run_doctor(cfg, {**upstream, **result}, out)
@@ -59,6 +62,8 @@ def run_doctor(cfg: DictConfig, result: dict, out) -> list | None:
 
     The diagnosis never fails the simulation: a doctor error is reported in one line (raised under debug=true).
     """
+    if not cfg.get("doctor", True):  # doctor=false: no automatic check (no doctor.csv)
+        return None
     try:
         return doctor.after_simulate(cfg, result, out)
     except Exception as exc:

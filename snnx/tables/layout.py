@@ -47,11 +47,16 @@ ANN: acc = ann_acc, no SOPs/ACs, MACs = ann_macs, energy = ann_energy_mj (in a
 long layout once per run, with T empty). Reported cells without a T land in a
 long layout's row with T empty (Yang et al. 2025, Table 7 states none).
 Without `methods` or `paper` (the `summary` layout) rows are raw results.csv
-columns.
+columns; renamed (`table.name=msat_sweep`) with the summary's title left as it
+is, the table takes its name as its title. A wide layout's ANN column holds the
+ANN's value of `value`: its accuracy for acc and the losses, ann_energy_mj for
+energy_mj, ann_macs for macs; a spikes or SOPs table has none (an ANN neither
+spikes nor accumulates).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -90,10 +95,17 @@ ANN_METRICS = {"sops": None, "acs_m": None, "macs": "ann_macs", "macs_m": "ann_m
 RELU_LOSS = "conversion_loss_relu"
 # The paper CSV's variant for those cells; a layout with a conversion_loss_relu column puts them there.
 RELU_LOSS_VARIANT = "vs regular ReLU ANN"
+# What a wide layout's ANN column holds for each `value` (the T columns' metric): the results.csv column and a
+# factor. The loss columns are measured from the ANN's accuracy, so they keep it; an ANN neither spikes nor
+# accumulates, so a spikes or SOPs/ACs table has no ANN column at all.
+ANN_COLUMN = {"acc": ("ann_acc", 1.0), "conversion_loss": ("ann_acc", 1.0), "conversion_loss_relu": ("ann_acc", 1.0),
+              "energy_mj": ("ann_energy_mj", 1.0), "macs": ("ann_macs", 1.0), "macs_m": ("ann_macs", 1e-6)}
 PER_T_METRICS = ("acc", "conversion_loss", RELU_LOSS, "spikes_per_neuron", "negative_spikes_per_neuron", "sops",
                  "macs", "energy_mj", *DERIVED_METRICS)
 PAPER_KEYS = ("dataset", "model", "arch", "method", "variant", "table", "T", "metric", "note")
 LABEL_KEY = "method"  # the row key that holds a layout row's label (the paper's "Method" column)
+# The summary layout's title: a table renamed with table.name=… (and no title of its own) is titled by its name.
+DEFAULT_NAME, DEFAULT_TITLE = "summary", "snnx results"
 def default_embedded_filters() -> dict:
     """The filter that picks embedded-scale runs: the datasets that ship inside installed packages."""
     return {"dataset": embedded_datasets()}
@@ -197,6 +209,12 @@ class Layout:
         return list(self.rows) + (["T"] if self.layout == "long" and "T" not in self.rows else [])
 
     @property
+    def ann_source(self) -> tuple[str, float] | None:
+        """(results.csv column, factor) behind the ANN column; None: this table has no ANN column. A long
+        layout's ANN column is the ANN's accuracy, whatever it plots."""
+        return ANN_COLUMN.get(self.value) if self.layout == "wide" else ("ann_acc", 1.0)
+
+    @property
     def panel_keys(self) -> list[str]:
         if self.panels is not None:
             return list(self.panels)
@@ -265,8 +283,11 @@ class Layout:
             if unknown:
                 raise ConfigError(f"panel keys {unknown} are not row keys {rows}.", key="table.panels",
                                   fix="Panels group rows, so pick them from table.rows (or leave table.panels empty).")
+        title = str(raw.get("title") or name)
+        if title == DEFAULT_TITLE and name != DEFAULT_NAME:
+            title = name
         return cls(
-            name=name, title=str(raw.get("title") or name), paper=paper,
+            name=name, title=title, paper=paper,
             paper_tables=_str_list(raw.get("paper_tables") or [], "table.paper_tables", allow_empty=True),
             kind=kind, layout=layout, rows=rows, columns=columns, T=time_steps, value=value, filters=filters,
             methods=methods, reported_rest=bool(raw.get("reported_rest", True)), embedded=bool(raw.get("embedded", False)),
@@ -379,6 +400,37 @@ def norm(value: Any) -> str | None:
     except ValueError:
         return text
     return norm(number)
+
+
+def display(value: Any) -> str | None:
+    """:func:`norm` for people: a fractional number to 6 significant digits (0.030000000000000002 → 0.03)."""
+    text = norm(value)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if number.is_integer() or not math.isfinite(number) else f"{number:.6g}"
+
+
+# Percentages (accuracy, and losses in % points) as the papers print them: 2 decimals.
+PERCENT_METRICS = ("acc", "ann_acc", "conversion_loss", RELU_LOSS)
+
+
+def rounded(value: float, metric: str) -> float:
+    """``value`` of ``metric`` at the precision it is read at (a sweep's objective, say): percentages to
+    2 decimals, other metrics to 6 significant digits; floating-point noise (37.39999999999999) goes."""
+    value = float(value)
+    if not math.isfinite(value):
+        return value
+    return round(value, 2) if metric in PERCENT_METRICS else float(f"{value:.6g}")
+
+
+def ann_line_shown(layout: "Layout") -> bool:
+    """Whether the figure draws the ANN's value as a line: only where it is the quantity on the y axis."""
+    source = layout.ann_source
+    return source is not None and (layout.value == "acc" or source[0] != "ann_acc")
 
 
 def matches(value: Any, wanted: Any) -> bool:

@@ -20,7 +20,9 @@ Output layout (one CSV row per table row and source):
 Wide layouts have one column per T (`T=4`, `T>=64`, `T=400-600`) plus
 run-level columns (`ANN`, `SNN best`, `loss`, `final acc`, `final T`,
 `MaxDiff`, `AvgDiff`); long layouts have T as a row key and per-T metrics as
-columns (Deng & Gu Table 1).
+columns (Deng & Gu Table 1). Accuracies and losses print with 2 decimals,
+other metrics with 4 significant digits; a setting's numbers are rounded for
+reading (`convert.alpha=0.03`, not 0.030000000000000002).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pandas as pd
 
 from snnx.errors import ConfigError
 from snnx.tables.layout import (ANN_METRICS, DERIVED_METRICS, LABEL_KEY, PAPER_METRIC, PER_T_METRICS, RELU_LOSS,
-                                RELU_LOSS_VARIANT, SUMMARY_COLUMNS, Layout, TSpec, matches, norm)
+                                RELU_LOSS_VARIANT, SUMMARY_COLUMNS, Layout, TSpec, display, matches, norm)
 from snnx.tables.results import IDENTITY_KEY, RUN_KEY, add_relu_loss, epoch_seconds, threshold_spread
 
 SOURCES = ("reported", "snnx")
@@ -136,7 +138,7 @@ def label_results(results: pd.DataFrame, layout: Layout, notes: list[str]) -> pd
         labels[hit] = spec.label
         listed = [k for k, v in spec.snnx.items() if isinstance(v, list) and len(v) > 1]
         if listed and hit.any():
-            spec_setting[hit] = [", ".join(f"{k}={norm(results.at[i, k])}" for k in listed) for i in results.index[hit]]
+            spec_setting[hit] = [", ".join(f"{k}={display(results.at[i, k])}" for k in listed) for i in results.index[hit]]
     out = results.assign(**{LABEL_KEY: labels, SPEC_SETTING: spec_setting})
     copies = [_ann_copies(results, spec) for spec in layout.methods if spec.ann]
     shown = set().union(*(set(c[RUN_KEY]) for c in copies))
@@ -162,7 +164,7 @@ def _ann_copies(results: pd.DataFrame, spec) -> pd.DataFrame:
                               pd.to_numeric(copies[source], errors="coerce") * scale if source in copies.columns
                               else math.nan)
     listed = [k for k, v in spec.snnx.items() if isinstance(v, list) and len(v) > 1]
-    copies[SPEC_SETTING] = [", ".join(f"{k}={norm(copies.at[i, k])}" for k in listed) for i in copies.index]
+    copies[SPEC_SETTING] = [", ".join(f"{k}={display(copies.at[i, k])}" for k in listed) for i in copies.index]
     copies[LABEL_KEY] = spec.label
     copies[ANN_ROW] = True
     return copies
@@ -191,7 +193,7 @@ def apply_aliases(results: pd.DataFrame, layout: Layout) -> pd.DataFrame:
         own = results[key].map(norm)
         renamed = own.map(lambda v, a=alias: a.get(v, v))
         moved = (renamed != own) & own.notna()
-        results.loc[moved, SPEC_SETTING] = [", ".join(x for x in (s, f"{key}={v}") if x)
+        results.loc[moved, SPEC_SETTING] = [", ".join(x for x in (s, f"{key}={display(v)}") if x)
                                             for s, v in zip(results.loc[moved, SPEC_SETTING], own[moved])]
         results[key] = renamed.where(moved, results[key])
     return results
@@ -270,7 +272,10 @@ def _replicate_values(run: pd.DataFrame, layout: Layout, columns: list[Column]) 
         if col.kind == "T":
             out[col.label] = _tspec_value(run, col.spec, layout.value)
         elif col.kind == "ANN":
-            out[col.label] = float(ann.mean()) if not ann.empty else math.nan
+            column, factor = layout.ann_source
+            own = ann if column == "ann_acc" else \
+                pd.to_numeric(run.get(column), errors="coerce").dropna() * factor if column in run else pd.Series(dtype=float)
+            out[col.label] = float(own.mean()) if not own.empty else math.nan
         elif col.kind == "SNN best":
             out[col.label] = float(pd.to_numeric(run["acc"], errors="coerce").max())
         elif col.kind == "loss":
@@ -296,7 +301,8 @@ def _replicate_values(run: pd.DataFrame, layout: Layout, columns: list[Column]) 
 
 
 def _setting_texts(identities: list[str]) -> dict[str, str]:
-    """For runs that share a row but not a setting: the keys that tell them apart."""
+    """For runs that share a row but not a setting: the keys that tell them apart, values rounded for reading
+    (:func:`display`) unless that would make two settings read alike."""
     if len(identities) < 2:
         return {i: "" for i in identities}
     parsed = {i: json.loads(i) for i in identities}
@@ -306,11 +312,13 @@ def _setting_texts(identities: list[str]) -> dict[str, str]:
     # option's name already tells the runs apart, the key adds nothing.
     differing = [k for k in differing if not (any(k not in p for p in parsed.values()) and "." in k
                                               and f"{k.rpartition('.')[0]}.name" in differing)]
-    texts = {}
-    for ident, payload in parsed.items():
-        parts = [f"{k}={'—' if norm(payload.get(k)) is None else norm(payload.get(k))}" for k in differing]
-        text = ", ".join(parts[:4]) + (f", … (+{len(parts) - 4})" if len(parts) > 4 else "")
-        texts[ident] = text
+    def text(payload: dict, show) -> str:
+        parts = [f"{k}={'—' if show(payload.get(k)) is None else show(payload.get(k))}" for k in differing]
+        return ", ".join(parts[:4]) + (f", … (+{len(parts) - 4})" if len(parts) > 4 else "")
+
+    texts = {ident: text(payload, display) for ident, payload in parsed.items()}
+    if len(set(texts.values())) < len(texts):
+        texts = {ident: text(payload, norm) for ident, payload in parsed.items()}
     return texts
 
 
@@ -363,17 +371,20 @@ def snnx_rows(labelled: pd.DataFrame, layout: Layout, columns: list[Column]) -> 
                     rows.append(Row(keys={**base, "T": t}, source="snnx", setting=setting, cells=cells,
                                     n=len(at_t), hashes=hashes))
         else:
-            cells = _aggregate(per_seed, columns, len(per_seed), layout.value)
+            source = layout.ann_source
+            cells = _aggregate(per_seed, columns, len(per_seed), layout.value,
+                               ann_kind="ANN" if source is None or source[0] == "ann_acc" else layout.value)
             if cells:
                 rows.append(Row(keys=dict(base), source="snnx", setting=setting, cells=cells,
                                 n=len(per_seed), hashes=hashes))
     return rows
 
 
-def _aggregate(per_seed: list[dict], columns: list[Column], n_row: int, value: str = "acc") -> dict:
+def _aggregate(per_seed: list[dict], columns: list[Column], n_row: int, value: str = "acc", ann_kind: str = "ANN") -> dict:
+    """Mean (± std over seeds) cells; ``value`` and ``ann_kind`` are what the T and ANN columns hold (their format)."""
     cells = {}
     for col in columns:
-        kind = value if col.kind == "T" else col.kind
+        kind = value if col.kind == "T" else ann_kind if col.kind == "ANN" else col.kind
         values = [v[col.label] for v in per_seed if not math.isnan(v.get(col.label, math.nan))]
         if not values:
             continue
@@ -427,6 +438,8 @@ def reported_rows(reported: pd.DataFrame, layout: Layout, columns: list[Column],
     metric_value = PAPER_METRIC.get(layout.value)
     wide_t = {c.spec.text: c for c in columns if c.kind == "T"}
     summary = {c.kind: c for c in columns if c.kind in SUMMARY_COLUMNS}
+    if "ANN" in summary and layout.ann_source != ("ann_acc", 1.0):
+        summary.pop("ANN")  # the column holds the ANN's energy or MACs, not the accuracy the paper prints
     long_cols = {PAPER_METRIC.get(c.kind): c for c in columns if c.kind in PAPER_METRIC and c.kind != RELU_LOSS}
     # Loss cells printed against a regular-ReLU ANN go to that column where the layout has one.
     relu_col = next((c for c in columns if c.kind == RELU_LOSS), None) if layout.layout == "long" else None
@@ -481,6 +494,8 @@ def table_columns(layout: Layout, results: pd.DataFrame, reported: pd.DataFrame)
         return [Column("ANN" if c == "ANN" else c, c) for c in layout.columns]
     columns: list[Column] = []
     for kind in layout.columns:
+        if kind == "ANN" and layout.ann_source is None:
+            continue  # an ANN neither spikes nor accumulates: nothing to show beside the table's value
         if kind != "T":
             columns.append(Column(kind, kind))
             continue

@@ -10,9 +10,13 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from snnx.tables.layout import LABEL_KEY, PER_T_METRICS, TSpec
+from snnx.tables.layout import LABEL_KEY, PER_T_METRICS, TSpec, ann_line_shown
 from snnx.tables.pivot import Row, TableResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 YLABELS = {
     "acc": "accuracy (%)",
@@ -29,6 +33,8 @@ YLABELS = {
     "floor_error": "flooring error",
     "ann_error": "error vs ANN activation",
 }
+# The dashed ANN line's legend entry, per table value that has one (layout.ann_line_shown).
+_ANN_LINE = {"acc": "accuracy", "energy_mj": "energy", "macs": "MACs", "macs_m": "MACs"}
 _STYLE = {"snnx": dict(linestyle="-", marker="o", markersize=4.5, linewidth=1.8),
           "reported": dict(linestyle=":", marker="s", markersize=5, linewidth=1.6, markerfacecolor="white")}
 
@@ -88,20 +94,24 @@ _MARKERS = ["o", "^", "D", "v", "P", "X", "<", ">"]
 
 
 def _line_styles(rows: list[Row], result: TableResult) -> dict[str, tuple]:
-    """line label → (colour, marker): one colour per row label (the paper's row and snnx's share it),
-    one marker per snnx setting within it."""
-    bases = list(dict.fromkeys(_base_label(r, result) for r in rows))
-    colours = dict(zip(bases, _colors(len(bases))))
+    """line label → (colour, marker): one colour per line, so each setting (act.L=2, convert.alpha=0.03 …)
+    and its dashed ANN line can be told apart; the paper's row shares the colour of snnx's row of its label
+    when snnx measured one setting there. One marker per snnx setting within a label, too."""
+    lines: dict[str, dict[str, Row]] = {}
+    for r in rows:
+        lines.setdefault(_base_label(r, result), {}).setdefault(_line_label(r, result), r)
+    owner: dict[str, str] = {}  # line label → the label whose colour it takes
+    for members in lines.values():
+        measured = [label for label, r in members.items() if r.source == "snnx"]
+        for label, r in members.items():
+            owner[label] = measured[0] if r.source == "reported" and len(measured) == 1 else label
+    keys = list(dict.fromkeys(owner.values()))
+    colours = dict(zip(keys, _colors(len(keys))))
     styles: dict[str, tuple] = {}
-    settings: dict[str, list[str]] = {}
-    for r in rows:
-        settings.setdefault(_base_label(r, result), [])
-        if r.setting not in settings[_base_label(r, result)]:
-            settings[_base_label(r, result)].append(r.setting)
-    for r in rows:
-        base = _base_label(r, result)
-        index = sorted(settings[base]).index(r.setting)
-        styles[_line_label(r, result)] = (colours[base], _MARKERS[index % len(_MARKERS)])
+    for members in lines.values():
+        settings = sorted({r.setting for r in members.values()})
+        for label, r in members.items():
+            styles[label] = (colours[owner[label]], _MARKERS[settings.index(r.setting) % len(_MARKERS)])
     return styles
 
 
@@ -114,7 +124,7 @@ def _panel_title(key: tuple, rows: list[Row], result: TableResult) -> str:
     return text
 
 
-def _finish(fig, handles, labels, title: str, *, sources: set, ann: bool) -> None:
+def _finish(fig, handles, labels, title: str, *, sources: set, ann: str | None) -> None:
     # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib.lines import Line2D
 
@@ -127,7 +137,7 @@ def _finish(fig, handles, labels, title: str, *, sources: set, ann: bool) -> Non
         style_labels.append("reported (paper)")
     if ann:
         style.append(Line2D([], [], color="gray", linestyle="--", linewidth=1.2))
-        style_labels.append("ANN accuracy (row colour)")
+        style_labels.append(f"ANN {ann} (line colour)")
     ncol = _legend_columns(labels, fig.get_figwidth())
     fig_h = fig.get_figheight()
     # Row labels first (one colour each), then a row explaining the line styles.
@@ -202,7 +212,21 @@ def _thin_ticks(xs: list[float], min_gap: float = 0.5) -> list[float]:
     return sorted(kept)
 
 
-def plot_lines(result: TableResult, path: Path) -> Path | None:
+def _ann_lines(ax, lines: list[tuple[float, tuple]]) -> None:
+    """Dashed ANN lines, (value, colour) each. Settings that share one ANN (an MSAT α/τ sweep converts the
+    same net) would draw on top of each other and show only the last colour: such lines take turns along
+    one dash pattern instead, so every colour stays visible."""
+    at: dict[float, list] = {}
+    for value, colour in lines:
+        at.setdefault(round(value, 2), []).append((value, colour))
+    for group in at.values():
+        n = len(group)
+        for i, (value, colour) in enumerate(group):
+            dashes = "--" if n == 1 else (4.0 * i, (4.0, 4.0 * (n - 1)))
+            ax.axhline(value, color=colour, linestyle=dashes, linewidth=1.0 if n == 1 else 1.4, alpha=0.8)
+
+
+def draw_lines(result: TableResult) -> Figure | None:
     layout = result.layout
     series = _series(result)
     if not series:
@@ -225,9 +249,9 @@ def plot_lines(result: TableResult, path: Path) -> Path | None:
                 ticks[spec.x] = spec.text.replace(">=", "≥")
     else:
         ticks = {c.x: c.spec.text.replace(">=", "≥") for c in result.columns if c.kind == "T"}
-    show_ann = layout.value == "acc"
+    show_ann = ann_line_shown(layout)
     for ax, (key, items) in zip(axes, panels.items()):
-        drawn_ann = set()
+        drawn_ann, ann_lines = set(), []
         for row, xs, ys, stds, ann in items:
             label = _line_label(row, result)
             c, marker = styles[label]
@@ -241,7 +265,8 @@ def plot_lines(result: TableResult, path: Path) -> Path | None:
                 ax.fill_between(xs, lo, hi, color=c, alpha=0.15, linewidth=0)
             if show_ann and ann is not None and (label, round(ann, 2)) not in drawn_ann:
                 drawn_ann.add((label, round(ann, 2)))
-                ax.axhline(ann, color=c, linestyle="--", linewidth=1.0, alpha=0.7)
+                ann_lines.append((ann, c))
+        _ann_lines(ax, ann_lines)
         xs_all = sorted({x for _, xs, *_ in items for x in xs})
         ax.set_xscale("log", base=2)
         shown = _thin_ticks(xs_all)
@@ -261,12 +286,13 @@ def plot_lines(result: TableResult, path: Path) -> Path | None:
     with_setting = {_line_label(i[0], result) for i in series if i[0].setting}
     handles = [Line2D([], [], color=styles[label][0], linewidth=2.2,
                       marker=styles[label][1] if label in with_setting else None, markersize=5) for label in line_labels]
+    has_ann = show_ann and any(i[4] is not None for i in series)
     _finish(fig, handles, line_labels, result.title, sources={i[0].source for i in series},
-            ann=show_ann and any(i[4] is not None for i in series))
-    return _save(fig, path)
+            ann=_ANN_LINE.get(layout.value, layout.value) if has_ann else None)
+    return fig
 
 
-def plot_bars(result: TableResult, path: Path) -> Path | None:
+def draw_bars(result: TableResult) -> Figure | None:
     """Tables without T columns (all-int Tables 1/3, CS-QCFS Table 5): one bar panel per group and column."""
     layout = result.layout
     value_cols = [c for c in result.columns if c.kind != "ANN"] or list(result.columns)
@@ -308,10 +334,10 @@ def plot_bars(result: TableResult, path: Path) -> Path | None:
     fig.suptitle(result.title, fontsize=11.5)
     fig_h = fig.get_figheight()
     fig.tight_layout(rect=(0, 0.45 / fig_h, 1, 1 - 0.5 / fig_h))
-    return _save(fig, path)
+    return fig
 
 
-def plot_layers(result: TableResult, path: Path) -> Path | None:
+def draw_layers(result: TableResult) -> Figure | None:
     """Per-layer statistic: one panel per setting; lines per layer vs T, or per T across layers."""
     # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
     from matplotlib import colormaps
@@ -358,12 +384,18 @@ def plot_layers(result: TableResult, path: Path) -> Path | None:
     fig.suptitle(result.title, fontsize=11.5)
     fig_h = fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig_h))
-    return _save(fig, path)
+    return fig
+
+
+def draw_table(result: TableResult) -> Figure | None:
+    """The matplotlib Figure that fits the table's kind; None when there is nothing to draw."""
+    if result.layout.kind == "layers":
+        return draw_layers(result)
+    has_t = result.layout.layout == "long" or any(c.kind == "T" for c in result.columns)
+    return draw_lines(result) if has_t else draw_bars(result)
 
 
 def plot_table(result: TableResult, path: Path) -> Path | None:
-    """The figure that fits the table's kind; None when there is nothing to draw."""
-    if result.layout.kind == "layers":
-        return plot_layers(result, path)
-    has_t = result.layout.layout == "long" or any(c.kind == "T" for c in result.columns)
-    return plot_lines(result, path) if has_t else plot_bars(result, path)
+    """The table's figure (draw_table) as a PNG at ``path``; None when there is nothing to draw."""
+    fig = draw_table(result)
+    return None if fig is None else _save(fig, path)
