@@ -19,7 +19,8 @@ ROOT = Path(snnx.__file__).resolve().parent
 LAYERS = [
     ("snnx.cli",),                                           # the `snnx` command
     ("snnx.api", "snnx.help"),                               # the Python API; help from the schemas
-    ("snnx.app",),                                           # the Hydra app (launch, multirun bookkeeping)
+    ("snnx.app",),                                           # the Hydra app (launch, checks, dispatch)
+    ("snnx.sweep_jobs",),                                    # a multirun's job labels, records and summary
     ("snnx.stages",),                                        # config → plain arguments, one function per stage
     ("snnx.composition",),                                   # composing a config (another preset's, too) with Hydra
     ("snnx.validate",),                                      # semantic checks of a composed config
@@ -40,7 +41,7 @@ LAYERS = [
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 # Hydra and OmegaConf belong to the command line and the composition of configs.
 CONFIG_LIBRARIES = ("hydra", "omegaconf")
-MAY_USE_CONFIG_LIBRARIES = {"snnx.cli", "snnx.api", "snnx.help", "snnx.app", "snnx.composition", "snnx.stages",
+MAY_USE_CONFIG_LIBRARIES = {"snnx.cli", "snnx.api", "snnx.help", "snnx.app", "snnx.sweep_jobs", "snnx.composition", "snnx.stages",
                             "snnx.validate", "snnx.config"}
 
 
