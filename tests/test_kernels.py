@@ -95,6 +95,67 @@ def test_kernels_equal_the_torch_code(monkeypatch, dtype, L, phi, clip_after, sh
     torch.testing.assert_close(fused[2], plain[2], rtol=tol, atol=tol * shape[0])
 
 
+def _sequential_grad_lam(x, lam, y, grad, L, phi, window, layout):
+    """∂L/∂λ as the kernels add it, one scalar at a time in numpy: per (image, channel) over positions
+    ("ncm"), or per block of rows and channel over rows ("rc", min(rows, 64) blocks); then torch's sum."""
+    import numpy as np
+
+    t = np.float32 if x.dtype == torch.float32 else np.float64
+    C = lam.numel()
+    lam_c = lam.reshape(-1)
+    if window == "shifted":
+        lo, hi = (b.numpy() for b in grad_window_bounds(lam_c, L, phi))
+    else:
+        lo = hi = lam_c.numpy()
+    lam_n = lam_c.numpy()
+    if layout == "rows":
+        xs, ys, gs = (v.numpy() for v in (x, y, grad))  # [R, C]
+        blocks = min(xs.shape[0], 64)
+        parts = np.zeros((blocks, C), t)
+        for b in range(blocks):
+            for i in range(b * xs.shape[0] // blocks, (b + 1) * xs.shape[0] // blocks):
+                for c in range(C):
+                    parts[b, c] = parts[b, c] + _dlam_term(xs[i, c], ys[i, c], gs[i, c], lam_n[c], lo[c], hi[c],
+                                                           window, t)
+    else:
+        xs, ys, gs = (v.reshape(x.shape[0], C, -1).numpy() for v in (x, y, grad))
+        parts = np.zeros((x.shape[0], C), t)
+        for n in range(xs.shape[0]):
+            for c in range(C):
+                acc = t(0)
+                for m in range(xs.shape[2]):
+                    acc = acc + _dlam_term(xs[n, c, m], ys[n, c, m], gs[n, c, m], lam_n[c], lo[c], hi[c], window, t)
+                parts[n, c] = acc
+    return torch.from_numpy(parts).sum(0).reshape(lam.shape)
+
+
+def _dlam_term(xv, yv, gv, th, lo, hi, window, t):
+    """One element's grad_y·∂y/∂λ: (y − x)·(1/λ) inside the window, 1 above it, 0 below."""
+    if window == "shifted":
+        inside, above = lo <= xv < hi, xv >= hi
+    else:
+        inside, above = 0 <= xv <= th, xv > th
+    return gv * ((yv - xv) * (t(1) / th) if inside else t(1) if above else t(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("window,clip_after", [("shifted", True), ("clip", False)])
+@pytest.mark.parametrize("shape,layout", [((3, 19, 5, 4), "nchw"), ((2, 8, 3, 3), "nchw"), ((3, 5, 6), "nchw"),
+                                          ((70, 11), "rows")])
+def test_kernel_threshold_gradient_adds_in_its_documented_order(monkeypatch, dtype, window, clip_after, shape,
+                                                                layout):
+    """The fused ∂L/∂λ bit for bit: each partial sum added one term at a time in its fixed order (so
+    training results do not depend on how the kernel schedules the adds), then torch's sum of the parts."""
+    g = torch.Generator().manual_seed(2)
+    lam = (torch.rand(shape[1], generator=g, dtype=dtype) * 3 + 0.2).reshape((1, -1) + (1,) * (len(shape) - 2))
+    x = _inputs(shape, dtype, lam, 4, 0.5, layout)
+    grad = torch.randn(shape, generator=g, dtype=dtype)
+    calls = _count_calls(monkeypatch)
+    y, _, grad_lam = _run(x, lam, 4, 0.5, clip_after, grad, window)
+    assert len(calls) == 2, calls
+    assert torch.equal(grad_lam, _sequential_grad_lam(x, lam, y, grad, 4, 0.5, window, layout))
+
+
 def test_layouts_the_kernels_do_not_take_use_the_torch_code(monkeypatch):
     calls = _count_calls(monkeypatch)
     lam = torch.tensor(2.0, requires_grad=True)

@@ -63,7 +63,7 @@ class _QuantisedClipFn(torch.autograd.Function):
     def forward(ctx, x, lam, L: int, phi: float, clip_after: bool, window: str = "clip"):  # type: ignore[override]
         if window not in GRAD_WINDOWS:
             raise ValueError(f"window must be one of {GRAD_WINDOWS}, got {window!r}")
-        ctx.window, ctx.L, ctx.phi = window, L, phi
+        ctx.window, ctx.L, ctx.phi, ctx.clip_after = window, L, phi, clip_after
         ctx.kernel_plan = how = kernels.plan(x, lam)
         if how is not None:  # one fused pass on CPU, same bits
             y = kernels.forward(x, how, L, phi, clip_after)
@@ -89,7 +89,7 @@ class _QuantisedClipFn(torch.autograd.Function):
         fused = None
         if how is not None:
             bounds = grad_window_bounds(how[3], ctx.L, ctx.phi) if shifted else None
-            fused = kernels.backward(x, lam.shape, how, y, grad_y, bounds)
+            fused = kernels.backward(x, lam.shape, how, grad_y, ctx.L, ctx.phi, ctx.clip_after, bounds)
         if fused is not None:  # one pass on CPU; ∂L/∂λ is summed in another order
             grad_x, grad_lam = fused
             needs = ctx.needs_input_grad

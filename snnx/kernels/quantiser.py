@@ -74,37 +74,77 @@ def _build():
     # per-(image, channel) sum depended on which compiled variant numba's dispatcher picked from its
     # on-disk cache (one built for other array layouts serves C-contiguous arrays too), so the same
     # config trained other bits after other programs had filled the cache. lo/hi come in
-    # precomputed, so no fast-math rewrite can move the window ends.
+    # precomputed, so no fast-math rewrite can move the window ends. y is recomputed from x with
+    # the forward's own lines (one array less to read; "nsz" cannot change it: the level's zero
+    # is +0 once φ ≥ 0 is added, so λ·level/L is the forward's bits).
+    # backward_ncm keeps each (image, channel) sum sequential over m, which no SIMD add can do
+    # along m; so it writes the products of 8 channels to a small buffer (a vectorised pass per
+    # channel) and then adds those 8 sums side by side, one independent chain each: the same adds
+    # in the same order, several times faster than one chain waiting on each add.
     @njit(parallel=True, cache=True, fastmath={"nsz"})
-    def backward_ncm(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
+    def backward_ncm(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
         for n in prange(x.shape[0]):
-            for c in range(x.shape[1]):
-                th = lam[c]
-                inv_th = one / th
-                lo_c = lo[c]
-                hi_c = hi[c]
-                xs = x[n, c]
-                ys = y[n, c]
-                gs = g[n, c]
-                gxs = gx[n, c]
-                acc = zero
-                for m in range(x.shape[2]):
-                    xv = xs[m]
-                    gv = gs[m]
-                    if shifted:
-                        passes = (xv > lo_c) & (xv < hi_c)
-                        inside = (xv >= lo_c) & (xv < hi_c)
-                        above = one if xv >= hi_c else zero
-                    else:
-                        passes = inside = (xv >= zero) & (xv <= th)
-                        above = one if xv > th else zero
-                    gxs[m] = gv if passes else zero
-                    d = (ys[m] - xv) * inv_th  # two flat selects vectorise better than nested ones
-                    acc += gv * (d if inside else above)
-                parts[n, c] = acc
+            prods = np.empty((8, x.shape[2]), x.dtype)
+            for c0 in range(0, x.shape[1], 8):
+                block = min(8, x.shape[1] - c0)
+                for k in range(block):
+                    c = c0 + k
+                    th = lam[c]
+                    inv_th = one / th
+                    lo_c = lo[c]
+                    hi_c = hi[c]
+                    xs = x[n, c]
+                    gs = g[n, c]
+                    gxs = gx[n, c]
+                    ps = prods[k]
+                    for m in range(x.shape[2]):
+                        xv = xs[m]
+                        gv = gs[m]
+                        r = xv / th
+                        if clip_after:
+                            r = np.floor(r * L + phi)
+                            r = min(max(r, zero), L)
+                        else:
+                            r = np.floor(min(max(r, zero), one) * L + phi)
+                        yv = r * th * inv_L if inv_L != zero else r * th / L
+                        if shifted:
+                            passes = (xv > lo_c) & (xv < hi_c)
+                            inside = (xv >= lo_c) & (xv < hi_c)
+                            above = one if xv >= hi_c else zero
+                        else:
+                            passes = inside = (xv >= zero) & (xv <= th)
+                            above = one if xv > th else zero
+                        gxs[m] = gv if passes else zero
+                        d = (yv - xv) * inv_th  # two flat selects vectorise better than nested ones
+                        ps[m] = gv * (d if inside else above)
+                if block == 8:  # eight scalars, not an array: they stay in registers
+                    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+                    for m in range(x.shape[2]):
+                        a0 += prods[0, m]
+                        a1 += prods[1, m]
+                        a2 += prods[2, m]
+                        a3 += prods[3, m]
+                        a4 += prods[4, m]
+                        a5 += prods[5, m]
+                        a6 += prods[6, m]
+                        a7 += prods[7, m]
+                    parts[n, c0] = a0
+                    parts[n, c0 + 1] = a1
+                    parts[n, c0 + 2] = a2
+                    parts[n, c0 + 3] = a3
+                    parts[n, c0 + 4] = a4
+                    parts[n, c0 + 5] = a5
+                    parts[n, c0 + 6] = a6
+                    parts[n, c0 + 7] = a7
+                else:
+                    for k in range(block):
+                        acc = zero
+                        for m in range(x.shape[2]):
+                            acc += prods[k, m]
+                        parts[n, c0 + k] = acc
 
     @njit(parallel=True, cache=True, fastmath={"nsz"})
-    def backward_rc(x, lam, y, g, zero, one, shifted, lo, hi, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
+    def backward_rc(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
         rows = x.shape[0]
         blocks = parts.shape[0]
         inv_th = one / lam
@@ -113,13 +153,19 @@ def _build():
             acc[:] = zero
             for i in range(b * rows // blocks, (b + 1) * rows // blocks):
                 xs = x[i]
-                ys = y[i]
                 gs = g[i]
                 gxs = gx[i]
                 for c in range(x.shape[1]):
                     th = lam[c]
                     xv = xs[c]
                     gv = gs[c]
+                    r = xv / th
+                    if clip_after:
+                        r = np.floor(r * L + phi)
+                        r = min(max(r, zero), L)
+                    else:
+                        r = np.floor(min(max(r, zero), one) * L + phi)
+                    yv = r * th * inv_L if inv_L != zero else r * th / L
                     if shifted:
                         passes = (xv > lo[c]) & (xv < hi[c])
                         inside = (xv >= lo[c]) & (xv < hi[c])
@@ -128,7 +174,7 @@ def _build():
                         passes = inside = (xv >= zero) & (xv <= th)
                         above = one if xv > th else zero
                     gxs[c] = gv if passes else zero
-                    d = (ys[c] - xv) * inv_th[c]
+                    d = (yv - xv) * inv_th[c]
                     acc[c] += gv * (d if inside else above)
 
     return {"forward_ncm": forward_ncm, "forward_rc": forward_rc,
@@ -136,29 +182,39 @@ def _build():
 
 
 def plan(x: torch.Tensor, lam: torch.Tensor):
-    """How the kernels read ``x`` against ``λ``: ``(kind, channels_last, view shape, λ as [C])``, or None.
+    """How the kernels read ``x`` against ``λ``: ``(kind, channels_last, view shape, λ as [C], λ as numpy,
+    the kernel table)``, or None.
 
     None where they do not apply: not a float32/float64 CPU tensor, numba off
     or missing, torch tracing/compiling, or a layout they do not take. λ must
     be 0-dim (one threshold: one channel over everything) or ``[1, C, 1, …]``
     against ``x`` ``[N, C, …]``. NCHW-contiguous x is read as [N, C, H·W]
     ("ncm"); channels_last as [N·H·W, C] ("rc"); [B, C] as rows ("rc").
+    The forward and the backward take λ's numpy view and the kernels from here, so
+    each call converts and looks them up once (the activation runs at every layer
+    and batch: per-call Python costs add up against ReLU's single op).
     """
-    if x.dim() == 0 or x.numel() == 0 or not _common.applies(x, lam) or _kernels() is None:
+    if x.dim() == 0 or x.numel() == 0 or not _common.applies(x, lam):
+        return None
+    table = _kernels()
+    if table is None:
         return None
     cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     if not (cl or x.is_contiguous()):
         return None
     if lam.dim() == 0:
-        return "ncm", cl, (x.shape[0], 1, -1), lam.reshape(1)
-    if lam.dim() != x.dim() or lam.shape[1] != x.shape[1] or lam.numel() != x.shape[1]:
+        kind, shape, channels = "ncm", (x.shape[0], 1, -1), lam.reshape(1)
+    elif lam.dim() != x.dim() or lam.shape[1] != x.shape[1] or lam.numel() != x.shape[1]:
         return None
-    channels = lam.reshape(-1)
-    if cl:
-        return "rc", cl, (-1, x.shape[1]), channels
-    if x.dim() == 2:
-        return "rc", cl, tuple(x.shape), channels
-    return "ncm", cl, (x.shape[0], x.shape[1], -1), channels
+    else:
+        channels = lam.reshape(-1)
+        if cl:
+            kind, shape = "rc", (-1, x.shape[1])
+        elif x.dim() == 2:
+            kind, shape = "rc", tuple(x.shape)
+        else:
+            kind, shape = "ncm", (x.shape[0], x.shape[1], -1)
+    return kind, cl, shape, channels, channels.detach().contiguous().numpy(), table
 
 
 def _kernels() -> dict | None:
@@ -172,27 +228,36 @@ def _view(t: torch.Tensor, how):
     return t.detach().reshape(how[2]).numpy()
 
 
+def _constants(dtype: torch.dtype, L: int, phi: float, clip_after: bool) -> tuple:
+    """The forward's arguments after λ: L, 1/L (0 unless L is a power of two), φ, 0, 1 in ``dtype``, clip_after."""
+    key = (dtype, L, phi, clip_after)
+    if key not in _CONSTANTS:
+        power_of_two = L & (L - 1) == 0
+        _CONSTANTS[key] = _common.scalars(dtype, L, 1 / L if power_of_two else 0, phi, 0, 1) + (bool(clip_after),)
+    return _CONSTANTS[key]
+
+
+_CONSTANTS: dict[tuple, tuple] = {}
+
+
 def forward(x: torch.Tensor, how, L: int, phi: float, clip_after: bool) -> torch.Tensor:
     """The quantiser's forward in one pass (``how`` from :func:`plan`)."""
-    kernels = _kernels()
     _common.sync_threads()
     y = torch.empty_like(x)  # x's memory format, so the same view applies
-    power_of_two = L & (L - 1) == 0
-    Lt, inv_L, phit, zero, one = _common.scalars(x.dtype, L, 1 / L if power_of_two else 0, phi, 0, 1)
-    kernels["forward_" + how[0]](_view(x, how), how[3].detach().contiguous().numpy(), Lt, inv_L, phit, zero, one,
-                                 bool(clip_after), _view(y, how))
+    how[5]["forward_" + how[0]](_view(x, how), how[4], *_constants(x.dtype, L, phi, clip_after), _view(y, how))
     return y
 
 
-def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Tensor, bounds=None):
+def backward(x: torch.Tensor, lam_shape, how, grad_y: torch.Tensor, L: int, phi: float, clip_after: bool,
+             bounds=None):
     """(∂L/∂x, ∂L/∂λ summed to ``lam_shape``) in one pass, or None if ``grad_y`` is laid out otherwise.
 
+    ``L``, ``phi``, ``clip_after``: the forward's (the kernel recomputes y from x).
     ``bounds``: None for the clip window [0, λ]; ``(lo, hi)`` as ``[C]`` tensors (like ``how[3]``) for
     the shifted window.
     """
     if grad_y.dtype != x.dtype or grad_y.shape != x.shape or grad_y.stride() != x.stride():
         return None  # e.g. an expanded grad_y, or another memory layout: torch handles it
-    kernels = _kernels()
     _common.sync_threads()
     grad_x = torch.empty_like(x)
     xv = _view(x, how)
@@ -200,11 +265,11 @@ def backward(x: torch.Tensor, lam_shape, how, y: torch.Tensor, grad_y: torch.Ten
         parts = torch.empty(xv.shape[0], xv.shape[1], dtype=x.dtype)
     else:  # rows in up to 64 blocks, one partial sum per block and channel
         parts = torch.empty(min(xv.shape[0], 64), xv.shape[1], dtype=x.dtype)
-    zero, one = _common.scalars(x.dtype, 0, 1)
-    lam = how[3].detach().contiguous().numpy()
-    lo, hi = (lam, lam) if bounds is None else (t.detach().contiguous().numpy() for t in bounds)
-    kernels["backward_" + how[0]](xv, lam, _view(y, how), _view(grad_y, how), zero, one, bounds is not None,
-                                  lo, hi, _view(grad_x, how), parts.numpy())
+    Lt, inv_L, phit, zero, one, clip = _constants(x.dtype, L, phi, clip_after)
+    lam = how[4]
+    lo, hi = (lam, lam) if bounds is None else (t.contiguous().numpy() for t in bounds)
+    how[5]["backward_" + how[0]](xv, lam, Lt, inv_L, phit, clip, _view(grad_y, how), zero, one, bounds is not None,
+                                 lo, hi, _view(grad_x, how), parts.numpy())
     return grad_x, parts.sum(0).reshape(lam_shape)
 
 
