@@ -38,6 +38,7 @@ from snnx.errors import ConfigError, SnnxError
 from snnx.neurons import Neuron
 from snnx.seeding import resolve_device
 from snnx.sim import Simulator
+from snnx.sim.engine import ENCODINGS
 from snnx.sim.accounting import ann_macs
 from snnx.validate import validate
 
@@ -347,15 +348,21 @@ def simulate(snn: nn.Module, data: Any, time_steps: Sequence[int] = (1, 2, 4, 8,
                                                      for t in time_steps) or not list(time_steps):
         raise _argument_error("simulate", "time_steps", f"must be a list of positive integers, got {time_steps!r}.",
                               "Pass e.g. time_steps=[1, 2, 4, 8, 16, 32].")
+    if encoding not in ENCODINGS:
+        raise _argument_error("simulate", "encoding", f"must be one of {', '.join(ENCODINGS)}, got {encoding!r}.",
+                              "Use encoding='direct' (the image as a constant current) or 'poisson'.")
+    if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise _argument_error("simulate", "chunk", f"must be 'auto' or an integer ≥ 1, got {chunk!r}.",
+                              "Leave chunk='auto', or give the time steps folded into one batch, e.g. chunk=4.")
     batches = _labelled_batches(data, batch_size)
     try:
         simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype, encoding=encoding,
                               seed=seed, compile=compile)
         result = simulator.run(_checked_pairs(batches), time_steps, mean=mean, std=std, keep_outputs=keep_outputs)
-    except ValueError as exc:
-        raise _argument_error("simulate", "snn" if "neurons" in str(exc) else "encoding/chunk", f"{exc}.",
-                              "Pass a network returned by api.convert or api.load_snn, with its settings "
-                              "as documented.") from None
+    except ValueError as exc:  # what is left: compile cannot run here, or a network that encodes its own input
+        argument = "compile" if "compile" in str(exc) else "encoding"
+        raise _argument_error("simulate", argument, f"{exc}.", f"Simulate without it ({argument}=… as documented "
+                              "in snnx.api.simulate).") from None
     ann_acc = macs_ann = None
     if ann is not None:
         ann_acc, macs_ann = _ann_figures(ann, _checked_pairs(_labelled_batches(data, batch_size)),

@@ -143,7 +143,8 @@ def test_every_method_converts_through_the_api(data, method, make, params):
 
 
 def test_shift_with_a_fixed_horizon_differs_from_no_shift(data):
-    """variant=S at shift_T is Eq. 15's θ/(2T) shift: the SNN differs from the unshifted T variant."""
+    """variant=TS at shift_T adds Eq. 15's θ/(2T) shift (Deng & Gu 2021): the SNN differs from the unshifted
+    T variant of the same ANN and thresholds."""
     net = _clip_net()
     shifted = api.simulate(api.convert(net, method="shift", calibration=data, variant="TS", shift_T=4), data, [4],
                            keep_outputs=True).outputs[4]
@@ -219,6 +220,10 @@ def test_load_errors_name_the_argument(data, tmp_path):
     (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), 5, [4]), r"simulate\(data=…\)"),
     (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), [torch.rand(2, 1, 8, 8)], [4]),
      r"simulate\(data=…\).*not an \(images, labels\) pair"),
+    (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), d, [4], chunk=0),
+     r"simulate\(chunk=…\)"),
+    (lambda d: api.simulate(api.convert(_net(), method="maxnorm", calibration=d), d, [4], encoding="rate"),
+     r"simulate\(encoding=…\)"),
     (lambda d: api.compose("act=reluu"), r"act"),
     (lambda d: api.compose(5), r"compose\(overrides=…\)"),
     (lambda d: api.activation("qcfs", L=0), r"act\.L"),
