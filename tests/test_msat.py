@@ -56,7 +56,8 @@ def reference_msat(xs: list[float], theta_max: float, *, use_dtt: bool, use_det:
 
 
 def run_steps(neuron, xs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Step-by-step (one forward per step); returns outputs [T, …] and θ(t) per step."""
+    """Step-by-step (one forward per step, the reference step); returns outputs [T, …] and θ(t) per step."""
+    neuron.start_run(backend="reference")
     neuron.reset_state()
     neuron.time_steps, neuron.batch_size = 1, xs.shape[1]
     outs, thetas = [], []

@@ -1,8 +1,12 @@
-"""Fused CPU kernels (numba) for the two hot loops torch runs as many elementwise passes.
+"""Fused CPU kernels (numba) for the hot loops torch runs as many elementwise passes.
 
 - :mod:`.quantiser`: the QCFS-family activation's forward and backward (training);
 - :mod:`.neuron`: the IF neuron's charge / fire / reset / emit over a time chunk,
-  with the spike counts the accounting needs (simulation).
+  with the spike counts the accounting needs (simulation), and the signed neuron's;
+- :mod:`.msat`: the MSAT neuron's chunk, its threshold included, by the
+  functions of :mod:`.elementary` (exp, softplus, sigmoid from basic float
+  operations), which its reference step uses too;
+- :mod:`.probe`: the per-layer diagnostics' sums.
 
 Each kernel reproduces the torch code's float operations in the same order and
 dtype, so results are bit for bit the same (the exception, a gradient sum added

@@ -36,17 +36,18 @@ def _build():
             for t in range(steps):
                 xs = x[0, p] if const else x[t, p]
                 os = out[t, p]
-                n = zero
+                n = 0  # an integer: a float sum across the loop would keep the compiler from vectorising it
                 for c in range(v.shape[1]):
                     vv = vs[c] + xs[c]
                     if has_bias:
                         vv = vv + bias[c]
                     th = theta[c]
-                    s = one if vv >= th else zero
+                    fired = vv >= th
+                    s = one if fired else zero
                     o = s * th
                     os[c] = o
                     vs[c] = vv - o
-                    n += s
+                    n += 1 if fired else 0
                 if track:
                     counts[t, p] = n
 
@@ -180,6 +181,23 @@ def _checked_layout(seq: torch.Tensor, v: torch.Tensor, out: torch.Tensor):
     return layout
 
 
+def count_buffer(kind: str, steps: int, v_view: torch.Tensor, track: bool) -> torch.Tensor:
+    """The kernels' spike counts per (step, position) of a ``kind`` layout (a placeholder when not ``track``)."""
+    if kind == "positions":
+        shape = (steps, v_view.shape[0]) if track else (1, 1)
+    else:
+        shape = (steps, v_view.shape[0], v_view.shape[2]) if track else (1, 1, 1)
+    return torch.empty(shape, dtype=v_view.dtype)
+
+
+def counts_per_row(counts: torch.Tensor, steps: int, v: torch.Tensor) -> torch.Tensor:
+    """:func:`count_buffer`'s counts as ``Neuron.spike_counts``: [S·B, H, W], [S·B] or [S·B, M]."""
+    rows = steps * v.shape[0]
+    if v.dim() == 4:
+        return counts.view(rows, v.shape[2], v.shape[3])
+    return counts.view(rows) if v.dim() == 2 else counts.view(rows, -1)
+
+
 def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias: torch.Tensor | None,
              out_seq: torch.Tensor, track: bool) -> torch.Tensor | None | bool:
     """Run the IF dynamics over the chunk in place (``v``, ``out_seq``).
@@ -202,22 +220,13 @@ def if_chunk(x_seq: torch.Tensor, v: torch.Tensor, threshold: torch.Tensor, bias
         return False
     kind, x, v_view, out, const = layout
     steps = out_seq.shape[0]
-    if kind == "positions":
-        counts = torch.empty((steps, v_view.shape[0]), dtype=v.dtype) if track else torch.empty((1, 1), dtype=v.dtype)
-    else:
-        counts = torch.empty((steps, v_view.shape[0], v_view.shape[2]), dtype=v.dtype) if track else \
-            torch.empty((1, 1, 1), dtype=v.dtype)
+    counts = count_buffer(kind, steps, v_view, track)
     zero, one = _common.scalars(v.dtype, 0, 1)
     _common.sync_threads()
     _kernels()[kind](x.numpy(), const, v_view.numpy(), theta.numpy(),
                      (extra if extra is not None else theta).numpy(), extra is not None, zero, one,
                      out.numpy(), bool(track), counts.numpy())
-    if not track:
-        return None
-    rows = steps * v.shape[0]
-    if v.dim() == 4:
-        return counts.view(rows, v.shape[2], v.shape[3])
-    return counts.view(rows) if v.dim() == 2 else counts.view(rows, -1)
+    return counts_per_row(counts, steps, v) if track else None
 
 
 def signed_chunk(x_seq: torch.Tensor, v: torch.Tensor, count: torch.Tensor, theta_plus0: torch.Tensor,

@@ -12,7 +12,8 @@ The engine drives a neuron only through what :class:`Neuron` declares:
 :meth:`~Neuron.start_run` / :meth:`~Neuron.finish_run` around a run,
 :meth:`~Neuron.begin_batch` (state reset, pass length T) per batch and pass,
 :meth:`~Neuron.begin_chunk` (steps, batch) per chunk, and the class-level
-facts ``depends_on_T``, ``presim``, ``unit`` and ``encodes_input``. Outside
+facts ``depends_on_T``, ``presim``, ``unit``, ``encodes_input`` and
+``threshold_varies``. Outside
 the engine, :meth:`~Neuron.run` simulates one ``[T, B, …]`` input on its own.
 
 Backends. Each neuron has one reference step (:meth:`~Neuron.step`);
@@ -131,6 +132,8 @@ class Neuron(nn.Module):
     #: The neuron turns the network's input into spikes itself (scatter-and-gather encoding):
     #: the engine then refuses to rate-code the input on top.
     encodes_input: bool = False
+    #: θ changes from step to step (MSAT): spike counts cannot be read off Σ out / θ.
+    threshold_varies: bool = False
 
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0):
         super().__init__()
@@ -273,6 +276,22 @@ class Neuron(nn.Module):
         """
         return self.reference_steps(x_seq)
 
+    def _buffer(self, name: str, shape: tuple, like: torch.Tensor, fmt: torch.memory_format, *,
+                guard: bool) -> torch.Tensor:
+        """A [steps·B, …] buffer kept on the module; with ``guard``, reused only if nothing else holds it.
+
+        The output buffer is what the next layer reads: it is reused only
+        when no tensor (view or reference) from the previous chunk is alive
+        — a hook that kept an output keeps its values. The spike buffer is
+        only read within the chunk (``spike_indicator``).
+        """
+        buf = self.__dict__.get(name)
+        if (buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device
+                or memory_format_of(buf) != fmt or (guard and _is_shared(buf))):
+            buf = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+            self.__dict__[name] = buf
+        return buf
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_seq = self.unfold(x)
         if self.v is None:
@@ -373,23 +392,6 @@ class IFNeuron(Neuron):
         self.t += steps
         self.spike_indicator = spikes_flat if track else None
         return out
-
-    def _buffer(self, name: str, shape: tuple, like: torch.Tensor, fmt: torch.memory_format, *,
-                guard: bool) -> torch.Tensor:
-        """A [steps·B, …] buffer kept on the module; with ``guard``, reused only if nothing else holds it.
-
-        The output buffer is what the next layer reads: it is reused only
-        when no tensor (view or reference) from the previous chunk is alive
-        — a hook that kept an output keeps its values. The spike buffer is
-        only read within the chunk (``spike_indicator``).
-        """
-        buf = self.__dict__.get(name)
-        if (buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device
-                or memory_format_of(buf) != fmt or (guard and _is_shared(buf))):
-            buf = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
-            self.__dict__[name] = buf
-        return buf
-
 
 @dataclass(kw_only=True)
 class ShiftedIFNeuronParams(IFNeuronParams):

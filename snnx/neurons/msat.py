@@ -9,6 +9,12 @@ Per neuron and step t (0-based), He et al. Eq. 15–17 and Alg. 1::
     θ(t)   = sigmoid(DTT + DET)·θ_max                              (§4.2; t = 0: θ = θ_max)
     v ← v + z(t);  s = [v ≥ θ(t)];  v ← v − θ(t)·s;  output θ(t)·s  (Eq. 12, soft reset)
 
+ln(1 + e^x), exp and sigmoid are :mod:`snnx.kernels.elementary`'s: built from
+basic float operations (within a few units in the last place of the exact
+values), so an element's θ(t) does not depend on where it sits in memory and
+the fused kernel (:mod:`snnx.kernels.msat`, ``fused_steps``) gives this
+step's bits.
+
 Units (``units``). ``units="normalised"`` (default) divides u and z by θ_max
 before DTT/DET, with V_T = −1 unless ``v_t`` is given: Table 1 gives α, k_a,
 k_i and C as one number per network, for layers whose θ_max differ, which is
@@ -56,7 +62,9 @@ from dataclasses import dataclass
 
 import torch
 
-from snnx.neurons.base import Neuron, broadcast_channels
+from snnx.kernels import elementary
+from snnx.kernels.msat import msat_chunk
+from snnx.neurons.base import Neuron, broadcast_channels, memory_format_of
 from snnx.neurons.registry import NEURONS
 from snnx.registry import param
 
@@ -92,7 +100,7 @@ class MSATNeuronParams:
 
 
 @NEURONS.register("msat", params=MSATNeuronParams, doc="IF neuron with MSAT's multi-stage adaptive threshold "
-                  "and spike confidence (He et al.)", depends_on_T=False, signed=False, rate_coded=True, fused=False)
+                  "and spike confidence (He et al.)", depends_on_T=False, signed=False, rate_coded=True, fused=True)
 class MSATNeuron(Neuron):
     """IF neuron with the MSAT threshold θ(t); ``threshold`` (buffer) is θ_max (0-dim or [C]).
 
@@ -101,6 +109,7 @@ class MSATNeuron(Neuron):
 
     UNITS = UNITS
     DET_TAU = DET_TAU
+    threshold_varies = True
 
     def __init__(self, threshold: torch.Tensor, v_init: float = 0.0, *, use_dtt: bool = True,
                  use_det: bool = True, alpha: float = 0.03, k_a: float = 1.0, k_i: float = 1.0,
@@ -109,6 +118,7 @@ class MSATNeuron(Neuron):
                  confidence: float = 1.0, confidence_steps: int = 16, confidence_reset: bool = False,
                  seed: int = 0):
         super().__init__(threshold, v_init)
+        self._positive_theta: bool | None = None
         if not 0.0 <= float(confidence) <= 1.0:
             raise ValueError(f"confidence must lie in [0, 1], got {confidence!r}")
         if fixed_fraction is not None and not float(fixed_fraction) > 0:
@@ -141,12 +151,13 @@ class MSATNeuron(Neuron):
     def _clear_adaptive_state(self) -> None:
         self.v_post_last: torch.Tensor | None = None  # v_post(t−1)
         self.v_post_sum: torch.Tensor | None = None  # Σ_{s<t} v_post(s)
-        self.theta_t: torch.Tensor | None = None  # θ(t) of the last step (diagnostics)
+        self.theta_t: torch.Tensor | None = None  # θ(t) of the last reference step (diagnostics)
         self.generator: torch.Generator | None = None  # (re)created, seeded, on the first step
 
     def reset_state(self) -> None:
         super().reset_state()
         self._clear_adaptive_state()
+        self._positive_theta = None  # θ_max > 0 everywhere, checked once per batch
 
     @property
     def adaptive(self) -> bool:
@@ -161,14 +172,13 @@ class MSATNeuron(Neuron):
 
     def dtt(self, u: torch.Tensor, v_t: torch.Tensor | float) -> torch.Tensor:
         """τ_mp·(α·u + V_T + k_a·ln(1 + exp(u/k_i))) (Eq. 15–16), u and V_T in the neuron's units."""
-        x = u / self.k_i
-        softplus = torch.logaddexp(torch.zeros_like(x), x)  # ln(1 + e^x), exact and overflow-free
+        softplus = elementary.softplus(u / self.k_i)  # ln(1 + e^x), overflow-free
         return self.tau_mp * (self.alpha * u + v_t + self.k_a * softplus)
 
     def det(self, z: torch.Tensor) -> torch.Tensor:
         """τ_rd²·exp(−z/C) (Eq. 15 × Eq. 17; ``det_tau="once"``: τ_rd·exp(−z/C)), z the input current."""
         tau = self.tau_rd * self.tau_rd if self.det_tau == "squared" else self.tau_rd
-        return tau * torch.exp(-z / self.C)
+        return tau * elementary.exp(-z / self.C)
 
     def threshold_at(self, x_t: torch.Tensor, theta_max: torch.Tensor) -> torch.Tensor:
         """θ(t) for the current step ``self.t`` given this step's input current ``x_t``."""
@@ -183,14 +193,21 @@ class MSATNeuron(Neuron):
             arg = arg + self.dtt(u if raw else u / theta_max, self.v_t_for(theta_max))
         if self.use_det:
             arg = arg + self.det(x_t if raw else x_t / theta_max)
-        return torch.sigmoid(arg) * theta_max
+        return elementary.sigmoid(arg) * theta_max
 
     def _confidence_mask(self, spikes: torch.Tensor) -> torch.Tensor:
+        """1 where a spike is kept: one draw per element of ``spikes`` (a step, or several steps at once)."""
         if self.generator is None:
             self.generator = torch.Generator(device=spikes.device)
             self.generator.manual_seed(self.seed)
         draws = torch.rand(spikes.shape, generator=self.generator, device=spikes.device)
         return (draws < self.confidence).to(spikes.dtype)
+
+    def _confidence_steps_in(self, steps: int) -> int:
+        """How many of the next ``steps`` steps draw spike confidence."""
+        if self.confidence >= 1.0:
+            return 0
+        return max(0, min(steps, self.confidence_steps - self.t))
 
     def step(self, x_t: torch.Tensor) -> torch.Tensor:
         theta_max = broadcast_channels(self.threshold, x_t)
@@ -210,6 +227,46 @@ class MSATNeuron(Neuron):
         self.theta_t = theta
         self.t += 1
         return self.emit(spikes, theta)
+
+    def fused_steps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The chunk through :mod:`snnx.kernels.msat` (bit for bit :meth:`step`) where it applies, else step by step.
+
+        The confidence draws of the chunk's first steps are made at once before
+        the kernel runs: the generator yields the same numbers in the same order.
+        """
+        steps = x_seq.shape[0]
+        theta_max = broadcast_channels(self.threshold, x_seq[0])
+        v = self.v if self.v is not None else self.initial_potential(x_seq[0], theta_max)
+        fmt = memory_format_of(x_seq[0])
+        out = self._buffer("_out_buffer", (steps * x_seq.shape[1], *x_seq.shape[2:]), v, fmt,
+                           guard=True).view(x_seq.shape)
+        track_sum = self.use_dtt and self.adaptive
+        vsum = self.v_post_sum
+        if track_sum and vsum is None:
+            vsum = torch.empty_like(v)
+        n_mask = self._confidence_steps_in(steps)
+        mask = None
+        if n_mask:
+            mask = torch.empty((n_mask * x_seq.shape[1], *x_seq.shape[2:]), dtype=v.dtype, device=v.device,
+                               memory_format=fmt).view(n_mask, *x_seq.shape[1:])
+        if self.track_spikes and self._positive_theta is None:
+            self._positive_theta = bool((self.threshold > 0).all())
+        # θ_max > 0: θ(t) ≥ 0, so the counts of positive outputs are all the spikes the accounting reads.
+        track = self.track_spikes and self._positive_theta
+        run = msat_chunk(self, x_seq, v, vsum if track_sum else None, mask, out, track)
+        if run is None:
+            return self.reference_steps(x_seq)
+        if mask is not None:  # drawn only once the kernel is sure to run (the reference steps draw their own)
+            mask.copy_(self._confidence_mask(mask))
+        self.spike_indicator = None
+        self.spike_counts = run()
+        self.v = v
+        if track_sum:
+            self.v_post_sum = vsum
+            self.v_post_last = v
+        self.theta_t = None
+        self.t += steps
+        return out
 
     def extra_repr(self) -> str:
         terms = "fixed {:.3g}·θ_max".format(self.fixed_fraction) if self.fixed_fraction is not None else \

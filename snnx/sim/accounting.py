@@ -412,12 +412,12 @@ class LayerProbe:
         x_seq = module.unfold(inputs[0])
         steps = x_seq.shape[0]
         o_seq = out.view(x_seq.shape)
-        # Outputs that are θ·s with θ > 0 (the neuron published its spikes as a 0/1 indicator or,
-        # from the fused kernel, as counts): spikes are then read off Σ out, not tracked step by step.
+        # Outputs that are θ·s with a constant θ > 0 (the neuron published its spikes as a 0/1 indicator
+        # or, from the fused kernel, as counts): spikes are then read off Σ out, not tracked step by step.
         indicator = module.spike_indicator
         counts = module.spike_counts
         published = ((indicator is not None and indicator.shape == out.shape)
-                     or (counts is not None and counts.shape[0] == out.shape[0]))
+                     or (counts is not None and counts.shape[0] == out.shape[0])) and not module.threshold_varies
         if self.in_sum is None:
             self.in_sum = torch.zeros_like(x_seq[0], dtype=torch.float64)  # in the input's memory layout
             self.out_sum = torch.zeros_like(self.in_sum)
