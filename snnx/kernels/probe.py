@@ -30,7 +30,7 @@ def _build():
     import numpy as np
     from numba import njit, prange
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def accumulate_steps(x, o, acc_x, acc_o):  # x, o: [S, N] (any dtype); acc_x, acc_o: [N] float64
         for i in prange(acc_x.shape[0]):
             sx = 0.0
@@ -43,7 +43,7 @@ def _build():
 
     # Flat arrays [B, N] (per image); θ per channel with channel = (i // inner) % C.
     # sums[b]: clip_sum, floor_sum, floor_n, sin_spiked, sin_n, err_sum, spike_count.
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def read_out(in_sum, out_sum, ann_pre, ann_out, spiked, use_spiked, theta, inner, T, rate_coded, unit,
                  count_spikes, sums):
         channels = theta.shape[0]
@@ -81,7 +81,7 @@ def _build():
             sums[b, 5] = err
             sums[b, 6] = count
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def accumulate_one(o, acc_o):  # o: [S, N]; acc_o: [N] float64
         for i in prange(acc_o.shape[0]):
             so = 0.0

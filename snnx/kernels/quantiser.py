@@ -34,7 +34,7 @@ def _build():
     # is 1/L where L is a power of two (then ·1/L is exactly /L), else 0. The two layouts repeat
     # the per-element lines: a kernel that calls another jitted closure is not loaded from numba's
     # disk cache, so it would recompile in every process.
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def forward_ncm(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [N, C, M]; lam: [C]
         for n in prange(x.shape[0]):
             for c in range(x.shape[1]):
@@ -50,7 +50,7 @@ def _build():
                         r = np.floor(min(max(r, zero), one) * L + phi)
                     ys[m] = r * th * inv_L if inv_L != zero else r * th / L
 
-    @njit(parallel=True, cache=True)
+    @njit(parallel=True, cache=True, error_model="numpy")
     def forward_rc(x, lam, L, inv_L, phi, zero, one, clip_after, y):  # x, y: [R, C]; lam: [C]
         for i in prange(x.shape[0]):
             xs = x[i]
@@ -81,7 +81,7 @@ def _build():
     # along m; so it writes the products of 8 channels to a small buffer (a vectorised pass per
     # channel) and then adds those 8 sums side by side, one independent chain each: the same adds
     # in the same order, several times faster than one chain waiting on each add.
-    @njit(parallel=True, cache=True, fastmath={"nsz"})
+    @njit(parallel=True, cache=True, fastmath={"nsz"}, error_model="numpy")
     def backward_ncm(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
         for n in prange(x.shape[0]):
             prods = np.empty((8, x.shape[2]), x.dtype)
@@ -143,7 +143,7 @@ def _build():
                             acc += prods[k, m]
                         parts[n, c0 + k] = acc
 
-    @njit(parallel=True, cache=True, fastmath={"nsz"})
+    @njit(parallel=True, cache=True, fastmath={"nsz"}, error_model="numpy")
     def backward_rc(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # x: [R, C]; parts: [B, C], rows in B blocks
         rows = x.shape[0]
         blocks = parts.shape[0]
