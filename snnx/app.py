@@ -247,6 +247,7 @@ def launch(stage: str, args: list[str]) -> None:
     multirun = any(f in _MULTIRUN_FLAGS for f in flags)
     debug = _debug_requested(overrides)
     swept: list[str] = []
+    configs: list = []
     if not any(f in _HELP_FLAGS for f in flags):
         informational = any(f in _INFO_FLAGS for f in flags)
         try:
@@ -269,8 +270,8 @@ def launch(stage: str, args: list[str]) -> None:
     total = None
     command_keys = {"stage", *(_override_key(o) for o in overrides)}
     if multirun:
-        fd, failures_path = tempfile.mkstemp(prefix="snnx-multirun-", suffix=".jsonl")
-        os.close(fd)
+        root = str(configs[0].paths.root) if configs else "outputs"
+        failures_path = sweep_jobs.make_records_dir(root)
         os.environ[sweep_jobs.JOBS_ENV] = failures_path
         total = _sweep_size(overrides)
 
@@ -322,6 +323,6 @@ def launch(stage: str, args: list[str]) -> None:
             sweep_jobs.report_sweep(sweep_jobs.read_jobs(failures_path))
             status = sweep_jobs.report_failures(failures_path, swept)
             os.environ.pop(sweep_jobs.JOBS_ENV, None)
-            os.unlink(failures_path)
+            sweep_jobs.remove_records_dir(failures_path)
     if failures_path is not None and status:
         raise SystemExit(status)

@@ -1,13 +1,21 @@
-"""A multirun's jobs: the label each job carries, one record per finished or failed job in a file the
+"""A multirun's jobs: the label each job carries, one record per finished or failed job in a folder the
 launching process reads, and what it prints when the sweep ends (one summary table, the command that
-aggregates the results, the failures)."""
+aggregates the results, the failures).
+
+The folder lies under the runs' root (``paths.root``), so jobs that a cluster launcher starts on other
+nodes write their records where the launching process reads them; each record is its own file, written
+whole and then renamed into place (appends to one shared file are not atomic across nodes on NFS).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
+import shutil
 import sys
+import tempfile
+import uuid
 
 from hydra.core.hydra_config import HydraConfig
 from rich.markup import escape
@@ -16,8 +24,31 @@ from rich.table import Table
 from snnx.composition import _override_key
 from snnx.console import console
 
-# The environment variable naming the jobs' record file (set by the launching process, read by every job).
+# The environment variable naming the jobs' record folder (set by the launching process, read by every job).
 JOBS_ENV = "SNNX_MULTIRUN_FAILURES"
+# Where under the runs' root the record folders go (removed at the end of the sweep).
+RECORDS_DIR = ".multirun"
+
+
+def make_records_dir(root: str) -> str:
+    """A fresh record folder under ``root`` (shared with a cluster's nodes); the system's temp folder if
+    ``root`` cannot be written (the launcher then reports only jobs that can reach it)."""
+    try:
+        parent = os.path.join(os.path.abspath(root), RECORDS_DIR)
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix="sweep-", dir=parent)
+    except OSError:
+        return tempfile.mkdtemp(prefix="snnx-multirun-")
+
+
+def remove_records_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    parent = os.path.dirname(path)
+    if os.path.basename(parent) == RECORDS_DIR:  # the parent too, once no other sweep uses it
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass
 
 
 def job_context(swept: list[str], command_keys: set[str], total: int | None) -> dict:
@@ -44,12 +75,14 @@ def record_job(job: dict, **fields) -> None:
         return
     record = {"num": job["num"], "overrides": job["task"], "shown": job["shown"], "sweep_dir": job["sweep_dir"],
               **fields}
-    line = json.dumps(record, default=float) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    name = f"{job['num']}-{uuid.uuid4().hex}.json"
+    temporary = os.path.join(path, "." + name)
     try:
-        os.write(fd, line.encode())  # one small O_APPEND write: lines from parallel jobs never mix
-    finally:
-        os.close(fd)
+        with open(temporary, "w") as handle:
+            json.dump(record, handle, default=float)
+        os.replace(temporary, os.path.join(path, name))  # whole or not at all, also on NFS
+    except OSError:  # the record folder is gone or unreachable: the job's own results stand regardless
+        pass
 
 
 def record_failure(job: dict, exc: BaseException, user_error: bool) -> None:
@@ -66,11 +99,19 @@ def record_result(job: dict, root: str, result) -> None:
 
 
 def read_jobs(path: str) -> list[dict]:
+    """The records in the folder ``path`` (files being written, or unreadable, are skipped)."""
     try:
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except (OSError, ValueError):
+        names = sorted(n for n in os.listdir(path) if n.endswith(".json") and not n.startswith("."))
+    except OSError:
         return []
+    jobs = []
+    for name in names:
+        try:
+            with open(os.path.join(path, name)) as handle:
+                jobs.append(json.load(handle))
+        except (OSError, ValueError):
+            continue
+    return jobs
 
 
 # At most this many Ts get a column in the end-of-sweep summary (the largest ones).

@@ -238,6 +238,7 @@ def test_multirun_sweep_writes_results_per_job(tmp_path):
     table = snnx(*args, cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     assert (root / "tables" / "summary.csv").is_file()
+    assert not (root / ".multirun").exists()  # the jobs' records went with the sweep's end
 
 
 def test_multirun_precheck_rejects_an_invalid_combination_before_any_job(trained):
