@@ -53,7 +53,8 @@ def remove_records_dir(path: str) -> None:
 
 def job_context(swept: list[str], command_keys: set[str], total: int | None) -> dict:
     """The running multirun job: its number (Hydra's, the run directory's name), the overrides that tell it
-    apart (the swept keys; those an optimising sweeper adds), its label and where it writes."""
+    apart (the swept keys; those an optimising sweeper adds; none for a one-job multirun), its label and where
+    it writes."""
     try:
         hc = HydraConfig.get()
         num, task = hc.job.num, list(hc.overrides.task)
@@ -63,7 +64,7 @@ def job_context(swept: list[str], command_keys: set[str], total: int | None) -> 
         parallel = not str(hc.launcher.get("_target_", "")).endswith("BasicLauncher")
     except Exception:  # noqa: BLE001 — not inside a Hydra job
         num, task, run_dir, sweep_dir, basic, parallel = "?", [], "", "", True, False
-    shown = [o for o in task if _override_key(o) in swept or _override_key(o) not in command_keys] or task
+    shown = [o for o in task if _override_key(o) in swept or _override_key(o) not in command_keys]
     count = f"{num}/{total}" if basic and total is not None else f"{num}"
     return {"num": num, "task": task, "shown": shown, "label": f"[job {count} {' '.join(shown)}]".replace(" ]", "]"),
             "run_dir": run_dir, "sweep_dir": sweep_dir, "parallel": parallel}
@@ -132,7 +133,7 @@ def report_sweep(jobs: list[dict]) -> None:
         status = "ok" if j.get("status") == "ok" else \
             "failed: " + (str(j.get("message", "")).strip().splitlines() or [""])[0][:80]
         ann = j.get("ann_acc")
-        table.add_row(str(j["num"]), escape(" ".join(j.get("shown") or j.get("overrides") or [])),
+        table.add_row(str(j["num"]), escape(" ".join(j.get("shown") or [])),
                       "" if ann is None else f"{ann:.2f}", *(f"{acc[str(t)]:.2f}" if str(t) in acc else ""
                                                              for t in steps), escape(status))
     console.print(table)
