@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +30,13 @@ from torch import fx, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from snnx import pipeline, snn_file
+from snnx.export import nir as nir_export
 from snnx.activations.factory import make_act_factory
 from snnx.calibration import calibrate as calibrate_model
 from snnx.composition import compose_checked
 from snnx.convert.methods import METHODS
 from snnx.convert.run import method_params
+from snnx.energy import ENERGY
 from snnx.errors import ConfigError, SnnxError
 from snnx.neurons import Neuron
 from snnx.seeding import resolve_device
@@ -43,7 +46,7 @@ from snnx.sim.accounting import ann_macs
 from snnx.validate import validate
 
 __all__ = ["compose", "load_ann", "build_dataset", "activation", "calibrate", "convert", "simulate",
-           "SimulationResult", "save_snn", "load_snn", "methods"]
+           "SimulationResult", "save_snn", "load_snn", "export_nir", "methods"]
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -303,7 +306,7 @@ class SimulationResult:
         return f"SimulationResult(\n{shown.to_string(index=False)}\n)"
 
 
-def _labelled_batches(data: Any, batch_size: int) -> Iterable:
+def _labelled_batches(data: Any, batch_size: int, function: str = "simulate") -> Iterable:
     """``data`` (a Dataset, a DataLoader, an (images, labels) pair of tensors or an iterable of such
     pairs) as an iterable of (images, labels) batches."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
@@ -312,15 +315,15 @@ def _labelled_batches(data: Any, batch_size: int) -> Iterable:
         return DataLoader(data, batch_size=batch_size)
     if isinstance(data, (DataLoader, Iterable)) and not isinstance(data, (str, bytes, Mapping, torch.Tensor)):
         return data
-    raise _argument_error("simulate", "data", f"cannot be read as labelled images: got {type(data).__name__}.",
+    raise _argument_error(function, "data", f"cannot be read as labelled images: got {type(data).__name__}.",
                           "Pass a Dataset of (image, label) pairs, a DataLoader of them, or (images, labels) tensors.")
 
 
-def _checked_pairs(batches: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _checked_pairs(batches: Iterable, function: str = "simulate") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for item in batches:
         if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
                 and isinstance(item[1], torch.Tensor)):
-            raise _argument_error("simulate", "data", f"yielded a {type(item).__name__}, not an (images, labels) "
+            raise _argument_error(function, "data", f"yielded a {type(item).__name__}, not an (images, labels) "
                                   "pair of tensors.", "Each batch must be (images, labels), as a DataLoader over "
                                   "a labelled Dataset gives.")
         yield item[0], item[1]
@@ -329,11 +332,14 @@ def _checked_pairs(batches: Iterable) -> Iterator[tuple[torch.Tensor, torch.Tens
 def simulate(snn: nn.Module, data: Any, time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32, 64), *,
              ann: nn.Module | None = None, batch_size: int = 250, device: str = "auto", chunk: int | str = "auto",
              dtype: torch.dtype = torch.float32, encoding: str = "direct", seed: int = 0,
-             mean=None, std=None, compile: bool = False, keep_outputs: bool = False) -> SimulationResult:
+             mean=None, std=None, compile: bool = False, keep_outputs: bool = False,
+             energy: str = "horowitz45", **energy_params) -> SimulationResult:
     """Simulate ``snn`` on ``data`` to every T of ``time_steps`` in one pass (one per T for neurons whose
     dynamics depend on T); a :class:`SimulationResult`.
 
-    ``ann``: the model it was converted from, for the ANN's accuracy, MACs and energy columns.
+    ``ann``: the model it was converted from, for the ANN's accuracy, MACs and energy columns, and the
+    equal-bit QANN's accuracy. ``energy``: the energy model (``horowitz45`` or ``memory``), its keys as
+    further keyword arguments (``precision="fp16"`` …, as ``energy.<key>`` of the CLI).
     ``encoding="poisson"`` rate-codes the images (``mean``/``std``: their normalisation, to be undone;
     None: intensities in [0, 1]), seeded by ``seed``.
     """
@@ -354,6 +360,7 @@ def simulate(snn: nn.Module, data: Any, time_steps: Sequence[int] = (1, 2, 4, 8,
     if chunk != "auto" and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise _argument_error("simulate", "chunk", f"must be 'auto' or an integer ≥ 1, got {chunk!r}.",
                               "Leave chunk='auto', or give the time steps folded into one batch, e.g. chunk=4.")
+    energy_config = _energy_config(energy, energy_params)
     batches = _labelled_batches(data, batch_size)
     try:
         simulator = Simulator(snn, device=resolve_device(device), chunk=chunk, dtype=dtype, encoding=encoding,
@@ -377,8 +384,24 @@ def simulate(snn: nn.Module, data: Any, time_steps: Sequence[int] = (1, 2, 4, 8,
               "convert": conversion.method if conversion is not None else None,
               "seed": conversion.seed if conversion is not None else seed,
               "created": pd.Timestamp.now().isoformat(timespec="seconds")}
-    frame = pipeline.result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann)
+    ann_model = None if ann is None else copy.deepcopy(ann).to(simulator.device, dtype).eval()
+    baseline = pipeline.equal_bit_baseline(
+        {"energy": energy_config, "act": {"L": config.get("act", {}).get("L")}}, ann_model, simulator.snn, result,
+        _checked_pairs(_labelled_batches(data, batch_size)), simulator.device, ann_acc)
+    frame = pipeline.result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann, energy=baseline)
     return SimulationResult(frame, result.outputs)
+
+
+def _energy_config(name: Any, params: dict) -> dict:
+    """energy= and its keys, checked like the CLI's energy group."""
+    if not isinstance(name, str):
+        raise _argument_error("simulate", "energy", f"must be an energy model's name, got {name!r}.",
+                              f"Use one of: {', '.join(ENERGY.names())}.")
+    try:
+        return ENERGY.check({"name": name, **params})
+    except ConfigError as exc:
+        key = exc.key.split(".", 1)[1] if exc.key and "." in exc.key else "energy"
+        raise _argument_error("simulate", key, exc.problem, exc.fix or "") from None
 
 
 @torch.no_grad()
@@ -416,3 +439,74 @@ def load_snn(path: str | Path, model: nn.Module | None = None) -> nn.Module:
         raise _argument_error("load_snn", "path", f"must be a file path, got {type(path).__name__}.",
                               "Pass the path api.save_snn wrote.")
     return snn_file.load(path, model=model, key="path").snn
+
+
+# -- other formats ----------------------------------------------------------------------------
+def export_nir(snn: nn.Module, path: str | Path, *, input_shape: Sequence[int] | None = None, lossy: bool = False,
+               data: Any = None, time_steps: int = 32, batch_size: int = 250, device: str = "cpu",
+               fold_thresholds: bool = True) -> nir_export.NIRExport:
+    """Write ``snn`` (from :func:`convert` or :func:`load_snn`) to ``path`` as a NIR graph (needs
+    ``pip install 'snnx[nir]'``); returns a :class:`snnx.export.nir.NIRExport` (the graph, the path, what was
+    approximated and, for a lossy export, the accuracies measured).
+
+    Conv2d, Linear, average/sum pooling, flatten and IF neurons (θ per neuron; θ folded into the next layer's
+    weights, since a NIR IF sends unit spikes; ``fold_thresholds=False``: a Scale node by θ after each IF node
+    instead, for readers that have one — snnTorch 1.0.0 does not). The conventions NIR's IF node leaves open
+    (reset by subtraction, spike on v ≥ θ, discrete steps, direct encoding, summed readout) are in the graph's
+    metadata.
+    ``input_shape``: [C, H, W] of one image; None: the dataset of the config the SNN was converted with.
+    What NIR cannot express (a start potential, MSAT, COS, the θ/(2T) shift; signed neurons never) is an error,
+    or with ``lossy=True`` an approximation: a :class:`snnx.export.nir.LossyExportWarning` then gives the accuracy
+    of the file read back and run for ``time_steps`` steps on ``data`` (labelled test images; None: the config's
+    test set), beside snnx's own.
+    """
+    function = "export_nir"
+    _require_module(function, "snn", snn)
+    if not isinstance(snn, fx.GraphModule) or not any(isinstance(m, Neuron) for m in snn.modules()):
+        raise _argument_error(function, "snn", f"this {type(snn).__name__} has no spiking neurons: it is not a "
+                              "converted network.", "Pass the network api.convert (or api.load_snn) returned.")
+    if not isinstance(path, (str, Path)):
+        raise _argument_error(function, "path", f"must be a file path, got {type(path).__name__}.",
+                              "Pass e.g. 'snn.nir'.")
+    if not isinstance(lossy, bool):
+        raise _argument_error(function, "lossy", f"must be True or False, got {lossy!r}.",
+                              "Pass lossy=True to approximate what NIR cannot express, else leave it out.")
+    if not isinstance(fold_thresholds, bool):
+        raise _argument_error(function, "fold_thresholds", f"must be True or False, got {fold_thresholds!r}.",
+                              "Leave it out (θ folded into the next layer's weights), or pass False for Scale nodes.")
+    if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
+        raise _argument_error(function, "time_steps", f"must be an integer ≥ 1, got {time_steps!r}.",
+                              "Pass e.g. time_steps=32 (the steps a lossy export's accuracy is measured at).")
+    conversion = snn_file.conversion_of(snn)
+    if input_shape is None:
+        input_shape = nir_export.input_shape_of(conversion)
+        if input_shape is None:
+            raise _argument_error(function, "input_shape", "is needed: this network was converted from your own "
+                                  "model, so nothing records the size of its images.",
+                                  "Pass input_shape=(channels, height, width) of one image, e.g. (1, 28, 28).")
+    elif isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not input_shape or \
+            not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in input_shape):
+        raise _argument_error(function, "input_shape", f"must be the positive sizes of one image, got "
+                              f"{input_shape!r}.", "Pass input_shape=(channels, height, width), e.g. (1, 28, 28).")
+    nir_export.require_nir(f"snnx.api.{function}")
+    made = nir_export.to_nir(snn, tuple(input_shape), lossy=lossy, key=f"snnx.api.{function}(snn=…)",
+                             lossy_key="lossy=True", metadata=nir_export.metadata_for(conversion),
+                             fold=fold_thresholds)
+    made.path = nir_export.write(made.graph, path, key=f"snnx.api.{function}(path=…)")
+    if made.approximations:
+        config = (conversion.config if conversion is not None else None) or None
+        if data is None and config is None:
+            raise _argument_error(function, "data", "is needed with lossy=True: the approximation's accuracy is "
+                                  "measured on labelled test images, and this network has no config to take them "
+                                  "from.", "Pass data=<a labelled test Dataset, a DataLoader or (images, labels)>.")
+        source = data if data is not None else pipeline.dataset(config, "test", augment=False)
+        T = time_steps
+        made.accuracy = nir_export.accuracy(nir_export.read(made.path),
+                                            _checked_pairs(_labelled_batches(source, batch_size, function), function),
+                                            [T], device=resolve_device(device))
+        made.snnx_accuracy = simulate(snn, source, [T], batch_size=batch_size, device=device).accuracy
+        warnings.warn(nir_export.LossyExportWarning(
+            f"the NIR graph at {str(made.path)!r} approximates what NIR cannot express ({made.summary()}); measured "
+            f"at T={T}: {made.accuracy[T]:.2f}% as exported (read back from the file), {made.snnx_accuracy[T]:.2f}% "
+            f"in snnx ({made.accuracy[T] - made.snnx_accuracy[T]:+.2f} points)."), stacklevel=2)
+    return made

@@ -18,6 +18,7 @@ import yaml
 from snnx.activations.registry import ACTIVATIONS
 from snnx.convert.methods import METHODS
 from snnx.data.registry import DATASETS
+from snnx.energy import ENERGY
 from snnx.models.registry import MODELS
 from snnx.registry import declared_params, param
 
@@ -101,7 +102,8 @@ class TableConfig:
     paper: Optional[str] = param(None, "csqcfs | denggu | msat | allint: where the reported rows come from")
     paper_tables: List[str] = param(doc="which of its tables, as printed (\"Table 1\")", default_factory=list)
     title: str = param("snnx results", "the table's title (left at the default, a renamed table is titled by table.name)")
-    kind: str = param("accuracy", "accuracy (value vs T) | layers (layers.csv statistic per layer vs T)")
+    kind: str = param("accuracy", "accuracy (value vs T) | layers (layers.csv statistic per layer vs T) | "
+                      "efficiency (accuracy vs energy per image)")
     layout: str = param("wide", "wide: one column per T | long: T is a row key, columns are metrics")
     sweep_dir: Optional[str] = param(None, "where to look for results.csv; default paths.root")
     rows: List[str] = param(doc="row keys: results.csv columns or dotted config keys",
@@ -127,7 +129,7 @@ class TableConfig:
     panels: Optional[List[str]] = param(None, "row keys that split the plot into panels; default: rows but the label")
     layer_metric: str = param("sin_ratio", "kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error")
     layer_axis: str = param("T", "kind=layers: x axis T (one line per layer) | layer (one line per T)")
-    plot: bool = param(True, "also write the PNG accuracy-vs-T plot")
+    plot: bool = param(True, "also write the table's PNG figure")
 
 
 @dataclass
@@ -137,6 +139,17 @@ class ObjectiveConfig:
     metric: Optional[str] = param(None, "null: return nothing | acc | conversion_loss | spikes_per_neuron | sops | "
                                   "energy_mj | ann_acc")
     T: Optional[int] = param(None, "which row of results.csv: one of sim.T; null = the largest")
+
+
+@dataclass
+class ExportConfig:
+    """`snnx export`: where the file goes and what may be approximated (snnx/export/nir.py)."""
+
+    path: Optional[str] = param(None, "the file written; null: snn.nir in the run's folder", runtime=True)
+    lossy: bool = param(False, "write what the format cannot express exactly as an approximation (a warning and "
+                        "its measured accuracy) instead of failing", runtime=True)
+    T: int = param(32, "time steps of the accuracy measured for a lossy export", ge=1, integer=True, runtime=True,
+                   fix="Use e.g. export.T=32.")
 
 
 @dataclass
@@ -150,12 +163,15 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "calibrate": ("record per-layer / per-channel activation statistics (thresholds)",
                   ("dataset", "model", "act", "train", "convert")),
     "convert": ("build the spiking network from the ANN and thresholds", ("dataset", "model", "act", "train", "convert")),
-    "simulate": ("simulate the SNN over sim.T, write results.csv and layers.csv",
-                 ("dataset", "model", "act", "train", "convert", "sim")),
-    "run": ("train → calibrate → convert → simulate in one process", ("dataset", "model", "act", "train", "convert", "sim")),
+    "simulate": ("simulate the SNN over sim.T, write results.csv, layers.csv and energy.csv",
+                 ("dataset", "model", "act", "train", "convert", "sim", "energy")),
+    "run": ("train → calibrate → convert → simulate in one process",
+            ("dataset", "model", "act", "train", "convert", "sim", "energy")),
     "table": ("aggregate results.csv files into a paper-style table and plot", ("table",)),
-    "doctor": ("say why the SNN falls short, layer by layer (dead layers, θ, BN, chance), write doctor.csv",
-               ("dataset", "model", "act", "train", "convert", "sim")),
+    "doctor": ("say why the SNN falls short, layer by layer (dead layers, θ, BN, chance, energy), write doctor.csv",
+               ("dataset", "model", "act", "train", "convert", "sim", "energy")),
+    "export": ("write the SNN as a NIR graph (format=nir; snn=<run>/snn.pt or converted here), export.path",
+               ("dataset", "model", "act", "train", "convert", "export")),
     "clean": ("free the artifact cache under paths.root (all=true: runs, sweeps and tables too)", ()),
 }
 
@@ -172,7 +188,9 @@ class SnnxConfig:
                          runtime=True)
     ckpt: Optional[str] = param(None, "use this ANN checkpoint instead of training")
     snn: Optional[str] = param(None, "snnx simulate: simulate this saved SNN (a run's snn.pt); its dataset, model, "
-                               "act, train, convert and seed come from the file")
+                               "act, train, convert and seed come from the file (snnx export reads it too)")
+    format: str = param("nir", "snnx export: the file format (nir: the Neuromorphic Intermediate Representation)",
+                        choices=("nir",), runtime=True)
     paths: PathsConfig = field(default_factory=PathsConfig)
     dataset: Any = MISSING  # the chosen dataset's params (snnx.data.registry)
     model: Any = MISSING  # the chosen model's params (snnx.models.registry)
@@ -180,13 +198,16 @@ class SnnxConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     convert: Any = MISSING  # the chosen conversion method's params (snnx.convert.methods)
     sim: SimConfig = field(default_factory=SimConfig)
+    export: ExportConfig = param(doc="snnx export: the file and what it may approximate", default_factory=ExportConfig,
+                                 runtime=True)
+    energy: Any = MISSING  # the chosen energy model's params (snnx.energy)
     # Which runs a table gathers and which number a sweeper gets back: not part of what a run computes.
     table: TableConfig = param(doc="the table layout (snnx table)", default_factory=TableConfig, runtime=True)
     objective: ObjectiveConfig = param(doc="the number returned to an optimising sweeper",
                                        default_factory=ObjectiveConfig, runtime=True)
 
 
-GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "table", "experiment", "hparams_search")
+GROUPS = ("dataset", "model", "act", "train", "convert", "sim", "energy", "table", "experiment", "hparams_search")
 
 
 def config_dir() -> Path:
@@ -254,7 +275,7 @@ def recipe(config) -> dict:
 
 def registries() -> dict:
     """Config group → the registry whose entries are that group's options."""
-    return {registry.group: registry for registry in (DATASETS, MODELS, ACTIVATIONS, METHODS)}
+    return {registry.group: registry for registry in (DATASETS, MODELS, ACTIVATIONS, METHODS, ENERGY)}
 
 
 def group_options() -> dict[str, list[str]]:

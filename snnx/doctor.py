@@ -47,6 +47,7 @@ from torch import fx, nn
 
 from snnx.activations import CSQCFS, QCFS
 from snnx.config import recipe, runtime_keys
+from snnx.energy.rows import energy_rows, price_run
 from snnx.neurons import Neuron
 from snnx.progress import track
 from snnx.sim import Simulator
@@ -72,6 +73,8 @@ COLUMNS = ["T", "layer", "finding", "value", "severity", "message", "suggestion"
 NOT_RECIPE_KEYS = ("stage", "seed", "ckpt", "_init_from", "sim.T", "sim.dtype")
 
 SUGGEST = {
+    "energy": "fewer time steps (the SNN pays for every neuron at every step), sparser spikes in the named "
+              "layers, or a quantised ANN instead at this T",
     "dead": "raise T, start at v0 = θ/2 (convert.v_init=0.5), or lower θ (convert=pnorm)",
     "dead_v0": "raise T, or lower θ (convert=pnorm with a lower convert.percentile)",
     "theta_high": "lower θ: recalibrate (convert=maxnorm / pnorm) or fix the trained or edited θ",
@@ -528,11 +531,36 @@ def layer_findings(rows: Sequence[Mapping], infos: Mapping[str, LayerInfo], orde
     return out
 
 
+def energy_findings(energy_rows: Sequence[Mapping], top: int = 2) -> list[Finding]:
+    """One note per T at which the SNN costs more energy than its equal-bit QANN (energy.csv's rows), naming
+    the layers that make most of the difference (their SNN − QANN energy, largest first, as shares of the
+    layers that cost more than in the QANN). A note, not a fault: the conversion may be sound."""
+    by_T: dict[int, list[Mapping]] = {}
+    for row in energy_rows:
+        by_T.setdefault(int(row["T"]), []).append(row)
+    out = []
+    for T, rows in sorted(by_T.items()):
+        snn = sum(float(r["energy_mj"]) for r in rows)
+        qann = sum(float(r["qann_energy_mj"]) for r in rows)
+        if not qann > 0 or snn <= qann:
+            continue
+        excess = sorted(((float(r["energy_mj"]) - float(r["qann_energy_mj"]), r["layer"]) for r in rows), reverse=True)
+        worst = [(d, name) for d, name in excess[:top] if d > 0]
+        positive = sum(d for d, _ in excess if d > 0)  # the layers that cost more than the QANN's
+        share = ", ".join(f"{name} {100 * d / positive:.0f} %" for d, name in worst)
+        model, bits = rows[0].get("energy_model", "?"), rows[0].get("qann_bits", "?")
+        out.append(Finding(T, worst[0][1] if worst else "", "snn_costs_more_than_qann", snn / qann, "note",
+                           f"the SNN needs {snn:.3g} mJ per image, {snn / qann:.2g}× its {bits}-bit QANN's "
+                           f"{qann:.3g} mJ (energy={model}); most of the excess: {share}", SUGGEST["energy"]))
+    return out
+
+
 def diagnose(rows: Sequence[Mapping], infos: Mapping[str, LayerInfo], *, order: Sequence[str] | None = None,
              accuracy: Mapping[int, float] | None = None, ann_acc: float | None = None,
              num_classes: int | None = None, batchnorms: Iterable[tuple[str, str, float]] = (),
-             departures: Iterable[Finding] = ()) -> list[Finding]:
-    """Every finding: structural ones (T = None) first, then by T and forward layer order; notes last."""
+             departures: Iterable[Finding] = (), energy_rows: Sequence[Mapping] = ()) -> list[Finding]:
+    """Every finding: structural ones (T = None) first, then by T and forward layer order; notes last.
+    ``energy_rows``: energy.csv's rows (the SNN against its equal-bit QANN, :func:`energy_findings`)."""
     order = list(order) if order is not None else list(infos)
     findings = batchnorm_findings(batchnorms) + threshold_findings(infos)
     if ann_acc is not None and num_classes and ann_acc <= chance_level(num_classes):
@@ -540,6 +568,7 @@ def diagnose(rows: Sequence[Mapping], infos: Mapping[str, LayerInfo], *, order: 
                                 f"ANN accuracy {ann_acc:.1f} % ≤ {CHANCE_FACTOR:g} × chance "
                                 f"({chance_level(num_classes):.1f} %)", SUGGEST["chance_ann"]))
     findings += layer_findings(rows, infos, order, accuracy=accuracy, ann_acc=ann_acc, num_classes=num_classes)
+    findings += energy_findings(energy_rows)
     findings += list(departures)
     rank = {name: i for i, name in enumerate(order)}
     return sorted(findings, key=lambda f: (f.severity == "note", f.T is not None, f.T or 0,
@@ -590,8 +619,12 @@ def departure_findings(preset_name: str, departures: Iterable[tuple[str, Any, An
 @torch.no_grad()
 def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.Tensor, time_steps: Sequence[int], *,
             num_classes: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-            chunk: int | str = "auto", departures: Iterable[Finding] = (), progress: bool = True) -> Report:
+            chunk: int | str = "auto", departures: Iterable[Finding] = (), progress: bool = True,
+            energy: Mapping | None = None, levels: int | None = None) -> Report:
     """Simulate ``snn`` on one batch with per-layer recording and diagnose it against ``ann``.
+
+    ``energy``: the energy model's params (``energy=``; None: horowitz45) the SNN is priced with against its
+    equal-bit QANN; ``levels``: the ANN's own quantisation steps (act.L), which fix the QANN's bits.
 
     ``progress``: a bar over that batch's simulation (:func:`snnx.progress.track`: its elapsed time)."""
     device = torch.device(device)
@@ -618,9 +651,14 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
             for row in result.layer_rows]
     accuracy = {T: result.accuracy(T) for T in result.time_steps}
     limit = rate_limit_accuracy(ann, images, labels) if all(i.rate_coded for i in infos.values()) else None
+    energy_table = []
+    if result.layer_counts is not None:
+        energy_table = energy_rows(price_run(energy, result.layer_counts, result.time_steps, levels),
+                                   result.layer_counts, (energy or {"name": "horowitz45"})["name"])
     findings = diagnose(rows, infos, order=order, accuracy=accuracy, ann_acc=ann_acc, num_classes=num_classes,
                         batchnorms=batchnorms,
-                        departures=[*rate_limit_findings(ann_acc, limit, int(images.shape[0])), *departures])
+                        departures=[*rate_limit_findings(ann_acc, limit, int(images.shape[0])), *departures],
+                        energy_rows=energy_table)
     return Report(findings, rows, accuracy, ann_acc, int(images.shape[0]), limit)
 
 
@@ -634,7 +672,7 @@ def frame(findings: Iterable[Finding]):
 
 # Findings about the whole network at one T: the layer each names (and so its fix) is where the cause shows at
 # that T, which can move from one T to the next; over T they are still one finding.
-NETWORK_FINDINGS = ("output_at_chance",)
+NETWORK_FINDINGS = ("output_at_chance", "snn_costs_more_than_qann")
 
 
 def _group_key(f: Finding) -> tuple:

@@ -12,10 +12,10 @@ import dataclasses
 from omegaconf import OmegaConf
 
 from snnx.composition import compose_checked
-from snnx.config import STAGES, SimConfig, SnnxConfig, TableConfig, TrainConfig, registries
+from snnx.config import STAGES, ExportConfig, SimConfig, SnnxConfig, TableConfig, TrainConfig, registries
 from snnx.registry import declared_params
 
-_GROUP_SCHEMAS = {"train": TrainConfig, "sim": SimConfig, "table": TableConfig}
+_GROUP_SCHEMAS = {"train": TrainConfig, "sim": SimConfig, "table": TableConfig, "export": ExportConfig}
 
 
 def _show(value) -> str:

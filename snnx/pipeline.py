@@ -34,19 +34,23 @@ from snnx.convert.methods import METHODS
 from snnx.data import build_dataset
 from snnx.data.info import dataset_info
 from snnx.distributed import current, main_lock
+from snnx.energy.rows import energy_rows, price_run
 from snnx.errors import CheckpointError, ConfigError
 from snnx.progress import track
 from snnx.seeding import seed_everything
 from snnx.sim import Simulator
 from snnx.snn_file import convert_recorded
 from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
+from snnx.sim.qann import qann_accuracy, site_thresholds
 from snnx.trainer import evaluate, train_epochs
 
 RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
                   "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj", "seed", "ann_key",
                   "config_hash", "created"]
 EXTRA_COLUMNS = ["negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "passes", "time_steps_simulated",
-                 "hidden_spikes", "hidden_negative_ratio", "hidden_neurons", "ops_ratio"]
+                 "hidden_spikes", "hidden_negative_ratio", "hidden_neurons", "ops_ratio",
+                 # the energy model the energy columns are priced with, and the equal-bit quantised ANN
+                 "energy_model", "qann_bits", "qann_acc", "qann_energy_mj", "energy_ratio"]
 
 
 # -- data ---------------------------------------------------------------------
@@ -393,13 +397,14 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     result = simulator.run(track(test_loader, description="simulate", enabled=config.get("progress", True)),
                            sim["T"], ann=ann_model, record_layers=sim["record_layers"], mean=info.mean, std=info.std)
     macs_ann = ann_macs(copy.deepcopy(ann.model).float().cpu(), test_set[0][0].unsqueeze(0))
+    energy = equal_bit_baseline(config, ann_model, simulator.snn, result, test_loader, device, ann_acc)
     # run_id: <sweep or date directory>/<job or run directory>, so multirun jobs 0, 1, … of two sweeps differ.
     labels = {"run_id": f"{run_dir.parent.name}/{run_dir.name}", "dataset": config["dataset"]["name"],
               "model": config["model"]["name"],
               "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
               "seed": config["seed"], "ann_key": ann.key, "config_hash": stable_hash(config),
               "created": dt.datetime.now().isoformat(timespec="seconds")}
-    frame = result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann)
+    frame = result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann, energy=energy)
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():
         # Runs made from Python have no Hydra record; `snnx table` reads the config from here.
@@ -407,13 +412,44 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     write_csv(rounded_results(frame), run_dir / "results.csv")
     if result.layer_rows:
         write_csv(rounded_layers(pd.DataFrame(result.layer_rows)), run_dir / "layers.csv")
-    return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result}
+    layer_energy = []
+    if energy is not None:
+        layer_energy = energy_rows(energy["priced"], result.layer_counts, energy["model"])
+        write_csv(rounded_energy(pd.DataFrame(layer_energy)), run_dir / "energy.csv")
+    return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result,
+            "energy": layer_energy}
 
 
-def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None, macs_ann: float | None) -> pd.DataFrame:
+def equal_bit_baseline(config: Mapping, ann_model, snn, result, batches, device, ann_acc: float) -> dict | None:
+    """The run's energy under ``config["energy"]`` per T, with its equal-bit QANN: bits and accuracy per T.
+
+    The QANN's bits are the ANN's own (⌈log2(L+1)⌉ for an act with L levels, whose accuracy is the ANN's)
+    or ⌈log2(T+1)⌉; then its accuracy is measured (snnx.sim.qann) where every spiking site is a θ·s
+    neuron of an ANN module, else it is left empty. None without the simulation's counts."""
+    if result.layer_counts is None:
+        return None
+    levels = config["act"].get("L")
+    priced = price_run(config.get("energy"), result.layer_counts, result.time_steps, levels)
+    bits = {T: b for T, (_, b) in priced.items()}
+    if levels is not None:
+        acc = {T: ann_acc for T in bits}
+    elif ann_model is None:
+        acc = {T: float("nan") for T in bits}
+    else:
+        thresholds = site_thresholds(ann_model, snn)
+        by_bits = qann_accuracy(ann_model, thresholds, bits.values(), batches, device) if thresholds else {}
+        acc = {T: by_bits.get(b, float("nan")) for T, b in bits.items()}
+    return {"model": (config.get("energy") or {"name": "horowitz45"})["name"], "priced": priced, "bits": bits,
+            "acc": acc}
+
+
+def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None, macs_ann: float | None,
+                 energy: Mapping | None = None) -> pd.DataFrame:
     """results.csv's rows, one per T of ``result`` (a SimResult); ``labels``: the run's columns that say what
     was run (run_id, dataset, model, act, L, convert, seed, ann_key, config_hash, created; absent ones are
-    left empty). Without the ANN's accuracy or MACs, the columns computed from them are empty."""
+    left empty). Without the ANN's accuracy or MACs, the columns computed from them are empty. ``energy``
+    (:func:`equal_bit_baseline`): the energy columns under its model, with the QANN's; None: horowitz45's
+    totals, no QANN."""
     # The method column is the method and a non-default encoding; how it was simulated (one pass or one per T)
     # is the passes column's.
     method_label = "; ".join([method] + ([f"{result.encoding} encoding"] if result.encoding != "direct" else []))
@@ -425,23 +461,36 @@ def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None,
                      "ann_acc": nan if ann_acc is None else ann_acc,
                      "conversion_loss": nan if ann_acc is None else ann_acc - stats["acc"],
                      "spikes_per_neuron": stats["spikes_per_neuron"], "sops": stats["sops"], "macs": stats["macs"],
-                     "energy_mj": stats["energy_mj"],
+                     "energy_mj": stats["energy_mj"] if energy is None else energy["priced"][T][0].snn_pj * 1e-9,
                      "negative_spikes_per_neuron": stats["negative_spikes_per_neuron"],
                      "ann_macs": nan if macs_ann is None else macs_ann,
-                     "ann_energy_mj": nan if macs_ann is None else E_MAC_PJ * macs_ann * 1e-9,
+                     "ann_energy_mj": (nan if macs_ann is None else E_MAC_PJ * macs_ann * 1e-9) if energy is None
+                     else energy["priced"][T][0].ann_pj * 1e-9,
+                     **_qann_columns(energy, T),
                      "passes": result.passes, "time_steps_simulated": T,
                      **hidden_activity(result, T, nan if macs_ann is None else macs_ann)})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
+
+
+def _qann_columns(energy: Mapping | None, T: int) -> dict:
+    nan = float("nan")
+    if energy is None:
+        return {"energy_model": "horowitz45", "qann_bits": nan, "qann_acc": nan, "qann_energy_mj": nan,
+                "energy_ratio": nan}
+    priced = energy["priced"][T][0]
+    return {"energy_model": energy["model"], "qann_bits": energy["bits"][T], "qann_acc": energy["acc"][T],
+            "qann_energy_mj": priced.qann_pj * 1e-9,
+            "energy_ratio": priced.snn_pj / priced.qann_pj if priced.qann_pj > 0 else nan}
 
 
 # How results.csv writes its numbers (the frames in memory, and snnx.api's to_pandas, keep full precision):
 # accuracies in % to 2 decimals; per-image means of operation or spike counts to 1 decimal (a count that is
 # whole stays exact, float noise goes); whole counts as integers; rates, ratios and energies to 4 significant
 # digits.
-_DECIMALS = {"acc": 2, "ann_acc": 2, "sops": 1, "macs": 1, "hidden_spikes": 1}
-_INTEGERS = ("ann_macs", "hidden_neurons")
+_DECIMALS = {"acc": 2, "ann_acc": 2, "qann_acc": 2, "sops": 1, "macs": 1, "hidden_spikes": 1}
+_INTEGERS = ("ann_macs", "hidden_neurons", "qann_bits")
 _SIGNIFICANT = {"spikes_per_neuron": 4, "negative_spikes_per_neuron": 4, "energy_mj": 4, "ann_energy_mj": 4,
-                "hidden_negative_ratio": 4, "ops_ratio": 4}
+                "qann_energy_mj": 4, "energy_ratio": 4, "hidden_negative_ratio": 4, "ops_ratio": 4}
 # layers.csv: every per-layer statistic (rates, ratios, errors) to 4 significant digits.
 _LAYER_SIGNIFICANT = 4
 
@@ -462,6 +511,18 @@ def rounded_results(frame: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype(float).round().astype("Int64")
     for column, digits in _SIGNIFICANT.items():
         out[column] = out[column].astype(float).map(lambda v, d=digits: significant(v, d))
+    return out
+
+
+def rounded_energy(frame: pd.DataFrame) -> pd.DataFrame:
+    """energy.csv's rows as written: energies and spikes per synapse to 4 significant digits, SOPs and spikes
+    per image to 1 decimal, MACs as integers."""
+    out = frame.copy()
+    for column in ("energy_mj", "ann_energy_mj", "qann_energy_mj", "spikes_per_synapse"):
+        out[column] = out[column].astype(float).map(lambda v: significant(v, 4))
+    for column in ("sops", "spikes"):
+        out[column] = out[column].astype(float).round(1)
+    out["macs"] = out["macs"].astype(float).round().astype("Int64")
     return out
 
 

@@ -46,13 +46,19 @@ class Conversion:
 
 
 def record(snn: nn.Module, conversion: Conversion) -> nn.Module:
-    """``snn`` with ``conversion`` attached (a deep copy of the SNN keeps it)."""
+    """``snn`` with ``conversion`` attached (a deep copy of the SNN keeps it: a GraphModule's deep copy is
+    rebuilt from its graph and keeps only its ``meta`` of the extra state, so the record goes there too)."""
     snn.snnx_conversion = conversion
+    meta = getattr(snn, "meta", None)
+    if isinstance(meta, dict):
+        meta["snnx_conversion"] = conversion
     return snn
 
 
 def conversion_of(snn: nn.Module) -> Conversion | None:
-    return getattr(snn, "snnx_conversion", None)
+    found = getattr(snn, "snnx_conversion", None)
+    meta = getattr(snn, "meta", None)
+    return found if found is not None else (meta.get("snnx_conversion") if isinstance(meta, dict) else None)
 
 
 def convert_recorded(ann: nn.Module, *, method: str, stats: dict | None, params: dict, seed: int,

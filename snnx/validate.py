@@ -16,7 +16,8 @@ from typing import Callable
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from snnx.activations.registry import ACTIVATIONS, resolve_weight_quant
-from snnx.config import GROUPS, STAGES, SimConfig, SnnxConfig, TrainConfig, config_dir, registries, runtime_keys
+from snnx.config import (GROUPS, STAGES, ExportConfig, SimConfig, SnnxConfig, TrainConfig, config_dir, registries,
+                         runtime_keys)
 from snnx.convert.methods import METHODS
 from snnx.data import check_dataset_files, dataset_info
 from snnx.data.registry import DATASETS
@@ -25,7 +26,7 @@ from snnx.models.registry import check_image_size
 from snnx.registry import check_value, declared_params
 
 # Stages that build an SNN, for which act and convert must fit together.
-CONVERTING_STAGES = ("convert", "simulate", "run", "doctor")
+CONVERTING_STAGES = ("convert", "simulate", "run", "doctor", "export")
 def _get(cfg: DictConfig, dotted: str):
     node = cfg
     for part in dotted.split("."):
@@ -57,8 +58,8 @@ def check_time_steps(cfg: DictConfig, note: Callable[[str], None] | None = _prin
 
 
 def check_declared(cfg: DictConfig) -> None:
-    """The ranges and choices the schema declares for the top-level, train and sim keys (snnx.config)."""
-    for prefix, schema in (("", SnnxConfig), ("train", TrainConfig), ("sim", SimConfig)):
+    """The ranges and choices the schema declares for the top-level, train, sim and export keys (snnx.config)."""
+    for prefix, schema in (("", SnnxConfig), ("train", TrainConfig), ("sim", SimConfig), ("export", ExportConfig)):
         node = cfg[prefix] if prefix else cfg
         for p in declared_params(schema):
             if p.metadata and p.name in node:
@@ -396,8 +397,8 @@ def apply_saved_snn(cfg: DictConfig, explicit: Explicit | None) -> None:
     if cfg.get("snn") is None:
         return
     path = str(cfg.snn)
-    if cfg.stage != "simulate":
-        raise ConfigError(f"snn= is read by `snnx simulate`, not by `snnx {cfg.stage}`.", key="snn",
+    if cfg.stage not in ("simulate", "export"):
+        raise ConfigError(f"snn= is read by `snnx simulate` and `snnx export`, not by `snnx {cfg.stage}`.", key="snn",
                           fix=f"Run `snnx simulate snn={path}`, or drop snn=.")
     # torch loads only when a saved SNN is read: checking a config must not wait for it
     from snnx.snn_file import read
@@ -537,7 +538,7 @@ def validate(cfg: DictConfig, *, check_paths: bool = True, note: Callable[[str],
     check_stage(cfg)
     check_declared(cfg)
     check_device(cfg)
-    for group in ("dataset", "model", "act", "convert"):
+    for group in ("dataset", "model", "act", "convert", "energy"):
         check_component(cfg, group, explicit, note)
     check_train(cfg)
     check_distributed(cfg, note)

@@ -205,7 +205,8 @@ def test_results_csv_numbers_are_rounded_where_written(tmp_path):
              "spikes_per_neuron": 0.123456789, "sops": 15705.2345678, "macs": 9248.0, "energy_mj": 5.66812345e-05,
              "negative_spikes_per_neuron": 0.0, "ann_macs": 82500.0, "ann_energy_mj": 0.00037949999999999995,
              "hidden_spikes": 27.1666666, "hidden_negative_ratio": float("nan"), "hidden_neurons": 506.0,
-             "ops_ratio": 6.26234567}
+             "ops_ratio": 6.26234567, "energy_model": "memory", "qann_bits": 3.0, "qann_acc": 96.4444444,
+             "qann_energy_mj": 1.23456789e-4, "energy_ratio": 0.459123456}
     frame = pd.DataFrame([{**{c: "x" for c in RESULT_COLUMNS + EXTRA_COLUMNS}, "T": 4, **noisy}],
                          columns=RESULT_COLUMNS + EXTRA_COLUMNS)
     write_csv(rounded_results(frame), tmp_path / "results.csv")
@@ -215,7 +216,8 @@ def test_results_csv_numbers_are_rounded_where_written(tmp_path):
     assert float(row["conversion_loss"]) == round(97.22 - 37.4, 2)  # the written columns agree
     assert row["ann_macs"] == "82500" and row["hidden_neurons"] == "506"  # whole counts
     assert row["sops"] == "15705.2" and row["macs"] == "9248.0" and row["hidden_spikes"] == "27.2"
-    for column in ("spikes_per_neuron", "energy_mj", "ann_energy_mj", "ops_ratio"):
+    assert row["qann_bits"] == "3" and row["qann_acc"] == "96.44" and row["energy_model"] == "memory"
+    for column in ("spikes_per_neuron", "energy_mj", "ann_energy_mj", "ops_ratio", "qann_energy_mj", "energy_ratio"):
         assert float(row[column]) == pytest.approx(_significant(noisy[column], 4), rel=1e-15), column
     assert row["hidden_negative_ratio"] == "" and row["negative_spikes_per_neuron"] == "0.0"
 

@@ -82,7 +82,10 @@ def _kinds(report, T=None, layer=None):
 
 def test_healthy_lenet_at_large_T_has_no_finding(lenet):
     report = _examine(lenet, _snn(lenet), [64])
-    assert report.findings == [], [f.line() for f in report.findings]
+    # An efficiency note (the SNN at T = 64 against its 7-bit QANN) is not a conversion fault.
+    faults = [f for f in report.findings if f.finding != "snn_costs_more_than_qann"]
+    assert faults == [], [f.line() for f in faults]
+    assert [f.severity for f in report.findings if f not in faults] in ([], ["note"])
     assert report.accuracy[64] > report.ann_acc - 2
     rows = pd.DataFrame(report.rows)
     assert list(rows["layer"]) == HIDDEN and (rows["active_fraction"] > 0.05).all()
@@ -289,7 +292,7 @@ def test_cli_doctor_writes_doctor_csv(trained, tmp_path):
     assert list(table.columns) == doctor.COLUMNS
     # T = 1 with θ = max and v0 = 0: the first layer hardly fires; T = 64 is healthy.
     assert set(table.loc[table["T"] == 1, "finding"]) & {"dead_layer", "nearly_dead_layer"}
-    assert not (table["T"] == 64).any(), table.to_string()
+    assert not ((table["T"] == 64) & (table["severity"] != "note")).any(), table.to_string()
     assert "doctor:" in done.stdout and "doctor.csv" in done.stdout
     assert not math.isnan(table["value"].iloc[0])
 
@@ -335,7 +338,7 @@ def test_simulate_runs_the_doctor_on_its_own_rows(trained, monkeypatch):
     # θ = max and v0 = 0: at T = 1 hardly any neuron of the first layer reaches θ (bounded by rate·T here).
     first = result["doctor"][0]
     assert (first.T, first.layer) == (1, "features.0.act") and first.finding in ("dead_layer", "nearly_dead_layer")
-    assert set(table["T"].dropna()) == {1}
+    assert set(table.loc[table["severity"] != "note", "T"].dropna()) == {1}  # T = 32: at most an energy note
 
 
 def test_rate_limit_is_the_ann_with_its_quantisers_clipped():

@@ -25,6 +25,7 @@ LAYERS = [
     ("snnx.composition",),                                   # composing a config (another preset's, too) with Hydra
     ("snnx.validate",),                                      # semantic checks of a composed config
     ("snnx.pipeline", "snnx.doctor", "snnx.tables", "snnx.clean"),  # the work behind the stages
+    ("snnx.export",),                                        # an SNN written in other formats (NIR)
     ("snnx.snn_file",),                                      # a converted SNN as a file and back
     ("snnx.trainer", "snnx.calibration", "snnx.ann"),
     ("snnx.distributed",),
@@ -33,6 +34,7 @@ LAYERS = [
     ("snnx.convert", "snnx.sim"),                            # the SNN side
     ("snnx.models", "snnx.data"),
     ("snnx.activations", "snnx.neurons"),                    # the ANN side never imports the SNN side
+    ("snnx.energy",),                                        # energy models: counts in, picojoules out
     ("snnx.kernels",),
     ("snnx.progress",),                                      # progress bars over batches
     ("snnx.registry", "snnx.seeding", "snnx.console", "snnx.lazy"),

@@ -93,3 +93,20 @@ def test_the_api_converts_a_snnx_checkpoint_as_the_cli_does(trained, converted_r
     saved = torch.load(converted_run / "snn.pt", weights_only=True)["state_dict"]
     ours = snn.state_dict()
     assert ours.keys() == saved.keys() and all(torch.equal(ours[k], saved[k]) for k in ours)
+
+
+def test_a_deep_copy_keeps_the_conversion_record():
+    """A GraphModule's deep copy is rebuilt from its graph: the record travels in its meta."""
+    import copy
+
+    import torch
+
+    from snnx import api, snn_file
+    from snnx.activations import make_act_factory
+    from snnx.models import create_model
+
+    ann = create_model("lenet", in_channels=1, image_size=28, num_classes=10, act_factory=make_act_factory("relu"),
+                       width=0.25).eval()
+    snn = api.convert(ann, method="maxnorm", calibration=torch.randn(4, 1, 28, 28))
+    copied = snn_file.conversion_of(copy.deepcopy(snn))
+    assert copied is not None and copied.method == "maxnorm" and copied.label == snn_file.conversion_of(snn).label

@@ -30,6 +30,18 @@ RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method",
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+
+def set_dotted(cfg: dict, config: dict | None) -> str:
+    """Set ``config``'s dotted keys in ``cfg`` (a run's composed config); its hash, as a config_hash."""
+    for dotted, value in (config or {}).items():
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return f"h{abs(hash(json.dumps(cfg, sort_keys=True, default=str))) % 10**12:012d}"
+
+
 def write_run(root: Path, name: str, *, accs: dict, ann: float, dataset="mnist5k", model="lenet", act="qcfs",
               convert="qcfs", seed=0, L=4, config: dict | None = None, layers: dict | None = None,
               neurons: list | None = None, created="2026-01-01T00:00:00", with_config=True) -> Path:
@@ -41,13 +53,7 @@ def write_run(root: Path, name: str, *, accs: dict, ann: float, dataset="mnist5k
            "act": {"name": act, "L": L, "k": None}, "train": {"epochs": 1, "two_stage": False, "weight_quant": "none"},
            "convert": {"name": convert, "variant": "TS", "use_dtt": True, "use_det": True, "integer": False},
            "sim": {"T": sorted(accs)}}
-    for dotted, value in (config or {}).items():
-        node = cfg
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    chash = f"h{abs(hash(json.dumps(cfg, sort_keys=True, default=str))) % 10**12:012d}"
+    chash = set_dotted(cfg, config)
     rows = []
     for T, acc in sorted(accs.items()):
         rows.append({"run_id": name, "dataset": dataset, "model": model, "act": act, "L": L, "convert": convert,

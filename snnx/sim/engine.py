@@ -31,6 +31,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import fx, nn
 
+from snnx.energy.counts import NetworkCounts, NeuronCounts, SynapseCounts
 from snnx.neurons import BACKENDS, Neuron
 from snnx.neurons import base as neuron_base
 from snnx.neurons.base import memory_format_of
@@ -75,6 +76,9 @@ class SimResult:
     input_neurons_per_image: int = 0
     # keep_outputs=True: the network's output accumulated up to T, divided by T, per image ([N, …], CPU)
     outputs: dict[int, torch.Tensor] = field(default_factory=dict)
+    # Per layer, per image: what an energy model prices (snnx.energy.counts.NetworkCounts; None without
+    # accounting)
+    layer_counts: object = None
 
     def accuracy(self, T: int) -> float:
         return 100.0 * self.correct[T] / max(self.total, 1)
@@ -284,6 +288,8 @@ class Simulator:
         spike_tot = {T: 0.0 for T in time_steps}
         neg_tot = {T: 0.0 for T in time_steps}
         sop_tot = {T: 0.0 for T in time_steps}
+        layer_sops = {c.name: {T: 0.0 for T in time_steps} for c in synapses}
+        layer_spikes = {c.name: {T: 0.0 for T in time_steps} for c in spikes}
         in_tot = {T: 0.0 for T in time_steps}
         in_neg_tot = {T: 0.0 for T in time_steps}
         kept: dict[int, list[torch.Tensor]] = {T: [] for T in time_steps}
@@ -342,6 +348,15 @@ class Simulator:
                     sop = _cumulative([c.totals for c in synapses if c.mode == "sop"], steps_to_run)
                     in_pos = _cumulative([c.positive for c in spikes[:1]], steps_to_run)
                     in_neg = _cumulative([c.negative for c in spikes[:1]], steps_to_run)
+                    for c in synapses:
+                        if c.mode == "sop":
+                            per_layer = _cumulative([c.totals], steps_to_run)
+                            for T in reads:
+                                layer_sops[c.name][T] += float(per_layer[T - 1])
+                    for c in spikes:
+                        per_layer = _cumulative([c.positive, c.negative], steps_to_run)
+                        for T in reads:
+                            layer_spikes[c.name][T] += float(per_layer[T - 1])
                     for T in reads:
                         spike_tot[T] += float(pos[T - 1])
                         neg_tot[T] += float(neg[T - 1])
@@ -360,6 +375,9 @@ class Simulator:
         macs_per_step = sum(c.macs_per_sample for c in synapses if c.mode == "mac_step")
         neurons_per_image = sum(c.neurons_per_sample for c in spikes)
         layer_rows = [row for probe in probes for row in probe.rows()]
+        order = {name: i for i, (name, _) in enumerate(self.snn.named_modules())}
+        counts = _network_counts(sorted(synapses, key=lambda c: order.get(c.name, len(order))), spikes, layer_sops,
+                                 layer_spikes, total) if accounting else None
         return SimResult(time_steps=time_steps, correct=correct, total=total, spikes=spike_tot,
                          negative_spikes=neg_tot, sops=sop_tot, macs_per_image=macs,
                          neurons_per_image=neurons_per_image,
@@ -367,7 +385,57 @@ class Simulator:
                          layer_rows=layer_rows, encoding=encoding, macs_per_step=macs_per_step,
                          input_spikes=in_tot, input_negative_spikes=in_neg_tot,
                          input_neurons_per_image=spikes[0].neurons_per_sample if spikes else 0,
-                         outputs={T: torch.cat(rows) for T, rows in kept.items() if rows})
+                         outputs={T: torch.cat(rows) for T, rows in kept.items() if rows},
+                         layer_counts=counts)
+
+
+def _network_counts(synapses, spikes, layer_sops: dict, layer_spikes: dict, images: int):
+    """Per-layer, per-image counts for an energy model (:mod:`snnx.energy.counts`), layers in module order."""
+    n = max(images, 1)
+    rows = []
+    for c in synapses:
+        shape = getattr(c, "_shape", None) or ()
+        inputs = 1
+        for d in shape:
+            inputs *= int(d)
+        weight = getattr(c.layer, "weight", None)
+        rows.append(SynapseCounts(
+            name=c.name, mode=c.mode, macs=float(c.macs_per_sample), weights=0 if weight is None else weight.numel(),
+            inputs=inputs, outputs=_output_elements(c.layer, shape),
+            sops={T: v / n for T, v in layer_sops[c.name].items()} if c.mode == "sop" else {},
+            ann_macs=_dense_macs(c.layer, shape)))
+    neurons = [NeuronCounts(name=c.name, neurons=int(c.neurons_per_sample),
+                            spikes={T: v / n for T, v in layer_spikes[c.name].items()}) for c in spikes]
+    return NetworkCounts(synapses=rows, neurons=neurons)
+
+
+def _dense_macs(layer: nn.Module, input_shape) -> float | None:
+    """The layer's MACs as torch's flop counter counts them: outputs × weights per output (padding included)."""
+    weight = getattr(layer, "weight", None)
+    if weight is None or not input_shape:
+        return None
+    return float(_output_elements(layer, input_shape) * weight[0].numel())
+
+
+def _output_elements(layer: nn.Module, input_shape) -> int:
+    """Output elements of one sample of a conv/linear layer, from its input shape (by the layer's arithmetic:
+    the layer itself may take only the simulator's dtype, e.g. int64 in integer mode)."""
+    if not input_shape:
+        return 0
+    if isinstance(layer, nn.Linear):
+        return int(layer.out_features) * max(1, int(torch.Size(input_shape[:-1]).numel()))
+    if isinstance(layer, nn.Conv2d) and isinstance(layer.padding, tuple) and len(input_shape) == 3:
+        spatial = 1
+        for n, k, s, p, d in zip(input_shape[1:], layer.kernel_size, layer.stride, layer.padding, layer.dilation):
+            spatial *= max(0, (int(n) + 2 * p - d * (k - 1) - 1) // s + 1)
+        return int(layer.out_channels) * spatial
+    param = next(layer.parameters(), None)
+    probe = torch.zeros((1, *input_shape), dtype=param.dtype if param is not None else torch.float32,
+                        device=param.device if param is not None else "cpu")
+    try:
+        return int(layer(probe).numel())
+    except (RuntimeError, TypeError):  # a layer that takes other inputs: its outputs are not priced
+        return 0
 
 
 def _cumulative(rows: list[torch.Tensor], steps: int) -> torch.Tensor:

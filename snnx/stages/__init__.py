@@ -117,10 +117,10 @@ def run_stage(cfg: DictConfig) -> dict:
 
         return table.run(cfg)
     # The stage modules import this package's helpers (plain_config, run_dir): at the top this would be a cycle.
-    from snnx.stages import calibrate, convert, doctor, run, simulate, train
+    from snnx.stages import calibrate, convert, doctor, export, run, simulate, train
 
     stages = {"train": train.run, "calibrate": calibrate.run, "convert": convert.run,
-              "simulate": simulate.run, "run": run.run, "doctor": doctor.run}
+              "simulate": simulate.run, "run": run.run, "doctor": doctor.run, "export": export.run}
     return stages[cfg.stage](cfg)
 
 

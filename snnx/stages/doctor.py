@@ -153,7 +153,8 @@ def run(cfg: DictConfig, upstream: dict | None = None) -> dict:
                             num_classes=dataset_info(config["dataset"]["name"]).num_classes, device=device,
                             dtype=_dtype(config), chunk=config["sim"]["chunk"],
                             departures=departure_findings(config, preset_name()),
-                            progress=config.get("progress", True))
+                            progress=config.get("progress", True), energy=config.get("energy"),
+                            levels=config["act"].get("L"))
     write_csv(doctor.frame(report.findings), out / "doctor.csv")
     accs = ", ".join(f"T={T} {a:.1f} %" for T, a in report.accuracy.items())
     log(f"ANN {report.ann_acc:.1f} %, SNN {accs} on these images")
@@ -181,7 +182,8 @@ def after_simulate(cfg: DictConfig, result: Mapping, out: Path) -> list[doctor.F
                                ann_acc=float(result["ann_acc"]),
                                num_classes=dataset_info(config["dataset"]["name"]).num_classes,
                                batchnorms=doctor.unfolded_batchnorms(snn),
-                               departures=departure_findings(config, preset_name()))
+                               departures=departure_findings(config, preset_name()),
+                               energy_rows=result.get("energy") or ())
     write_csv(doctor.frame(findings), out / "doctor.csv")
     show(findings, quiet_when_healthy=True)
     return findings

@@ -1,4 +1,4 @@
-"""Stage `simulate`: one pass over the T sweep, results.csv and layers.csv."""
+"""Stage `simulate`: one pass over the T sweep, results.csv, layers.csv and energy.csv."""
 
 from __future__ import annotations
 
@@ -17,15 +17,24 @@ from snnx.seeding import resolve_device
 
 
 def print_results(frame, ann_acc: float, title: str) -> None:
+    qann = "qann_energy_mj" in frame and frame["qann_energy_mj"].notna().any()
     table = Table(title=title)
-    for col in ("T", "SNN acc %", "loss (ANN−SNN)", "spikes/neuron", "SOPs/img", "energy mJ/img"):
+    columns = ["T", "SNN acc %", "loss (ANN−SNN)", "spikes/neuron", "SOPs/img", "energy mJ/img"]
+    if qann:  # the QANN's columns instead of the loss (results.csv has it), so the table fits a terminal
+        columns = ["T", "SNN acc %", "spikes/neuron", "SOPs/img", "SNN mJ", "QANN mJ (bits)", "SNN/QANN", "QANN %"]
+    for col in columns:
         table.add_column(col, justify="right")
     for row in frame.itertuples():
-        table.add_row(str(row.T), f"{row.acc:.2f}", f"{row.conversion_loss:+.2f}", f"{row.spikes_per_neuron:.3f}",
-                      f"{row.sops:.3g}", f"{row.energy_mj:.3g}")
+        cells = [str(row.T), f"{row.acc:.2f}", *([] if qann else [f"{row.conversion_loss:+.2f}"]),
+                 f"{row.spikes_per_neuron:.3f}", f"{row.sops:.3g}", f"{row.energy_mj:.3g}"]
+        if qann:
+            cells += [f"{row.qann_energy_mj:.3g} ({int(row.qann_bits)})", f"{row.energy_ratio:.2g}",
+                      "" if row.qann_acc != row.qann_acc else f"{row.qann_acc:.2f}"]
+        table.add_row(*cells)
     console.print(table)
+    model = frame["energy_model"].iloc[0] if "energy_model" in frame else "horowitz45"
     log(f"ANN accuracy {ann_acc:.2f}%   ANN energy {frame['ann_energy_mj'].iloc[0]:.3g} mJ/img "
-        f"({frame['ann_macs'].iloc[0]:.3g} MACs)")
+        f"({frame['ann_macs'].iloc[0]:.3g} MACs; energy={model})")
 
 
 def run(cfg: DictConfig, upstream: dict | None = None) -> dict:

@@ -3,7 +3,8 @@
 `layout` (what a conf/table/*.yaml says), `results` (reading results.csv and
 what lies beside it), `reported` (the papers' numbers shipped in
 snnx/paper_tables/), `pivot` (cells → table), `plot` (PNG figures), `render`
-(terminal table). No Hydra here: the `table` stage hands in a plain dict.
+(terminal table), `efficiency` (kind=efficiency: accuracy vs energy per image).
+No Hydra here: the `table` stage hands in a plain dict.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from snnx.errors import SnnxError
+from snnx.tables.efficiency import build_efficiency_table
 from snnx.tables.layout import Layout, TSpec
 from snnx.tables.pivot import TableResult, build_layer_table, build_table
 from snnx.tables.reported import available_papers, load_paper
@@ -27,6 +29,14 @@ def load_table(layout: Layout, root: str | Path) -> TableResult:
     if not files and reported is None:
         raise no_results_error(root)
     results = read_results(files)
+    if layout.kind == "efficiency":
+        result = build_efficiency_table(layout, results)
+        if not result.rows:
+            raise SnnxError(f"the table is empty: none of the {len(files)} run(s) under {str(root)!r} passes the filters "
+                            f"{layout.snnx_filters()}" + (" and matches a row of the layout" if layout.mapped else "")
+                            + ".", key="table.filters",
+                            fix="Loosen table.filters (e.g. table.filters={}), or point table.sweep_dir at other runs.")
+        return result
     if layout.kind == "layers":
         result = build_layer_table(layout, results, read_layers)
         if not result.rows:
@@ -45,5 +55,6 @@ def load_table(layout: Layout, root: str | Path) -> TableResult:
     return result
 
 
-__all__ = ["Layout", "TSpec", "TableResult", "available_papers", "build_layer_table", "build_table", "find_results",
+__all__ = ["Layout", "TSpec", "TableResult", "available_papers", "build_efficiency_table", "build_layer_table",
+           "build_table", "find_results",
            "load_paper", "load_table", "read_results"]

@@ -10,6 +10,7 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
     paper_tables: [Table 1]           # …from these of its tables, as printed
     title: "CS-QCFS Table 1 — CIFAR-10 accuracy (%) vs T"
     kind: accuracy                    # accuracy | layers (layers.csv statistic per layer, see below)
+                                      #   | efficiency (accuracy vs energy per image, see below)
     layout: wide                      # wide: one column per T | long: T is a row key (Deng & Gu Table 1)
     rows: [dataset, model, method]    # `method` holds the row labels below
     columns: [ANN, T, SNN best]       # wide: ANN, T (expands to T=…), SNN best, loss, final acc, final T,
@@ -52,6 +53,16 @@ is, the table takes its name as its title. A wide layout's ANN column holds the
 ANN's value of `value`: its accuracy for acc and the losses, ann_energy_mj for
 energy_mj, ann_macs for macs; a spikes or SOPs table has none (an ANN neither
 spikes nor accumulates).
+
+`kind: efficiency` (conf/table/efficiency.yaml; snnx/tables/efficiency.py) puts
+accuracy against energy per image: per row group and setting (as the summary
+groups runs) the SNN at each T, its ANN once, and the equal-bit quantised ANN
+at each T where results.csv has the qann_* columns. It takes name, title, rows,
+T (exact time steps only; empty: every T a run has), filters, methods (row
+labels; no `ann: true` rows), aliases, panels (default: dataset; runs priced with
+different energy models always get their own panels) and plot; columns, value,
+layout and paper are fixed by the kind, and setting one of them is an error
+naming it.
 """
 
 from __future__ import annotations
@@ -64,7 +75,7 @@ from typing import Any, Mapping
 from snnx.config import embedded_datasets
 from snnx.errors import ConfigError
 
-KINDS = ("accuracy", "layers")
+KINDS = ("accuracy", "layers", "efficiency")
 LAYOUTS = ("wide", "long")
 LAYER_METRICS = ("sin_ratio", "sin_share", "firing_rate", "clip_error", "floor_error", "ann_error")
 LAYER_AXES = ("T", "layer")
@@ -218,6 +229,8 @@ class Layout:
     def panel_keys(self) -> list[str]:
         if self.panels is not None:
             return list(self.panels)
+        if self.kind == "efficiency":  # accuracy vs energy: the nets of one dataset side by side
+            return [k for k in ("dataset",) if k in self.rows]
         if self.mapped:
             return [k for k in self.rows if k != LABEL_KEY]
         return [k for k in ("dataset", "model") if k in self.rows]
@@ -246,6 +259,9 @@ class Layout:
         layout = _choice(raw.get("layout", "wide"), LAYOUTS, "table.layout")
         paper = raw.get("paper")
         paper = str(paper).strip() if paper else None
+        if kind == "efficiency" and paper:
+            raise ConfigError(f"kind=efficiency tabulates snnx runs only; it takes no paper (got {paper!r}).",
+                              key="table.paper", fix="Drop table.paper (table.paper=null).")
         rows = _str_list(raw.get("rows") or ["dataset", "model", "act", "convert"], "table.rows")
         methods = [_row_spec(i, m) for i, m in enumerate(raw.get("methods") or [])]
         labels = [m.label for m in methods]
@@ -283,6 +299,8 @@ class Layout:
             if unknown:
                 raise ConfigError(f"panel keys {unknown} are not row keys {rows}.", key="table.panels",
                                   fix="Panels group rows, so pick them from table.rows (or leave table.panels empty).")
+        if kind == "efficiency":
+            _check_efficiency(raw, layout, value, columns, time_steps, methods)
         title = str(raw.get("title") or name)
         if title == DEFAULT_TITLE and name != DEFAULT_NAME:
             title = name
@@ -296,6 +314,30 @@ class Layout:
             layer_axis=_choice(raw.get("layer_axis", "T"), LAYER_AXES, "table.layer_axis"),
             plot=bool(raw.get("plot", True)),
         )
+
+
+# What a composed `table` config holds for the keys kind=efficiency fixes (TableConfig's defaults, snnx/config.py).
+_EFFICIENCY_FIXED = {"columns": ["ANN", "T"], "value": "acc", "layout": "wide"}
+
+
+def _check_efficiency(raw: Mapping[str, Any], layout: str, value: str, columns: list[str],
+                      time_steps: list["TSpec"], methods: list["RowSpec"]) -> None:
+    """kind=efficiency lays out its own columns (snnx/tables/efficiency.py): the keys that would pick other ones
+    are errors naming them rather than being ignored (table.paper is checked where it is read)."""
+    given = {"layout": layout, "value": value, "columns": columns}
+    for key, fixed in _EFFICIENCY_FIXED.items():
+        if raw.get(key) is not None and given[key] != fixed:
+            raise ConfigError(f"kind=efficiency fixes its {key} (accuracy and energy per image of the SNN at each T, "
+                              f"its ANN and equal-bit QANN); got {given[key]!r}.", key=f"table.{key}",
+                              fix=f"Leave table.{key} out (its default, {fixed!r}).")
+    inexact = [t.text for t in time_steps if not t.exact]
+    if inexact:
+        raise ConfigError(f"kind=efficiency plots the time steps a run simulated; {inexact} is no one time step.",
+                          key="table.T", fix="List exact time steps, e.g. table.T=[1,2,4,8], or leave it empty for all.")
+    for i, spec in enumerate(methods):
+        if spec.ann:
+            raise ConfigError(f"row {spec.label!r}: kind=efficiency shows every run's ANN itself (one marker per run).",
+                              key=f"table.methods[{i}].ann", fix="Drop ann: true from the row.")
 
 
 def _choice(value: Any, allowed: tuple[str, ...], key: str) -> str:

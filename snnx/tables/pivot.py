@@ -85,6 +85,7 @@ class TableResult:
     columns: list[Column]
     title: str
     notes: list[str] = field(default_factory=list)
+    runs: list = field(default_factory=list)  # kind=efficiency: one efficiency.Series per row group and setting
 
 
 # -- snnx side ------------------------------------------------------------------

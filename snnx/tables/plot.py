@@ -1,4 +1,4 @@
-"""Figures for a table: accuracy (or the table's value) vs T, per-layer statistics, or bars.
+"""Figures for a table: accuracy (or the table's value) vs T, per-layer statistics, bars, or accuracy vs energy.
 
 Matplotlib's object API with the Agg canvas only (no pyplot, no global backend
 switch), written to a temp file and renamed into place.
@@ -387,8 +387,159 @@ def draw_layers(result: TableResult) -> Figure | None:
     return fig
 
 
+def _point_labels(steps: list[int], limit: int = 6) -> set[int]:
+    """Which points of an SNN line carry their T: all of up to ``limit``; else the ends and the powers of two
+    spread out along the line (at most ``limit`` in all), so labels of a dense T sweep do not overprint."""
+    if len(steps) <= limit:
+        return set(steps)
+    kept = {steps[0], steps[-1]}
+    inner = [t for t in _thin_ticks([float(t) for t in steps[1:-1]], min_gap=1.0)
+             if abs(math.log2(t) - math.log2(steps[0])) >= 1.0 and abs(math.log2(t) - math.log2(steps[-1])) >= 1.0]
+    step = max(1, math.ceil(len(inner) / max(1, limit - 2)))
+    return kept | {int(t) for t in inner[::step]}
+
+
+def _energy_ticks(ax, energies: list[float]) -> None:
+    """Plain-number ticks on the log energy axis: each decade's 1, 2 and 5 when the panel spans two decades or
+    less (matplotlib would label the minor ticks, overprinting), the decades alone beyond that."""
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    energies = [e for e in energies if e > 0]
+    if not energies:
+        return
+    decades = math.log10(max(energies)) - math.log10(min(energies))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 2 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _repeat_scale(drawn: dict, kind: str, points) -> float:
+    """Runs that convert one ANN share its ANN and QANN points: each repeat is drawn smaller, on top, so the
+    points show as concentric markers in every run's colour instead of the last run's alone."""
+    keys = [(kind, round(math.log10(p[0]), 3), round(p[1], 2)) for p in points]
+    repeat = max(drawn.get(k, 0) for k in keys)
+    for k in keys:
+        drawn[k] = drawn.get(k, 0) + 1
+    return max(0.35, 1.0 - 0.22 * repeat)
+
+
+def _place_labels(ax, wanted: list[tuple], style: dict) -> None:
+    """Point labels, line ends first, leaving out any that would sit on one already placed (closer than about
+    a label's size, measured in the panel's log-x / linear-y data span)."""
+    if not wanted:
+        return
+    xs = [math.log10(w[1]) for w in wanted]
+    ys = [w[2] for w in wanted]
+    x_span = max(max(xs) - min(xs), 0.3)
+    y_span = max(max(ys) - min(ys), 1.0)
+    placed: list[tuple[float, float, tuple]] = []
+    for priority, e, a, label, offset, colour in sorted(wanted, key=lambda w: w[0]):
+        x, y = math.log10(e), a
+        if any(abs(x - px) < 0.06 * x_span and abs(y - py) < 0.035 * y_span and offset == po for px, py, po in placed):
+            continue
+        placed.append((x, y, offset))
+        ax.annotate(label, (e, a), xytext=offset, color=colour, **style)
+
+
+def _efficiency_label(series, panel_keys: list[str]) -> str:
+    parts = [str(v) for k, v in series.keys.items() if k not in panel_keys and v not in ("", None)]
+    label = " / ".join(parts) or "snnx"
+    return f"{label} [{series.setting}]" if series.setting else label
+
+
+def draw_efficiency(result: TableResult) -> Figure | None:
+    """kind=efficiency: accuracy (%) vs energy per image (mJ, log scale), one colour per run: its SNN as a line
+    through its T points (labelled with T), its ANN as a star, its equal-bit QANN points as hollow squares
+    joined by a dashed line (labelled with their bits). One panel per energy model × panel key."""
+    # matplotlib is slow to import: only a figure being drawn (table.plot) loads it
+    from matplotlib.lines import Line2D
+
+    layout = result.layout
+    panel_keys = [k for k in layout.panel_keys if k not in ("energy_model", "T")]
+    runs = [s for s in result.runs if any(e > 0 for _, e, _ in s.snn) or (s.ann and s.ann[0] > 0)]
+    if not runs:
+        return None
+    models = sorted({s.energy_model for s in runs})
+    panels: dict[tuple, list] = {}
+    for s in sorted(runs, key=lambda s: models.index(s.energy_model)):
+        panels.setdefault((s.energy_model, *(str(s.keys.get(k, "")) for k in panel_keys)), []).append(s)
+    labels = list(dict.fromkeys(_efficiency_label(s, panel_keys) for s in runs))
+    colours = dict(zip(labels, _colors(len(labels))))
+    n_cols = max(1, min(2, len(panels)))
+    min_width = min(16.0, _legend_column_width(labels) / 0.95 + 0.2)
+    legend_rows = math.ceil(len(labels) / _legend_columns(labels, max(6.4 * n_cols, min_width)))
+    fig, axes, _ = _figure(len(panels), width=6.4, height=4.8, max_cols=2, extra=0.9 + 0.24 * legend_rows + 0.3,
+                           min_width=min_width)
+    text = dict(fontsize=7, textcoords="offset points", clip_on=True)
+    for ax, (key, members) in zip(axes, panels.items()):
+        model, *rest = key
+        labels_wanted = []  # (priority, energy, accuracy, text, offset, colour): placed after every line is drawn
+        drawn: dict = {}  # ANN / QANN points already drawn in this panel → how many times
+        for s in members:
+            c = colours[_efficiency_label(s, panel_keys)]
+            snn = [(T, e, a) for T, e, a in s.snn if e > 0]
+            if snn:
+                ax.plot([e for _, e, _ in snn], [a for *_, a in snn], color=c, **_EFF_STYLE["SNN"])
+                shown = _point_labels([T for T, *_ in snn])
+                for i, (T, e, a) in enumerate(snn):
+                    if T in shown:
+                        labels_wanted.append((0 if i in (0, len(snn) - 1) else 1, e, a, f"T={T}", (4, -9), c))
+            qann: dict = {}
+            for T, e, a, bits in s.qann:  # T that share a bit width share a QANN: one point each
+                if e > 0:
+                    qann.setdefault((bits, round(e, 12), round(a, 4)), (e, a, bits))
+            if qann:
+                points = sorted(qann.values(), key=lambda p: p[0])
+                size = _EFF_STYLE["QANN"]["markersize"] * _repeat_scale(drawn, "QANN", points)
+                ax.plot([p[0] for p in points], [p[1] for p in points], color=c, **{**_EFF_STYLE["QANN"], "markersize": size})
+                for i, (e, a, bits) in enumerate(points):
+                    if bits is not None:
+                        labels_wanted.append((0 if i in (0, len(points) - 1) else 1, e, a, f"{bits}b", (4, 4), c))
+            if s.ann and s.ann[0] > 0:
+                size = _EFF_STYLE["ANN"]["markersize"] * _repeat_scale(drawn, "ANN", [s.ann])
+                ax.plot([s.ann[0]], [s.ann[1]], color=c, **{**_EFF_STYLE["ANN"], "markersize": size})
+        _place_labels(ax, labels_wanted, text)
+        ax.set_xscale("log")
+        _energy_ticks(ax, [w[1] for w in labels_wanted] + [s.ann[0] for s in members if s.ann and s.ann[0] > 0]
+                      + [e for s in members for _, e, _ in s.snn if e > 0])
+        ax.set_xlabel(f"energy per image (mJ, log scale), energy={model}", fontsize=9)
+        ax.set_ylabel("accuracy (%)", fontsize=9)
+        title = " / ".join(k for k in rest if k) or "all runs"
+        ax.set_title(f"{title}  (energy={model})" if len(models) > 1 else title, fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.grid(True, which="minor", alpha=0.1)
+        ax.tick_params(labelsize=8.5)
+        ax.margins(x=0.08, y=0.06)
+    handles = [Line2D([], [], color=colours[label], linewidth=2.2) for label in labels]
+    styles = [Line2D([], [], color="black", **_EFF_STYLE["SNN"]), Line2D([], [], color="black", **_EFF_STYLE["ANN"])]
+    style_labels = ["SNN (points: T)", "ANN"]
+    if any(s.qann for s in runs):
+        styles.append(Line2D([], [], color="black", **_EFF_STYLE["QANN"]))
+        style_labels.append("equal-bit QANN (points: activation bits)")
+    ncol = _legend_columns(labels, fig.get_figwidth())
+    fig_h = fig.get_figheight()
+    style_h = 0.28 / fig_h
+    rows_h = (0.24 * math.ceil(len(labels) / ncol) + 0.1) / fig_h
+    fig.add_artist(fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8.5, frameon=False,
+                              bbox_to_anchor=(0.5, style_h)))
+    fig.legend(styles, style_labels, loc="lower center", ncol=len(styles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(result.title, fontsize=11.5)
+    fig.tight_layout(rect=(0, min(0.5, style_h + rows_h), 1, 1 - 0.45 / fig_h))
+    return fig
+
+
+_EFF_STYLE = {"SNN": dict(linestyle="-", marker="o", markersize=4.5, linewidth=1.8),
+              "QANN": dict(linestyle="--", marker="s", markersize=6, linewidth=1.2, markerfacecolor="white",
+                           markeredgewidth=1.4),
+              "ANN": dict(linestyle="none", marker="*", markersize=14, markeredgecolor="black", markeredgewidth=0.6)}
+
+
 def draw_table(result: TableResult) -> Figure | None:
     """The matplotlib Figure that fits the table's kind; None when there is nothing to draw."""
+    if result.layout.kind == "efficiency":
+        return draw_efficiency(result)
     if result.layout.kind == "layers":
         return draw_layers(result)
     has_t = result.layout.layout == "long" or any(c.kind == "T" for c in result.columns)

@@ -13,6 +13,8 @@ def rich_table(result: TableResult) -> tuple[Table, int]:
     table = Table(title=result.title, title_style="bold", show_lines=False, header_style="bold")
     hidden = {"reference"}
     shown = [c for c in frame.columns if c not in hidden and not (c == "setting" and not frame[c].astype(bool).any())]
+    if result.layout.kind == "efficiency":  # runs from before the QANN columns: no empty qann_* columns on screen
+        shown = [c for c in shown if frame[c].astype(str).str.len().gt(0).any()]
     keys = set(result.layout.row_keys) | {"layer"}
     for col in shown:
         table.add_column("hash" if col == "config_hash" else str(col),
