@@ -14,13 +14,14 @@ import json
 import os
 import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from snnx.config import registries, runtime_keys
 from snnx.console import log
-from snnx.errors import CheckpointError, ConfigError
+from snnx.errors import CheckpointError, ChecksumError, ConfigError
 
 # Besides the keys that say where or how a run goes (snnx.config.runtime_keys), the ANN's key leaves out the test
 # subset: it changes which images the ANN is scored on, not what it learns.
@@ -198,11 +199,58 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save ``obj`` to ``path`` atomically, with its checksum sidecar (:func:`checksum_path`)."""
     # torch loads only when a tensor file is written or read: `snnx clean` (and the CLI) need the rest of this module.
     import torch
 
+    path = Path(path)
+    sidecar = checksum_path(path)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+        digest = file_sha256(tmp)
+        # The old sidecar goes before the new file replaces the old one: a sidecar never vouches for other bytes.
+        sidecar.unlink(missing_ok=True)
+    atomic_write_text(sidecar, f"{digest}  {path.name}\n")
+
+
+# A tensor file's checksum sidecar: <file>.sha256, in sha256sum's format (`sha256sum -c model.pt.sha256` checks it).
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def verify_checksum(path: str | os.PathLike, *, key: str) -> bool:
+    """Check ``path`` against its sidecar; False when it has none (a file from before checksums, or not snnx's).
+    A mismatch is a :class:`ChecksumError` naming the file."""
+    path = Path(path)
+    sidecar = checksum_path(path)
+    try:
+        recorded = sidecar.read_text().split()[0].lower()
+    except (OSError, IndexError):
+        return False
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise ChecksumError(
+            f"{str(path)!r} does not match its checksum ({sidecar.name}: sha256 {recorded[:12]}…, the file now "
+            f"{actual[:12]}…): its bytes changed after snnx wrote it (bit rot, or a partial copy between machines).",
+            key=key, fix="Copy it again from where it came from, or delete it and its .sha256 so snnx builds it anew.")
+    return True
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename an unusable file (and its checksum sidecar) to ``<name>.corrupt-<time>`` beside it: kept for a
+    look, out of the way of the rebuilt one. Returns the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, moved)
+    sidecar = checksum_path(path)
+    if sidecar.exists():
+        os.replace(sidecar, checksum_path(moved))
+    return moved
 
 
 def write_csv(frame, path: str | os.PathLike) -> None:
@@ -308,8 +356,10 @@ def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt", expected: tup
     """Load a snnx checkpoint safely: tensors and plain containers only.
 
     ``weights_only=True`` refuses any pickled object before it is built, so a
-    checkpoint from someone else can never run code here. Every failure is a
-    CheckpointError naming ``key`` (the config key or file at fault).
+    checkpoint from someone else can never run code here. A file with a
+    checksum sidecar (every file snnx writes) is checked against it first: a
+    file that still loads but whose bytes changed is a :class:`ChecksumError`.
+    Every failure is a CheckpointError naming ``key`` (the config key or file at fault).
     """
     # As in atomic_save: torch loads only when a checkpoint is read.
     import torch
@@ -318,6 +368,7 @@ def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt", expected: tup
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {str(path)!r}.", key=key,
                               fix="Give the path of a snnx checkpoint (outputs/cache/ann/<key>/model.pt).")
+    verify_checksum(path, key=key)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any library error while reading user input is the user's file

@@ -38,3 +38,7 @@ class DataError(SnnxError):
 
 class CheckpointError(SnnxError):
     """A checkpoint that is missing, truncated, or not a snnx checkpoint."""
+
+
+class ChecksumError(CheckpointError):
+    """A file whose bytes no longer match the checksum snnx recorded when it wrote it."""

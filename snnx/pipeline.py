@@ -26,7 +26,9 @@ from snnx.activations import to_channelwise
 from snnx.activations.factory import resolve_grad_window
 from snnx.ann import build
 from snnx.artifacts import (INIT_FROM_EXPERIMENT, ann_dir, ann_key, ann_key_payload, artifact_lock, atomic_save,
-                            atomic_write_text, init_source_config, load_checkpoint, stable_hash, sync_directory,
+                            atomic_write_text, init_source_config, load_checkpoint, set_aside, stable_hash,
+                            checksum_path,
+                            sync_directory,
                             write_csv)
 from snnx.calibration import calibrate
 from snnx.console import log
@@ -115,9 +117,18 @@ def ensure_ann(config: Mapping, device: torch.device) -> TrainedANN:
     ctx = current()
     with main_lock(directory, ctx):
         if ctx.broadcast(final.exists()):
-            model, data = load_ann(final, key=str(final))
-            log(f"ANN {key}: reusing {final} (test acc {data['metrics'].get('test_acc', float('nan')):.2f}%)")
-            return TrainedANN(model, data["config"], key, final, dict(data["metrics"]))
+            try:
+                model, data = load_ann(final, key=str(final))
+            except CheckpointError as exc:
+                if ctx.enabled:  # every rank would have to agree: say so and stop
+                    raise
+                # A bad cache entry (truncated, or bytes that no longer match its checksum) is set aside and rebuilt.
+                moved = set_aside(final)
+                log(f"ANN {key}: the cached {final} is unusable ({exc.problem}) → moved to {moved.name}; "
+                    "training it again")
+            else:
+                log(f"ANN {key}: reusing {final} (test acc {data['metrics'].get('test_acc', float('nan')):.2f}%)")
+                return TrainedANN(model, data["config"], key, final, dict(data["metrics"]))
         if ctx.is_main:
             directory.mkdir(parents=True, exist_ok=True)
             atomic_write_text(directory / "key.json", _key_json(config))
@@ -165,6 +176,7 @@ def drop_resume_checkpoints(directory: Path, final: Path) -> list[Path]:
         if path.is_file():
             path.unlink()
             removed.append(path)
+        checksum_path(path).unlink(missing_ok=True)
     return removed
 
 

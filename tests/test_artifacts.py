@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from snnx.app import compose
-from snnx.artifacts import ann_key, artifact_lock, atomic_save, atomic_write_text, load_checkpoint, write_csv
+from snnx.artifacts import (ann_key, artifact_lock, atomic_save, atomic_write_text, load_checkpoint, verify_checksum,
+                            write_csv)
 from snnx.errors import CheckpointError
 from snnx.ann import build as build_model
 from snnx.stages import plain_config
@@ -90,7 +91,8 @@ def test_failed_writes_leave_the_old_file_and_no_temp_files(tmp_path):
         write_csv(Exploding({"epoch": [1, 2]}), table)
     assert pd.read_csv(table)["epoch"].tolist() == [1]
     assert text.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.json", "model.pt", "train.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.json", "model.pt", "model.pt.sha256", "train.csv"]
+    assert verify_checksum(target, key="model.pt")  # the failed save left the old file's sidecar with it
     # Written files get the usual permissions, not mkstemp's private 0600.
     umask = os.umask(0)
     os.umask(umask)
