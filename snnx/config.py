@@ -130,6 +130,8 @@ class TableConfig:
     layer_metric: str = param("sin_ratio", "kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error")
     layer_axis: str = param("T", "kind=layers: x axis T (one line per layer) | layer (one line per T)")
     plot: bool = param(True, "also write the table's PNG figure")
+    strict: bool = param(False, "a results.csv that cannot be read, or a sweep job without one yet, is an error "
+                         "(exit 2, no table written) instead of a note")
 
 
 @dataclass

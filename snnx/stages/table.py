@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 
 from snnx.artifacts import write_csv
 from snnx.console import console, log
@@ -33,7 +34,7 @@ def run(cfg: DictConfig) -> dict:
     Console(width=max(console.width, width), highlight=False, file=console.file,
             force_terminal=console.is_terminal).print(view)
     for note in result.notes:
-        log(f"[yellow]note:[/yellow] {note}")
+        log(f"[yellow]note:[/yellow] {escape(note)}")  # a path may hold [ ], which is not markup
     png_path = plot_table(result, out_dir / f"{layout.name}.png") if layout.plot else None
     log(f"table → {csv_path}" + (f"\nplot  → {png_path}" if png_path else ""))
     return {"table": result.frame, "path": str(csv_path), "png": str(png_path) if png_path else None,

@@ -18,17 +18,44 @@ from snnx.tables.efficiency import build_efficiency_table
 from snnx.tables.layout import Layout, TSpec
 from snnx.tables.pivot import TableResult, build_layer_table, build_table
 from snnx.tables.reported import available_papers, load_paper
-from snnx.tables.results import find_results, no_results_error, read_layers, read_results
+from snnx.tables.results import (PendingJobs, SkippedFile, find_results, no_results_error, pending_jobs, read_layers,
+                                 read_results, strict_error)
 
 
 def load_table(layout: Layout, root: str | Path) -> TableResult:
-    """Collect every results.csv under ``root`` and lay them out (with the paper's reported rows)."""
+    """Collect every results.csv under ``root`` and lay them out (with the paper's reported rows).
+
+    A results.csv that cannot be used, and each multirun sweep's jobs without one yet, become the first notes
+    (or, with ``layout.strict``, a DataError naming them all, before anything is written).
+    """
     root = Path(root)
     files = find_results(root) if root.is_dir() else []
+    pending = pending_jobs(root)
     reported = load_paper(layout.paper, layout.paper_tables) if layout.paper and layout.kind == "accuracy" else None
     if not files and reported is None:
-        raise no_results_error(root)
-    results = read_results(files)
+        if layout.strict and pending:
+            raise strict_error(root, [], pending)
+        raise no_results_error(root, pending)
+    skipped: list[SkippedFile] = []
+    results = read_results(files, skipped)
+    if layout.strict and (skipped or pending):
+        raise strict_error(root, skipped, pending)
+    left_out = [s.note for s in skipped] + [p.note for p in pending]
+    try:
+        result = _lay_out(layout, root, files, results, reported)
+    except SnnxError as exc:
+        if not skipped:
+            raise
+        # The table came out empty: say which results.csv files were left out, as they may be why.
+        raise type(exc)(f"{exc.problem} {len(skipped)} results.csv file(s) were skipped as unusable: "
+                        + "; ".join(f"{s.path}: {s.reason}" for s in skipped) + ".",
+                        key=exc.key, fix=exc.fix) from None
+    result.notes[:0] = left_out
+    return result
+
+
+def _lay_out(layout: Layout, root: Path, files: list[Path], results: pd.DataFrame,
+             reported: pd.DataFrame | None) -> TableResult:
     if layout.kind == "efficiency":
         result = build_efficiency_table(layout, results)
         if not result.rows:
@@ -57,4 +84,4 @@ def load_table(layout: Layout, root: str | Path) -> TableResult:
 
 __all__ = ["Layout", "TSpec", "TableResult", "available_papers", "build_efficiency_table", "build_layer_table",
            "build_table", "find_results",
-           "load_paper", "load_table", "read_results"]
+           "PendingJobs", "SkippedFile", "load_paper", "load_table", "pending_jobs", "read_results"]

@@ -34,6 +34,8 @@ config into a `Layout` and fails with a `ConfigError` naming the key.
     panels: null                      # row keys that split the figure into panels (default: rows but `method`)
     layer_metric: sin_ratio           # kind=layers: sin_ratio | sin_share | firing_rate | clip_error | floor_error | ann_error
     layer_axis: T                     # kind=layers: T (one line per layer) | layer (one line per T)
+    strict: false                     # true: an unusable results.csv or a sweep job without one is an error
+                                      #   (exit 2, no table written); false: a note each, the good runs tabulated
 
 Values in `filters`, `embedded_filters` and the `snnx` match of a row are a
 scalar or a list (any of); keys are results.csv columns (`dataset`, `model`,
@@ -208,6 +210,7 @@ class Layout:
     layer_metric: str = "sin_ratio"
     layer_axis: str = "T"
     plot: bool = True
+    strict: bool = False  # a results.csv that cannot be used, or a sweep job without one, is an error
 
     # -- derived -----------------------------------------------------------------
     @property
@@ -312,7 +315,7 @@ class Layout:
             embedded_filters=embedded_filters, aliases=aliases, panels=panels,
             layer_metric=_choice(raw.get("layer_metric", "sin_ratio"), LAYER_METRICS, "table.layer_metric"),
             layer_axis=_choice(raw.get("layer_axis", "T"), LAYER_AXES, "table.layer_axis"),
-            plot=bool(raw.get("plot", True)),
+            plot=bool(raw.get("plot", True)), strict=bool(raw.get("strict", False)),
         )
 
 

@@ -5,11 +5,20 @@ present: `.hydra/config.yaml` (the run's composed config: its keys become
 dotted columns such as `act.k` or `convert.variant`, so layouts can match on
 settings results.csv does not carry), `layers.csv` (per-layer statistics) and
 `neurons.csv` (per-layer threshold ranges).
+
+A results.csv that cannot be used (unreadable, half-written, not numbers where
+numbers belong, required columns missing) is never dropped silently:
+:func:`read_results` reports it as a :class:`SkippedFile` with the reason, and
+:func:`pending_jobs` counts the jobs of a multirun sweep that have no
+results.csv yet (still running, queued on Slurm, or failed).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,7 +27,7 @@ import yaml
 
 from snnx.config import recipe, runtime_keys
 from snnx.console import log
-from snnx.errors import SnnxError
+from snnx.errors import DataError, SnnxError
 from snnx.tables.layout import norm
 
 RUN_KEY = "_run"  # the run's directory (one results.csv each)
@@ -39,11 +48,163 @@ def find_results(root: Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("results.csv") if p.is_file())
 
 
-def no_results_error(root: Path) -> SnnxError:
+def no_results_error(root: Path, pending: "list[PendingJobs] | None" = None) -> SnnxError:
+    waiting = "".join(f" {p.note}." for p in pending or [])
     return SnnxError(
-        f"no results.csv under {str(root)!r}, so there is nothing to tabulate.", key="paths.root",
+        f"no results.csv under {str(root)!r}, so there is nothing to tabulate.{waiting}", key="paths.root",
         fix="Run `snnx run` (or a multirun such as `snnx run -m act.L=2,4,8`) first, or point paths.root "
             "(or table.sweep_dir) at the directory that holds its outputs.")
+
+
+# -- files that cannot be used, jobs without results ----------------------------------------
+# Every row of a results.csv needs these; snnx has written both since its first results.csv.
+REQUIRED_COLUMNS = ("T", "acc")
+# The results.csv columns that hold numbers (snnx.pipeline.RESULT_COLUMNS and EXTRA_COLUMNS; listed here, as
+# snnx.pipeline loads torch). An empty cell is allowed (NaN: not measured); any other text is not.
+NUMERIC_COLUMNS = ("T", "acc", "ann_acc", "conversion_loss", "spikes_per_neuron", "sops", "macs", "energy_mj",
+                   "negative_spikes_per_neuron", "ann_macs", "ann_energy_mj", "time_steps_simulated",
+                   "hidden_spikes", "hidden_negative_ratio", "hidden_neurons", "ops_ratio", "qann_bits", "qann_acc",
+                   "qann_energy_mj", "energy_ratio")
+# The stages whose runs write a results.csv: a sweep of any other stage has no job waiting for one.
+RESULT_STAGES = ("run", "simulate")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A results.csv left out of the table, and why."""
+
+    path: Path
+    reason: str
+
+    @property
+    def note(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class PendingJobs:
+    """The jobs of one multirun sweep (``<sweep_dir>/<job num>/.hydra``) that have no results.csv yet."""
+
+    sweep_dir: Path
+    jobs: int  # the sweep's jobs whose stage writes a results.csv
+    missing: tuple[int, ...]  # their job numbers, ascending
+
+    @property
+    def note(self) -> str:
+        shown = ", ".join(str(n) for n in self.missing[:20])
+        if len(self.missing) > 20:
+            shown += f", … ({len(self.missing) - 20} more)"
+        verb = "has" if len(self.missing) == 1 else "have"
+        return f"sweep {self.sweep_dir}: {len(self.missing)} of {self.jobs} jobs {verb} no results.csv yet: {shown}"
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _check_text(text: str) -> str | None:
+    """Why a results.csv's text is unusable (rows shorter or longer than the header, no rows); None if fine."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        while header is not None and not header:  # blank lines before the header
+            header = next(reader, None)
+        if header is None:
+            return "empty file (no header, no rows)"
+        rows = 0
+        for fields in reader:
+            if not fields:  # a blank line (pandas skips them too)
+                continue
+            rows += 1
+            if len(fields) != len(header):
+                cut = " (truncated: half-written?)" if len(fields) < len(header) else ""
+                return f"line {reader.line_num} has {len(fields)} of the header's {len(header)} fields{cut}"
+    except csv.Error as exc:
+        return f"not CSV at line {reader.line_num}: {exc}"
+    if rows == 0:
+        return "a header and no rows (half-written?)"
+    return None
+
+
+def _check_frame(frame: pd.DataFrame) -> str | None:
+    """Why a parsed results.csv is unusable (required columns missing, text where numbers belong); None if fine."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        return f"no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} (not a snnx results.csv?)"
+    for column in (c for c in NUMERIC_COLUMNS if c in frame.columns):
+        values = frame[column]
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")
+        if column in REQUIRED_COLUMNS:
+            bad |= values.isna()
+        if bad.any():
+            first = int(bad.to_numpy().nonzero()[0][0])
+            value = values.iloc[first]
+            what = "an empty value" if pd.isna(value) else f"{_short(value)}, not a number"
+            # +2: the header is line 1 (blank lines aside, the row's line in the file)
+            return f"{column} on line {first + 2} is {what}" + (f" ({int(bad.sum())} such rows)" if bad.sum() > 1 else "")
+    return None
+
+
+def read_result_file(path: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """One results.csv as a frame, or None and the reason it cannot be used."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot be read: {str(exc).splitlines()[0][:120]}"
+    reason = _check_text(text)
+    if reason:
+        return None, reason
+    try:
+        # keep_default_na: "nan"/"" are NaN as pandas writes them; object columns keep text for _check_frame.
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as exc:
+        return None, f"not CSV: {str(exc).splitlines()[0][:120]}"
+    reason = _check_frame(frame)
+    if reason:
+        return None, reason
+    for column in (c for c in NUMERIC_COLUMNS if c in frame.columns):
+        if frame[column].dtype == object:  # numbers with blanks around them, say
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame, None
+
+
+def pending_jobs(root: Path) -> list[PendingJobs]:
+    """Per multirun sweep under ``root``: its jobs (``<sweep>/<num>/`` with a ``.hydra/``) without a results.csv.
+
+    Only jobs of stages that write one (run, simulate) count; a job whose config cannot be read counts too.
+    """
+    sweeps: dict[Path, dict[int, bool]] = {}
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    for hydra in root.rglob(".hydra"):
+        job = hydra.parent
+        if not hydra.is_dir() or not job.name.isdigit():
+            continue
+        tree = read_run_tree(job)
+        if tree is not None and tree.get("stage") is not None and str(tree.get("stage")) not in RESULT_STAGES:
+            continue
+        sweeps.setdefault(job.parent, {})[int(job.name)] = (job / "results.csv").is_file()
+    out = []
+    for sweep, jobs in sorted(sweeps.items()):
+        missing = tuple(sorted(n for n, done in jobs.items() if not done))
+        if missing:
+            out.append(PendingJobs(sweep, len(jobs), missing))
+    return out
+
+
+def strict_error(root: Path, skipped: list[SkippedFile], pending: list[PendingJobs]) -> SnnxError:
+    """table.strict=true: every unusable results.csv and every sweep job without one, in one paragraph."""
+    parts = []
+    if skipped:
+        parts.append(f"{len(skipped)} results.csv file{'s' if len(skipped) > 1 else ''} under {str(root)!r} "
+                     f"cannot be used — " + "; ".join(f"{s.path}: {s.reason}" for s in skipped) + ".")
+    parts.extend(f"{p.note[0].upper()}{p.note[1:]}." for p in pending)
+    return DataError(" ".join(parts) + " So no table is written.", key="table.strict",
+                     fix="Rerun or finish those jobs (or move the broken files away), or drop table.strict=true "
+                         "to tabulate the runs that have results, with a note for each left out.")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -80,16 +241,21 @@ def _identity(tree: dict[str, Any] | None, frame: pd.DataFrame) -> str:
     return json.dumps(payload, sort_keys=True, default=str)
 
 
-def read_results(files: Iterable[Path]) -> pd.DataFrame:
-    """All runs' rows in one frame, with the run directory, its identity and its config keys."""
+def read_results(files: Iterable[Path], skipped: list[SkippedFile] | None = None) -> pd.DataFrame:
+    """All runs' rows in one frame, with the run directory, its identity and its config keys.
+
+    A file that cannot be used is left out and appended to ``skipped`` with the reason (``skipped`` None: a
+    warning is logged for it instead); it is never dropped silently.
+    """
     frames = []
     for path in files:
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as exc:
-            log(f"[yellow]skipping unreadable {path}: {str(exc).splitlines()[0][:120]}[/yellow]")
-            continue
-        if frame.empty or "T" not in frame.columns:
+        frame, reason = read_result_file(path)
+        if frame is None:
+            entry = SkippedFile(Path(path), reason or "unusable")
+            if skipped is None:
+                log(f"[yellow]note:[/yellow] {entry.note}")
+            else:
+                skipped.append(entry)
             continue
         run_dir = path.parent
         tree = read_run_tree(run_dir)
