@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from snnx.convert.graph import sites_of, trace
+from snnx.errors import DataError
+from snnx.finite import check_batch, check_model
 from snnx.progress import track
 
 # Percentiles are taken over at most this many positive values per layer
@@ -37,8 +39,10 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: 
     """Return ``{site: {"max": float, "percentile": float, "channel_max": Tensor[C]}}``.
 
     ``progress``: draw a bar over the ``num_batches`` batches (:func:`snnx.progress.track`)."""
+    check_model(model)
     model = trace(model.to(device).eval())
     sites = sites_of(model)
+    batch_index = [0]
     layer_max: dict[str, torch.Tensor] = {}
     channel_max: dict[str, torch.Tensor] = {}
     positives: dict[str, list[torch.Tensor]] = {name: [] for name, _ in sites}
@@ -48,6 +52,11 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: 
     def hook_for(name):
         def hook(_module, _inputs, out):
             out = out.detach().float()
+            if not bool(torch.isfinite(out).all()):
+                raise DataError(f"the ANN's activations at layer {name!r} are not finite on calibration batch "
+                                f"{batch_index[0]} (its weights and images are).", key="convert.calib_size",
+                                fix="An overflow in the ANN: check its BatchNorm statistics and weights, or "
+                                    "retrain it.")
             m = out.max()
             layer_max[name] = torch.maximum(layer_max[name], m) if name in layer_max else m
             cm = _channel_max(out)
@@ -60,7 +69,9 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, percentile: 
 
     handles = [module.register_forward_hook(hook_for(name)) for name, module in sites]
     try:
-        for images in track(batches, total=num_batches, description="calibrate", enabled=progress):
+        for i, images in enumerate(track(batches, total=num_batches, description="calibrate", enabled=progress)):
+            batch_index[0] = i
+            check_batch(images, i, "the calibration images")
             model(images.to(device))
     finally:
         for h in handles:

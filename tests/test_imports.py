@@ -36,6 +36,7 @@ LAYERS = [
     ("snnx.activations", "snnx.neurons"),                    # the ANN side never imports the SNN side
     ("snnx.energy",),                                        # energy models: counts in, picojoules out
     ("snnx.kernels",),
+    ("snnx.finite",),                                        # NaN/Inf stop a stage, named
     ("snnx.progress",),                                      # progress bars over batches
     ("snnx.registry", "snnx.seeding", "snnx.console", "snnx.lazy"),
     ("snnx.errors", "snnx"),

@@ -7,6 +7,7 @@ from typing import Mapping
 from torch import fx, nn
 
 from snnx.convert.methods import METHODS
+from snnx.finite import check_model, check_stats, check_thresholds
 
 
 def method_params(method: str, convert: Mapping, *, strict: bool = True) -> dict:
@@ -28,4 +29,8 @@ def convert(ann: nn.Module, *, method: str, stats: Mapping | None, convert: Mapp
     entry = METHODS.get(method)
     params = method_params(method, convert, strict=False) if convert.get("name") not in (None, method) \
         else method_params(method, convert)
-    return entry.build(ann, stats=stats, params={**params, "seed": int(seed)})
+    check_model(ann)
+    check_stats(stats)
+    snn, label = entry.build(ann, stats=stats, params={**params, "seed": int(seed)})
+    check_thresholds(snn)
+    return snn, label

@@ -32,6 +32,7 @@ import torch
 from torch import fx, nn
 
 from snnx.energy.counts import NetworkCounts, NeuronCounts, SynapseCounts
+from snnx.finite import check_batch
 from snnx.neurons import BACKENDS, Neuron
 from snnx.neurons import base as neuron_base
 from snnx.neurons.base import memory_format_of
@@ -298,6 +299,7 @@ class Simulator:
             neuron.start_run(backend=self.backend, track_spikes=accounting)
         try:
             for batch_index, (images, labels) in enumerate(batches):
+                check_batch(images, batch_index, "the simulated images")
                 images = images.to(self.device, self.dtype)
                 if images.dim() == 4:
                     images = images.contiguous(memory_format=self.memory_format)
