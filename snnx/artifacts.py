@@ -8,6 +8,7 @@ file lock: one builds it, the others wait and reuse it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from snnx.config import registries, runtime_keys
 from snnx.console import log
-from snnx.errors import CheckpointError, ChecksumError, ConfigError
+from snnx.errors import CheckpointError, ChecksumError, ConfigError, DiskError
 
 # Besides the keys that say where or how a run goes (snnx.config.runtime_keys), the ANN's key leaves out the test
 # subset: it changes which images the ANN is scored on, not what it learns.
@@ -167,6 +168,18 @@ def _umask() -> int:
     return mask
 
 
+# Write failures that are the disk's or the file system's, not the program's.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+
+
+def disk_error(path: Path, exc: OSError) -> DiskError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return DiskError(f"could not write {str(path)!r}: {reason} (errno {exc.errno}). Nothing was left half-written: "
+                     "a file that was there before is unchanged.", key="paths.root",
+                     fix="Free space (or fix the permissions) there, or point paths.root at another disk, and run "
+                         "the same command again: finished steps are reused from the cache.")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it over ``path`` only on success.
@@ -177,8 +190,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     named ``.<name>.*.tmp`` and is removed by :func:`artifact_lock`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise disk_error(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -188,6 +204,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:  # the old file (if any) is untouched; the partial one goes below
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError)) or exc.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(path, exc) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -206,7 +226,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     path = Path(path)
     sidecar = checksum_path(path)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) as a RuntimeError
+            if "write" not in str(exc).lower():
+                raise
+            raise disk_error(path, OSError(errno.ENOSPC, str(exc))) from None
         digest = file_sha256(tmp)
         # The old sidecar goes before the new file replaces the old one: a sidecar never vouches for other bytes.
         sidecar.unlink(missing_ok=True)

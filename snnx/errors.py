@@ -36,6 +36,10 @@ class DataError(SnnxError):
     """A dataset that is missing or unreadable."""
 
 
+class DiskError(SnnxError):
+    """A file that could not be written: a full disk, no permission, a read-only file system."""
+
+
 class CheckpointError(SnnxError):
     """A checkpoint that is missing, truncated, or not a snnx checkpoint."""
 
