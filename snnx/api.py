@@ -338,7 +338,7 @@ def simulate(snn: nn.Module, data: Any, time_steps: Sequence[int] = (1, 2, 4, 8,
     dynamics depend on T); a :class:`SimulationResult`.
 
     ``ann``: the model it was converted from, for the ANN's accuracy, MACs and energy columns, and the
-    equal-bit QANN's accuracy. ``energy``: the energy model (``horowitz45`` or ``memory``), its keys as
+    equal-bit QANN's accuracy. ``energy``: the energy model (a name of ``snnx.energy.ENERGY``), its keys as
     further keyword arguments (``precision="fp16"`` …, as ``energy.<key>`` of the CLI).
     ``encoding="poisson"`` rate-codes the images (``mean``/``std``: their normalisation, to be undone;
     None: intensities in [0, 1]), seeded by ``seed``.

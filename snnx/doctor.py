@@ -47,7 +47,7 @@ from torch import fx, nn
 
 from snnx.activations import CSQCFS, QCFS
 from snnx.config import recipe, runtime_keys
-from snnx.energy.rows import energy_rows, price_run
+from snnx.energy.rows import DEFAULT as DEFAULT_ENERGY, energy_rows, price_run
 from snnx.neurons import Neuron
 from snnx.progress import track
 from snnx.sim import Simulator
@@ -654,7 +654,7 @@ def examine(snn: nn.Module, ann: nn.Module, images: torch.Tensor, labels: torch.
     energy_table = []
     if result.layer_counts is not None:
         energy_table = energy_rows(price_run(energy, result.layer_counts, result.time_steps, levels),
-                                   result.layer_counts, (energy or {"name": "horowitz45"})["name"])
+                                   result.layer_counts, (energy or DEFAULT_ENERGY)["name"])
     findings = diagnose(rows, infos, order=order, accuracy=accuracy, ann_acc=ann_acc, num_classes=num_classes,
                         batchnorms=batchnorms,
                         departures=[*rate_limit_findings(ann_acc, limit, int(images.shape[0])), *departures],

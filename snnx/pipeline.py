@@ -36,7 +36,7 @@ from snnx.convert.methods import METHODS
 from snnx.data import build_dataset
 from snnx.data.info import dataset_info
 from snnx.distributed import current, main_lock
-from snnx.energy.rows import energy_rows, price_run
+from snnx.energy.rows import DEFAULT as DEFAULT_ENERGY, energy_rows, price_run
 from snnx.errors import CheckpointError, ConfigError
 from snnx.progress import track
 from snnx.seeding import seed_everything
@@ -451,7 +451,7 @@ def equal_bit_baseline(config: Mapping, ann_model, snn, result, batches, device,
         thresholds = site_thresholds(ann_model, snn)
         by_bits = qann_accuracy(ann_model, thresholds, bits.values(), batches, device) if thresholds else {}
         acc = {T: by_bits.get(b, float("nan")) for T, b in bits.items()}
-    return {"model": (config.get("energy") or {"name": "horowitz45"})["name"], "priced": priced, "bits": bits,
+    return {"model": (config.get("energy") or DEFAULT_ENERGY)["name"], "priced": priced, "bits": bits,
             "acc": acc}
 
 
@@ -487,7 +487,7 @@ def result_frame(result, method: str, labels: Mapping, *, ann_acc: float | None,
 def _qann_columns(energy: Mapping | None, T: int) -> dict:
     nan = float("nan")
     if energy is None:
-        return {"energy_model": "horowitz45", "qann_bits": nan, "qann_acc": nan, "qann_energy_mj": nan,
+        return {"energy_model": DEFAULT_ENERGY["name"], "qann_bits": nan, "qann_acc": nan, "qann_energy_mj": nan,
                 "energy_ratio": nan}
     priced = energy["priced"][T][0]
     return {"energy_model": energy["model"], "qann_bits": energy["bits"][T], "qann_acc": energy["acc"][T],

@@ -25,9 +25,10 @@ def qann_bits(T: int, levels: int | None = None) -> int:
 
 
 def build(params: dict):
-    """The energy model ``params`` (``{"name": …, <its keys>}``, checked) describe."""
-    entry = ENERGY.get(params["name"])
-    return entry.build(**{k: v for k, v in params.items() if k != "name"})
+    """The energy model ``params`` (``{"name": …, <its keys>}``) describe, its undeclared keys at their
+    declared defaults (the params dataclass holds every constant once; the builders take them all)."""
+    checked = ENERGY.check(params)
+    return ENERGY.get(checked["name"]).build(**{k: v for k, v in checked.items() if k != "name"})
 
 
 __all__ = ["ENERGY", "build", "qann_bits"]

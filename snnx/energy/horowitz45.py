@@ -4,7 +4,9 @@ E_SNN = E_AC·SOPs + E_MAC·MACs (the real-valued layers' MACs: direct encoding'
 image, every layer fed by real values at every step under Poisson encoding; SOPs and MACs of real
 inputs only); E_ANN = E_MAC per MAC of one dense pass as torch's flop counter counts it (zero padding
 included). E_AC = 0.9 pJ is a 32-bit float add, E_MAC = 4.6 pJ a 32-bit float multiply (3.7 pJ)
-plus add (0.9 pJ), Horowitz 2014, Fig. 1.1.9; CS-QCFS and MSAT price their SNNs so.
+plus add (0.9 pJ), Horowitz 2014, Fig. 1.1.9; CS-QCFS (Yang et al. 2025, §5.7: "E_MAC = 4.6 pJ and
+E_AC = 0.9 pJ … we do not consider the memory access energy") and MSAT (He et al., §6.3) price their
+SNNs so.
 
 The equal-bit QANN's MAC multiplies a b-bit activation by the weight (in the layers the SNN feeds with
 spikes; the first layer reads the real-valued image in both): priced as the add plus the 32-bit
@@ -34,7 +36,7 @@ class Horowitz45Params:
 @ENERGY.register("horowitz45", params=Horowitz45Params,
                  doc="operations only: 0.9 pJ per SOP, 4.6 pJ per MAC (45 nm, Horowitz 2014)")
 class Horowitz45:
-    def __init__(self, e_ac_pj: float = 0.9, e_mac_pj: float = 4.6, e_mult_pj: float = 3.7, ann_bits: int = 32):
+    def __init__(self, *, e_ac_pj: float, e_mac_pj: float, e_mult_pj: float, ann_bits: int):
         self.e_ac, self.e_mac, self.e_mult, self.ann_bits = float(e_ac_pj), float(e_mac_pj), float(e_mult_pj), int(ann_bits)
 
     def qann_mac_pj(self, bits: int) -> float:

@@ -83,20 +83,16 @@ def check(values: dict, prefix: str) -> None:
 @ENERGY.register("memory", params=MemoryParams, check=check,
                  doc="operations and memory accesses per layer, priced by buffer size (Lemaire et al. 2022 style)")
 class Memory:
-    def __init__(self, precision: str = "fp32", ann_bits: int = 32, potential_bits: int | None = None,
-                 fp32_add_pj: float = 0.9, fp32_mult_pj: float = 3.7, fp16_add_pj: float = 0.4,
-                 fp16_mult_pj: float = 1.1, int8_add_pj: float = 0.03, int8_mult_pj: float = 0.2,
-                 buffer_bytes: list | None = None, access_pj: list | None = None,
-                 dram_pj: float = 1300.0):
+    def __init__(self, *, precision: str, ann_bits: int, potential_bits: int | None, fp32_add_pj: float,
+                 fp32_mult_pj: float, fp16_add_pj: float, fp16_mult_pj: float, int8_add_pj: float,
+                 int8_mult_pj: float, buffer_bytes: list, access_pj: list, dram_pj: float):
         costs = {"fp32": (fp32_add_pj, fp32_mult_pj), "fp16": (fp16_add_pj, fp16_mult_pj),
                  "int8": (int8_add_pj, int8_mult_pj)}
         self.add, self.mult = (float(v) for v in costs[precision])
         self.w = BITS[precision]
         self.p = int(potential_bits) if potential_bits is not None else self.w
         self.ann_bits = int(ann_bits)
-        sizes = [8192, 32768, 1048576] if buffer_bytes is None else buffer_bytes
-        costs_pj = [10.0, 20.0, 100.0] if access_pj is None else access_pj
-        self.tiers = list(zip([float(b) for b in sizes], [float(c) for c in costs_pj]))
+        self.tiers = list(zip([float(b) for b in buffer_bytes], [float(c) for c in access_pj]))
         self.dram = float(dram_pj)
 
     def access(self, values: float, bits: int) -> float:

@@ -98,24 +98,23 @@ def msat_chunk(neuron, x_seq: torch.Tensor, v: torch.Tensor, vsum: torch.Tensor 
     tau_det = neuron.tau_rd * neuron.tau_rd if neuron.det_tau == "squared" else neuron.tau_rd
     normalised = neuron.units != "raw"
     p = tuple(scalar(v) for v in (neuron.alpha, neuron.k_a, neuron.k_i, neuron.C, neuron.tau_mp, tau_det,
-                                            -1.0 if neuron.v_t is None else neuron.v_t, 0.0, 1.0, 2.0))
+                                  -1.0 if neuron.v_t is None else neuron.v_t, 0.0, 1.0, 2.0))
     flags = (bool(neuron.adaptive), bool(neuron.use_dtt), bool(neuron.use_det), normalised,
              neuron.v_t is None and not normalised, bool(neuron.confidence_reset))
     counts = count_buffer(kind, steps, v_view, track)
     if kind == "positions":  # flattened to P·C elements per step, theta tiled over a block of positions
         block = max(1, POSITION_BLOCK // channels)
-        try:
-            flat = [t.view(t.shape[0], -1).numpy() for t in (x, out)]
+        try:  # torch views (never copies): the kernel writes v, the running sum and out in place
+            x_np, out_np = (t.view(t.shape[0], -1).numpy() for t in (x, out))
+            v_np = v_view.view(-1).numpy()
+            vsum_np = vsum_view.view(-1).numpy() if vsum_view is not None else np.empty_like(v_np)
             mask_np = mask_view.view(mask_view.shape[0], -1).numpy() if mask_view is not None else \
                 np.zeros((1, 1), dtype=scalar)
-            state = [t.view(-1).numpy() for t in (v_view, vsum_view if vsum_view is not None else v_view)]
         except RuntimeError:  # not expressible as flat views: the reference steps run
             return None
-        if vsum_view is None:
-            state[1] = np.empty_like(state[0])
         tiled = [np.tile(t.numpy(), block) for t in (theta_max, theta_const)]
-        args = (flat[0], const, state[0], state[1], tiled[0], tiled[1], mask_np, n_mask, tvals, neuron.t, p, flags,
-                k, ec, lc, flat[1], bool(track), counts.numpy(), channels, block)
+        args = (x_np, const, v_np, vsum_np, tiled[0], tiled[1], mask_np, n_mask, tvals, neuron.t, p, flags,
+                k, ec, lc, out_np, bool(track), counts.numpy(), channels, block)
     else:
         args = (x.numpy(), const, v_view.numpy(), vsum_np, theta_max.numpy(), theta_const.numpy(), mask_np,
                 n_mask, tvals, neuron.t, p, flags, k, ec, lc, out.numpy(), bool(track), counts.numpy())

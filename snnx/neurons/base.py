@@ -148,6 +148,7 @@ class Neuron(nn.Module):
         self.spike_indicator: torch.Tensor | None = None  # this chunk's spikes as 0/1 (see module doc)
         # ... or, from the fused kernel, their counts per (step·row, position): channels summed
         self.spike_counts: torch.Tensor | None = None
+        self._positive_theta: bool | None = None  # θ > 0 everywhere (publishes_spikes), once per batch
 
     def __setattr__(self, name: str, value) -> None:
         # Per-step bookkeeping skips nn.Module's parameter/buffer/submodule checks (hot path).
@@ -213,6 +214,16 @@ class Neuron(nn.Module):
         self.t = 0
         self.spike_indicator = None
         self.spike_counts = None
+        self._positive_theta = None
+
+    def publishes_spikes(self) -> bool:
+        """Whether this chunk should publish spikes for the accounting: tracking is on and θ > 0 everywhere
+        (then a θ·s output is nonzero, and positive, exactly where a spike is); θ checked once per batch."""
+        if not self.track_spikes:
+            return False
+        if self._positive_theta is None:
+            self._positive_theta = bool((self.threshold > 0).all())
+        return self._positive_theta
 
     def release_buffers(self) -> None:
         """Drop the reusable output/spike buffers (the engine calls this at the end of a run)."""
@@ -318,14 +329,6 @@ class IFNeuronParams:
 class IFNeuron(Neuron):
     """Integrate-and-fire with soft reset (reset by subtraction): v ← v + z; s = [v ≥ θ]; v ← v − θ·s."""
 
-    def __init__(self, threshold: torch.Tensor, v_init: float = 0.0):
-        super().__init__(threshold, v_init)
-        self._positive_theta: bool | None = None  # θ > 0 everywhere, checked once per batch
-
-    def reset_state(self) -> None:
-        super().reset_state()
-        self._positive_theta = None
-
     def _has_fast_path(self) -> bool:
         cls = type(self)
         return (cls.step is Neuron.step and cls.fire is Neuron.fire and cls.reset is Neuron.reset
@@ -361,10 +364,7 @@ class IFNeuron(Neuron):
         fmt = memory_format_of(x_seq[0])
         out_flat = self._buffer("_out_buffer", flat_shape, x_seq, fmt, guard=True)
         out = out_flat.view(x_seq.shape)
-        # With θ > 0 the output is nonzero exactly where s = 1: s is the spike indicator.
-        if self.track_spikes and self._positive_theta is None:
-            self._positive_theta = bool((self.threshold > 0).all())
-        track = self.track_spikes and self._positive_theta
+        track = self.publishes_spikes()  # s is then the spike indicator
         compiled = self.backend == "compile" and v.numel() >= COMPILE_MIN_NUMEL
         if not compiled:  # the whole chunk in one fused pass (snnx.kernels.neuron), where it applies
             counts = if_chunk(x_seq, v, self.threshold, bias, out, track)

@@ -118,7 +118,6 @@ class MSATNeuron(Neuron):
                  confidence: float = 1.0, confidence_steps: int = 16, confidence_reset: bool = False,
                  seed: int = 0):
         super().__init__(threshold, v_init)
-        self._positive_theta: bool | None = None
         if not 0.0 <= float(confidence) <= 1.0:
             raise ValueError(f"confidence must lie in [0, 1], got {confidence!r}")
         if fixed_fraction is not None and not float(fixed_fraction) > 0:
@@ -157,7 +156,6 @@ class MSATNeuron(Neuron):
     def reset_state(self) -> None:
         super().reset_state()
         self._clear_adaptive_state()
-        self._positive_theta = None  # θ_max > 0 everywhere, checked once per batch
 
     @property
     def adaptive(self) -> bool:
@@ -249,10 +247,8 @@ class MSATNeuron(Neuron):
         if n_mask:
             mask = torch.empty((n_mask * x_seq.shape[1], *x_seq.shape[2:]), dtype=v.dtype, device=v.device,
                                memory_format=fmt).view(n_mask, *x_seq.shape[1:])
-        if self.track_spikes and self._positive_theta is None:
-            self._positive_theta = bool((self.threshold > 0).all())
         # θ_max > 0: θ(t) ≥ 0, so the counts of positive outputs are all the spikes the accounting reads.
-        track = self.track_spikes and self._positive_theta
+        track = self.publishes_spikes()
         run = msat_chunk(self, x_seq, v, vsum if track_sum else None, mask, out, track)
         if run is None:
             return self.reference_steps(x_seq)

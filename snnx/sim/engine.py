@@ -347,12 +347,14 @@ class Simulator:
                             kept[T].append((logits / T).cpu())
                     pos = _cumulative([c.positive for c in spikes], steps_to_run)
                     neg = _cumulative([c.negative for c in spikes], steps_to_run)
-                    sop = _cumulative([c.totals for c in synapses if c.mode == "sop"], steps_to_run)
                     in_pos = _cumulative([c.positive for c in spikes[:1]], steps_to_run)
                     in_neg = _cumulative([c.negative for c in spikes[:1]], steps_to_run)
+                    # Per layer (for an energy model); the network's SOPs are their sum.
+                    sop = torch.zeros(steps_to_run, dtype=torch.float64)
                     for c in synapses:
                         if c.mode == "sop":
                             per_layer = _cumulative([c.totals], steps_to_run)
+                            sop += per_layer
                             for T in reads:
                                 layer_sops[c.name][T] += float(per_layer[T - 1])
                     for c in spikes:
