@@ -199,9 +199,17 @@ INTERRUPTED_STATUS = 130
 
 def report_interrupt(exc: KeyboardInterrupt) -> None:
     """Ctrl-C: one line on stderr, with the epoch a rerun resumes from when training had saved one
-    (snnx.trainer.TrainingInterrupted carries it). A torchrun process other than rank 0 says nothing."""
+    (snnx.trainer.TrainingInterrupted carries it); a stop signal (snnx.preemption.Preempted): what was saved
+    and where the rerun resumes. A torchrun process other than rank 0 says nothing."""
     _close_bars()
     if os.environ.get("RANK", "0") not in ("", "0"):
+        return
+    if hasattr(exc, "signal_name"):  # snnx.preemption.Preempted: a scheduler's stop signal, answered
+        print(f"snnx: {exc.signal_name} received; saved {exc.saved}; rerun the same command to resume from "
+              f"{exc.resume}", file=sys.stderr, flush=True)
+        return
+    if getattr(exc, "resume_hint", None):  # snnx.sim_state.SimulationInterrupted: the simulation's sums are saved
+        print(f"snnx: interrupted; {exc.resume_hint}", file=sys.stderr, flush=True)
         return
     resume = getattr(exc, "resume_epoch", None)
     if resume is None:
@@ -297,7 +305,8 @@ def launch(stage: str, args: list[str]) -> None:
             raise SystemExit(exc.exit_code)
         except KeyboardInterrupt as exc:
             report_interrupt(exc)
-            raise SystemExit(INTERRUPTED_STATUS) from None
+            # 128 + the signal, as a shell reports a process it ended: SIGINT's 130, SIGTERM's 143 …
+            raise SystemExit(getattr(exc, "exit_status", INTERRUPTED_STATUS)) from None
         except Exception as exc:
             _close_bars()
             if multirun:

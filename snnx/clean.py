@@ -1,10 +1,11 @@
 """`snnx clean`: free the artifact cache under paths.root; with all=true the results too.
 
-Only what snnx writes there is removed, each by its name: the cache's ``ann/<key>/`` and
-``calib/<key>/`` entries with their lock files, and with all=true the ``runs/``, ``multirun/``,
-``sweeps/`` and ``tables/`` folders. Anything else is left where it is and listed. An artifact whose
-lock a running job holds is skipped. A folder with none of snnx's marks is refused, so a mistyped
-paths.root (a home folder, ``/``) is never emptied.
+Only what snnx writes there is removed, each by its name: the cache's ``ann/<key>/``,
+``calib/<key>/`` and ``sim/<key>/`` (an interrupted simulation's resume state) entries with their
+lock files, and with all=true the ``runs/``, ``multirun/``, ``sweeps/`` and ``tables/`` folders.
+Anything else is left where it is and listed. An artifact whose lock a running job holds is skipped.
+A folder with none of snnx's marks is refused, so a mistyped paths.root (a home folder, ``/``) is
+never emptied.
 
 Removing a lock file is safe for the jobs that start afterwards; a job that opened it in the instant
 between our lock and its removal may train the same ANN as a later job (twice the work), and the
@@ -23,8 +24,9 @@ from typing import Callable
 from snnx.artifacts import lock_file, try_artifact_lock
 from snnx.errors import ConfigError
 
-# The cache's kinds of artifact (snnx.artifacts.ann_dir, snnx.pipeline.ensure_stats), each entry named by its key.
-CACHE_KINDS = {"ann": "ANN", "calib": "calibration"}
+# The cache's kinds of artifact (snnx.artifacts.ann_dir, snnx.pipeline.ensure_stats, snnx.sim_state.sim_state_dir),
+# each entry named by its key.
+CACHE_KINDS = {"ann": "ANN", "calib": "calibration", "sim": "simulation resume state"}
 # What runs and tables write under paths.root (conf/config.yaml's hydra dirs, the Makefile's sweeps, snnx table).
 RESULT_FOLDERS = ("runs", "multirun", "sweeps", "tables")
 _KEY = re.compile(r"^[0-9a-f]{16}$")
@@ -181,8 +183,9 @@ def parse(args: list[str]) -> dict:
 
 USAGE = """usage: snnx clean [paths.root=outputs] [all=true] [dry_run=true]
 
-Frees the artifact cache under paths.root (cache/ann: trained ANNs; cache/calib: calibrations),
-printing what each part frees. A later run trains or calibrates again what it needs.
+Frees the artifact cache under paths.root (cache/ann: trained ANNs; cache/calib: calibrations;
+cache/sim: interrupted simulations' resume states), printing what each part frees. A later run
+trains or calibrates again what it needs (and simulates from the first batch).
   all=true      also remove the results: runs/, multirun/, sweeps/ and tables/
   dry_run=true  only say what would be freed
 An artifact a running job holds is left alone; a folder that is not a snnx outputs folder is refused."""

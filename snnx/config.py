@@ -79,6 +79,11 @@ class SimConfig:
     save_snn: Any = param("auto", "write the run's snn.pt: auto (only when under 20 MB) | true | false",
                           choices=("auto", True, False), runtime=True,
                           fix="Use sim.save_snn=auto, true or false.")
+    checkpoint_every: int = param(20, "batches between saves of the simulation's sums (under paths.root: "
+                                  "cache/sim/<key>/state.pt, removed once results.csv is written; also saved on "
+                                  "Ctrl-C and on a stop signal): a rerun of the same command resumes from them and "
+                                  "writes the uninterrupted run's results; 0 = never", ge=0, integer=True,
+                                  runtime=True, fix="Use e.g. sim.checkpoint_every=20, or 0 to keep no resume state.")
 
 
 def embedded_datasets() -> list[str]:

@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 from snnx.artifacts import artifact_lock
+from snnx.data.order import ignore_stop_signals
 from snnx.errors import ConfigError
 from snnx.seeding import seed_everything
 
@@ -110,6 +111,14 @@ class Context:
             ok = ok.to(_collective_device())
             torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
         return bool(ok.item() > 0)
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on some rank (a stop signal one rank received stops them all)."""
+        if not self.enabled:
+            return bool(flag)
+        value = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return bool(value.item() > 0)
 
     def total(self, values: list[float]) -> list[float]:
         """Each value summed over the ranks."""
@@ -205,6 +214,8 @@ class GlobalBatchSampler(Sampler[list[int]]):
 
     def __init__(self, n: int, batch_size: int, ctx: Context, generator: torch.Generator):
         self.n, self.batch_size, self.ctx, self.generator = n, batch_size, ctx, generator
+        # Global batches passed over before the first share is yielded (a mid-epoch resume: snnx.data.order).
+        self.skip = 0
 
     def __len__(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
@@ -229,7 +240,10 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         batches = BatchSampler(RandomSampler(range(self.n), generator=self.generator), self.batch_size,
                                drop_last=False)
+        skip, self.skip = self.skip, 0  # for one iteration, as snnx.data.order.ResumableBatchSampler's
         for index, batch in enumerate(batches):
+            if index < skip:
+                continue
             start, stop, _ = self._share(index)
             yield batch[start:stop] or batch[:1]
 
@@ -237,4 +251,5 @@ class GlobalBatchSampler(Sampler[list[int]]):
 def train_loader(data, batch_size: int, ctx: Context, generator: torch.Generator, num_workers: int = 0) -> DataLoader:
     """The training loader of this rank (same generator use as the single-process shuffled loader)."""
     return DataLoader(data, batch_sampler=GlobalBatchSampler(len(data), batch_size, ctx, generator),
-                      generator=generator, num_workers=num_workers)
+                      generator=generator, num_workers=num_workers,
+                      worker_init_fn=ignore_stop_signals if num_workers else None)

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from snnx import distributed
 from snnx.activations import to_channelwise
@@ -35,6 +35,7 @@ from snnx.console import log
 from snnx.convert.methods import METHODS
 from snnx.data import build_dataset
 from snnx.data.info import dataset_info
+from snnx.data.order import shuffled_loader
 from snnx.distributed import current, main_lock
 from snnx.energy.rows import DEFAULT as DEFAULT_ENERGY, energy_rows, price_run
 from snnx.errors import CheckpointError, ConfigError
@@ -44,6 +45,7 @@ from snnx.sim import Simulator
 from snnx.snn_file import convert_recorded
 from snnx.sim.accounting import E_MAC_PJ, ann_macs, hidden_activity
 from snnx.sim.qann import qann_accuracy, site_thresholds
+from snnx.sim_state import ResumePoint, resume_point, sim_state_dir
 from snnx.trainer import evaluate, train_epochs
 
 RESULT_COLUMNS = ["run_id", "dataset", "model", "act", "L", "convert", "method", "T", "acc", "ann_acc",
@@ -265,8 +267,7 @@ def _train(config: Mapping, model: nn.Module, directory: Path, device: torch.dev
         # train.batch_size is the global batch; each rank takes its share of it.
         train_loader = distributed.train_loader(train_set, train_cfg["batch_size"], ctx, generator, workers)
     else:
-        train_loader = loader(train_set, train_cfg["batch_size"], shuffle=True, generator=generator,
-                              num_workers=workers)
+        train_loader = shuffled_loader(train_set, train_cfg["batch_size"], generator, workers)
     test_loader = loader(test_set, 500, num_workers=workers)
     where = f"{device}" if not ctx.enabled else f"{ctx.world_size} processes (DDP) on {device.type}"
     log(f"ANN {directory.name}: {stage_name} {config['model']['name']} with act={config['act']['name']} on "
@@ -397,25 +398,48 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     dtype = torch.float64 if sim["dtype"] == "float64" else torch.float32
     test_set = dataset(config, "test", augment=False)
     test_loader = loader(test_set, sim["batch_size"])
+    # Keyed before the simulator moves the SNN to the device and dtype.
+    every = int(sim.get("checkpoint_every") or 0)
+    state_dir = sim_state_dir(config, ann, snn) if every > 0 else None
     simulator = make_simulator(config, snn, device, dtype)
     encoding = "" if sim["encoding"] == "direct" else f", {sim['encoding']} encoding"
     log(f"simulating {len(test_set)} test images for T up to {max(sim['T'])} "
         f"(chunk {simulator.chunk}, {device}, {sim['dtype']}{encoding}{', compiled' if simulator.compile else ''})")
+    with resume_point(state_dir, len(test_loader), every) as point:
+        return _simulate(config, ann, simulator, method, device, run_dir, test_set, test_loader, point)
+
+
+def _simulate(config: Mapping, ann: TrainedANN, simulator, method: str, device: torch.device, run_dir: Path,
+              test_set, test_loader, point: "ResumePoint") -> dict:
+    sim = config["sim"]
+    dtype = simulator.dtype
+    saved = point.load()
+    first = 0 if saved is None else saved["batches"]
+    # A resumed run's results say when the run started, as the uninterrupted run's would.
+    created = dt.datetime.now().isoformat(timespec="seconds") if saved is None else saved["created"]
+    batches = test_loader
+    if first:
+        log(f"simulate: resuming after batch {first} of {point.batches} from {point.path}")
+        # The test loader is unshuffled: the batches after `first` are those of the images after it.
+        batches = loader(Subset(test_set, range(first * sim["batch_size"], len(test_set))), sim["batch_size"])
 
     ann_model = copy.deepcopy(ann.model).to(device, dtype)
     ann_acc = evaluate(ann_model, test_loader, device).acc if dtype == torch.float32 else \
         _evaluate_dtype(ann_model, test_loader, device, dtype)
     info = dataset_info(config["dataset"]["name"])
-    result = simulator.run(track(test_loader, description="simulate", enabled=config.get("progress", True)),
-                           sim["T"], ann=ann_model, record_layers=sim["record_layers"], mean=info.mean, std=info.std)
+    progress = track(batches, total=len(test_loader), completed=first, description="simulate",
+                     enabled=config.get("progress", True))
+    with point.watch(created) as on_batch:
+        result = simulator.run(progress, sim["T"], ann=ann_model, record_layers=sim["record_layers"],
+                               mean=info.mean, std=info.std, resume=None if saved is None else saved["engine"],
+                               on_batch=on_batch)
     macs_ann = ann_macs(copy.deepcopy(ann.model).float().cpu(), test_set[0][0].unsqueeze(0))
     energy = equal_bit_baseline(config, ann_model, simulator.snn, result, test_loader, device, ann_acc)
     # run_id: <sweep or date directory>/<job or run directory>, so multirun jobs 0, 1, … of two sweeps differ.
     labels = {"run_id": f"{run_dir.parent.name}/{run_dir.name}", "dataset": config["dataset"]["name"],
               "model": config["model"]["name"],
               "act": config["act"]["name"], "L": config["act"].get("L"), "convert": config["convert"]["name"],
-              "seed": config["seed"], "ann_key": ann.key, "config_hash": stable_hash(config),
-              "created": dt.datetime.now().isoformat(timespec="seconds")}
+              "seed": config["seed"], "ann_key": ann.key, "config_hash": stable_hash(config), "created": created}
     frame = result_frame(result, method, labels, ann_acc=ann_acc, macs_ann=macs_ann, energy=energy)
     hydra_config = run_dir / ".hydra" / "config.yaml"
     if not hydra_config.exists():
@@ -428,6 +452,7 @@ def simulate(config: Mapping, ann: TrainedANN, snn, method: str, device: torch.d
     if energy is not None:
         layer_energy = energy_rows(energy["priced"], result.layer_counts, energy["model"])
         write_csv(rounded_energy(pd.DataFrame(layer_energy)), run_dir / "energy.csv")
+    point.remove()
     return {"results": frame, "ann_acc": ann_acc, "layers": result.layer_rows, "sim": result,
             "energy": layer_energy}
 

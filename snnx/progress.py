@@ -58,11 +58,12 @@ class _Rate(ProgressColumn):
 
 
 def track(iterable: Iterable[T], *, total: int | None = None, description: str = "", unit: str = "batch",
-          enabled: bool = True, console: Console | None = None) -> Iterator[T]:
+          enabled: bool = True, console: Console | None = None, completed: int = 0) -> Iterator[T]:
     """Yield the items of ``iterable``, drawing a bar while they are consumed (see the module doc).
 
     ``total``: the number of items (default: ``len(iterable)`` where it has one; without it the bar shows
     the count and the rate only). ``console``: where to draw (default: snnx's stdout console).
+    ``completed``: items done before ``iterable``'s first (a resumed epoch's bar starts there).
     """
     console = console or _console.console
     if not shown(enabled, console):
@@ -76,7 +77,7 @@ def track(iterable: Iterable[T], *, total: int | None = None, description: str =
     with Progress(*columns, console=console, transient=True) as progress:
         _OPEN.append(progress)
         try:
-            task = progress.add_task(description, total=total)
+            task = progress.add_task(description, total=total, completed=completed)
             for item in iterable:
                 yield item
                 progress.advance(task)

@@ -194,3 +194,42 @@ def test_killed_ddp_run_resumes_in_one_process_and_matches(tmp_path):
     mine = torch.load(directory / "model.pt", weights_only=True)["state_dict"]
     for name in mine:
         torch.testing.assert_close(mine[name], reference[name], atol=ATOL, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_stops_every_rank_mid_epoch_and_the_resumed_run_matches(tmp_path):
+    """The stop signal reaches one rank only: the ranks agree at the next step (a collective), rank 0 saves the
+    epoch's progress, all stop; the rerun (here one process) resumes mid-epoch and trains the same ANN."""
+    from conftest import kill_group, snnx, wait_for
+
+    root = tmp_path / "root"
+    victim = subprocess.Popen([*TORCHRUN, "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                               f"--master_port={free_port()}", "-m", "snnx.cli", "train", *DDP,
+                               "train.distributed=true", f"paths.root={root}"],
+                              cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
+                        proc=victim), victim.communicate()[0]
+        workers = [pid for pid in descendants(victim.pid)
+                   if b"snnx.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(max(workers), signal.SIGTERM)  # one worker (the later-started one, usually rank 1)
+        out, _ = victim.communicate(timeout=120)
+    finally:
+        if victim.poll() is None:
+            for pid in descendants(victim.pid):
+                os.kill(pid, signal.SIGKILL)
+            kill_group(victim)
+    (directory,) = cache_dirs(root)
+    assert not (directory / "model.pt").exists(), out
+    state = torch.load(directory / "train_last.pt", weights_only=True)
+    # (Rank 0's one line may not make it: once a rank has exited, torchrun stops the others.)
+    resumed = snnx("train", *DDP, f"paths.root={root}", cwd=tmp_path, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    if "partial_epoch" in state:
+        assert "after batch" in resumed.stdout
+    cfg = validate(compose("train", [*DDP, f"paths.root={tmp_path / 'single'}"]), note=None)
+    reference = ensure_ann(plain_config(cfg), torch.device("cpu")).model.state_dict()
+    mine = torch.load(directory / "model.pt", weights_only=True)["state_dict"]
+    for name in mine:
+        torch.testing.assert_close(mine[name], reference[name], atol=ATOL, rtol=0, msg=name)

@@ -423,6 +423,7 @@ def test_output_buffer_is_reused_only_when_nothing_holds_it():
     dict(in_channels=3, out_channels=5, kernel_size=1, stride=2),
     dict(in_channels=2, out_channels=2, kernel_size=3, padding="same"),
     dict(in_channels=2, out_channels=2, kernel_size=3, padding=1, padding_mode="reflect"),
+    dict(in_channels=2, out_channels=3, kernel_size=3, padding=1, padding_mode="circular"),
 ])
 def test_fanout_forms_equal_the_autograd_fanout(conv):
     from snnx.sim.accounting import fanout_map, layer_fanout
@@ -430,6 +431,12 @@ def test_fanout_forms_equal_the_autograd_fanout(conv):
     layer = nn.Conv2d(**conv)
     shape = (conv["in_channels"], 7, 9)
     reference = fanout_map(layer, shape)
+    # The independent path: the layer itself (its padding mode included) with unit weights and no bias.
+    unit = nn.Conv2d(**conv, bias=False).double()
+    nn.init.ones_(unit.weight)
+    x = torch.ones(1, *shape, dtype=torch.float64, requires_grad=True)
+    unit(x).sum().backward()
+    assert torch.equal(reference, x.grad[0])
     fan = layer_fanout(layer, shape)
     assert fan.total == float(reference.sum())
     torch.manual_seed(0)

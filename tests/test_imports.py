@@ -27,7 +27,7 @@ LAYERS = [
     ("snnx.pipeline", "snnx.doctor", "snnx.tables", "snnx.clean"),  # the work behind the stages
     ("snnx.export",),                                        # an SNN written in other formats (NIR)
     ("snnx.snn_file",),                                      # a converted SNN as a file and back
-    ("snnx.trainer", "snnx.calibration", "snnx.ann"),
+    ("snnx.trainer", "snnx.calibration", "snnx.ann", "snnx.sim_state"),
     ("snnx.distributed",),
     ("snnx.artifacts",),
     ("snnx.config",),                                        # the schema and the registry hub
@@ -38,7 +38,7 @@ LAYERS = [
     ("snnx.kernels",),
     ("snnx.finite",),                                        # NaN/Inf stop a stage, named
     ("snnx.progress",),                                      # progress bars over batches
-    ("snnx.registry", "snnx.seeding", "snnx.console", "snnx.lazy"),
+    ("snnx.registry", "snnx.seeding", "snnx.console", "snnx.lazy", "snnx.preemption"),
     ("snnx.errors", "snnx"),
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}

@@ -106,6 +106,30 @@ def test_ctrl_c_ends_with_one_line_naming_the_epoch_to_resume_from(tmp_path):
     assert err.splitlines() == [f"snnx: interrupted; rerun the same command to resume from epoch {saved + 2}"]
 
 
+def test_sigterm_from_the_command_line_saves_mid_epoch_and_exits_143_in_one_line(tmp_path):
+    """SIGTERM as Slurm sends it, once an epoch is saved: the batch in hand ends, the epoch's progress is
+    saved, exit status 143, one line on stderr naming what was saved and where the rerun resumes."""
+    import re
+    import signal
+    import subprocess
+
+    victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=50", "dataset.limit_train=256",
+                        f"paths.root={tmp_path}", cwd=tmp_path, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(tmp_path)), timeout=240,
+                        proc=victim), victim.communicate()
+        victim.send_signal(signal.SIGTERM)
+        _, err = victim.communicate(timeout=60)
+    finally:
+        if victim.poll() is None:
+            kill_group(victim)
+    assert victim.returncode == 143, err
+    (line,) = err.splitlines()
+    assert re.fullmatch(r"snnx: SIGTERM received; saved (epoch \d+'s checkpoint|epoch \d+ after batch \d of 4); "
+                        r"rerun the same command to resume from (epoch \d+(, batch \d of 4)?|the end of epoch \d+)",
+                        line), line
+
+
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     root = tmp_path / "root"
     # Epoch 1 trains normally; the step schedule then multiplies lr by 1e8 and epoch 2 diverges.

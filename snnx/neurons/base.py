@@ -59,6 +59,16 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def device_generator(device: torch.device) -> torch.Generator:
+    """A generator for ``torch.rand(..., device=device)``: the device's own, a CPU one for ``meta``.
+
+    The meta device (shapes only, used by the device audit) has no generator, and its draws read
+    none; every other device needs its own.
+    """
+    device = torch.device(device)
+    return torch.Generator(device="cpu" if device.type == "meta" else device)
+
+
 def _is_shared(buf: torch.Tensor) -> bool:
     """Whether a tensor other than ``buf`` itself (a view, or another reference to it) is alive."""
     # References: the module's dict, the caller's local, this function's argument, getrefcount's.

@@ -64,7 +64,7 @@ import torch
 
 from snnx.kernels import elementary
 from snnx.kernels.msat import msat_chunk
-from snnx.neurons.base import Neuron, broadcast_channels, memory_format_of
+from snnx.neurons.base import Neuron, broadcast_channels, device_generator, memory_format_of
 from snnx.neurons.registry import NEURONS
 from snnx.registry import param
 
@@ -196,7 +196,7 @@ class MSATNeuron(Neuron):
     def _confidence_mask(self, spikes: torch.Tensor) -> torch.Tensor:
         """1 where a spike is kept: one draw per element of ``spikes`` (a step, or several steps at once)."""
         if self.generator is None:
-            self.generator = torch.Generator(device=spikes.device)
+            self.generator = device_generator(spikes.device)
             self.generator.manual_seed(self.seed)
         draws = torch.rand(spikes.shape, generator=self.generator, device=spikes.device)
         return (draws < self.confidence).to(spikes.dtype)

@@ -76,12 +76,16 @@ def fanout_map(layer: nn.Module, input_shape: Sequence[int], dtype=torch.float64
 
 
 def _fanout_map(layer: nn.Module, input_shape: Sequence[int], dtype) -> torch.Tensor:
+    # On the CPU whatever the layer's device: the map is a table built once per layer and shape
+    # (Fanout._as moves it to the device once); only the weights' shape is read.
     x = torch.ones(1, *input_shape, dtype=dtype, requires_grad=True)
+    weight = torch.ones(layer.weight.shape, dtype=dtype)
     if isinstance(layer, nn.Conv2d):
-        weight = torch.ones_like(layer.weight, dtype=dtype)
-        out = F.conv2d(x, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+        # The layer's own forward with these weights: a reflect/replicate/circular padding reaches other
+        # outputs than zeros would (the border inputs feed the padded positions too).
+        out = layer._conv_forward(x, weight, None)
     elif isinstance(layer, nn.Linear):
-        out = F.linear(x, torch.ones_like(layer.weight, dtype=dtype))
+        out = F.linear(x, weight)
     else:
         raise TypeError(type(layer))
     out.sum().backward()
@@ -152,7 +156,8 @@ class Fanout:
             else:
                 per_channel = torch.matmul(indicator.reshape(rows, -1, hw), weights)
             return per_channel.view(steps, -1).sum(1, dtype=torch.float64) * self.factor
-        per_row = torch.mv(indicator.reshape(rows, -1).to(torch.float64), self.full.to(indicator.device))
+        flat = indicator.reshape(rows, -1).to(torch.float64)
+        per_row = torch.mv(flat, self._as(self.full, flat))
         return per_row.view(steps, -1).sum(1)
 
 

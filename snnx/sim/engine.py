@@ -26,7 +26,7 @@ written to cost a few vectorised passes per layer and chunk (see
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import fx, nn
@@ -121,7 +121,7 @@ class PoissonEncoder:
         self.rates = rates.clamp(0, 1)
         self.seed = int(seed)
         self.batch_index = int(batch_index)
-        self.generator = torch.Generator(device=images.device)
+        self.generator = neuron_base.device_generator(images.device)
 
     def _step_seed(self, t: int) -> int:
         return (((self.seed * 1_000_003) ^ (self.batch_index * 7_919)) * 1_000_033 + t) % (2**63 - 1)
@@ -246,7 +246,8 @@ class Simulator:
     def run(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], time_steps: Sequence[int], *,
             ann: nn.Module | None = None, record_layers: bool = False, encoding: str | None = None,
             mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-            seed: int | None = None, accounting: bool = True, keep_outputs: bool = False) -> SimResult:
+            seed: int | None = None, accounting: bool = True, keep_outputs: bool = False,
+            resume: dict | None = None, on_batch: Callable[[dict], None] | None = None) -> SimResult:
         """Simulate every batch to max(time_steps) and read the accumulated output at each T.
 
         ``encoding`` (default: the simulator's) is "direct" or "poisson";
@@ -257,6 +258,12 @@ class Simulator:
         reports zero spikes and SOPs) — for measuring their cost only.
         ``keep_outputs=True`` keeps every image's mean output up to each T (``SimResult.outputs``), the
         SNN's estimate of the ANN's output.
+
+        Resuming: ``on_batch(state)`` is called after every batch with what the run has summed so far
+        (a :func:`run_state` dict of plain numbers and CPU tensors, for ``torch.save``). A later run given
+        it as ``resume`` (same network and arguments) goes on from there: ``batches`` must then hold only
+        the batches after the ``state["batches"]`` it covers, whose indices continue from there (Poisson
+        draws are seeded by batch index), and the result is the one an uninterrupted run gives.
         """
         encoding = self.encoding if encoding is None else encoding
         if encoding not in ENCODINGS:
@@ -295,10 +302,18 @@ class Simulator:
         in_neg_tot = {T: 0.0 for T in time_steps}
         kept: dict[int, list[torch.Tensor]] = {T: [] for T in time_steps}
         total = 0
+        first_batch = 0
+        sums = {"correct": correct, "spikes": spike_tot, "negative_spikes": neg_tot, "sops": sop_tot,
+                "input_spikes": in_tot, "input_negative_spikes": in_neg_tot, "layer_sops": layer_sops,
+                "layer_spikes": layer_spikes}
+        settings = {"time_steps": time_steps, "encoding": encoding, "seed": seed if poisson else None,
+                    "probes": [p.name for p in probes], "keep_outputs": bool(keep_outputs)}
+        if resume is not None:
+            first_batch, total = _load_state(resume, settings, sums, kept, probes, synapses, spikes)
         for _, neuron in self.neurons:
             neuron.start_run(backend=self.backend, track_spikes=accounting)
         try:
-            for batch_index, (images, labels) in enumerate(batches):
+            for batch_index, (images, labels) in enumerate(batches, start=first_batch):
                 check_batch(images, batch_index, "the simulated images")
                 images = images.to(self.device, self.dtype)
                 if images.dim() == 4:
@@ -368,6 +383,8 @@ class Simulator:
                         in_tot[T] += float(in_pos[T - 1])
                         in_neg_tot[T] += float(in_neg[T - 1])
                 total += batch
+                if on_batch is not None:
+                    on_batch(run_state(batch_index + 1, total, settings, sums, kept, probes, synapses, spikes))
         finally:
             for hook in [*counters, *probes]:
                 hook.remove()
@@ -391,6 +408,54 @@ class Simulator:
                          input_neurons_per_image=spikes[0].neurons_per_sample if spikes else 0,
                          outputs={T: torch.cat(rows) for T, rows in kept.items() if rows},
                          layer_counts=counts)
+
+
+# The layout of :func:`run_state`'s dict; a state of another layout is refused by :func:`_load_state`.
+STATE_FORMAT = 1
+
+
+def run_state(batches: int, total: int, settings: dict, sums: dict, kept: dict, probes, synapses, spikes) -> dict:
+    """A copy of what a run has summed over its first ``batches`` batches (see :meth:`Simulator.run`'s
+    ``resume``): the per-T sums, the kept outputs, the layer probes' sums and the counters' per-image figures."""
+    return {"format": STATE_FORMAT, "batches": int(batches), "total": int(total), **settings,
+            "sums": {name: ({layer: dict(per_T) for layer, per_T in value.items()}
+                            if name.startswith("layer_") else dict(value)) for name, value in sums.items()},
+            "outputs": {T: list(rows) for T, rows in kept.items()},
+            "probe_sums": {p.name: {T: dict(a) for T, a in p.sums.items()} for p in probes},
+            "synapse_figures": {c.name: [float(c.macs_per_sample), list(getattr(c, "_shape", None) or [])]
+                                for c in synapses},
+            "neuron_figures": {c.name: int(c.neurons_per_sample) for c in spikes}}
+
+
+def _load_state(state: dict, settings: dict, sums: dict, kept: dict, probes, synapses, spikes) -> tuple[int, int]:
+    """Put a :func:`run_state` into this run's sums and hooks; (batches it covers, images it covers)."""
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"the resume state is not a simulation state of format {STATE_FORMAT}")
+    differ = [k for k, v in settings.items() if state.get(k) != v]
+    names = {"layer_sops": [c.name for c in synapses], "layer_spikes": [c.name for c in spikes]}
+    if any(sorted(state["sums"][k]) != sorted(v) for k, v in names.items()):
+        differ.append("layers")
+    if differ:
+        raise ValueError(f"the resume state was saved by another simulation (its {', '.join(differ)} differ)")
+    for name, target in sums.items():
+        saved = state["sums"][name]
+        if name.startswith("layer_"):
+            for layer, per_T in saved.items():
+                target[layer].update(per_T)
+        else:
+            target.update(saved)
+    for T, rows in state["outputs"].items():
+        kept[T].extend(rows)
+    for probe in probes:
+        probe.sums = {T: dict(a) for T, a in state["probe_sums"][probe.name].items()}
+    for c in synapses:
+        macs, shape = state["synapse_figures"][c.name]
+        c.macs_per_sample = macs
+        if shape:
+            c._shape = tuple(shape)
+    for c in spikes:
+        c.neurons_per_sample = state["neuron_figures"][c.name]
+    return int(state["batches"]), int(state["total"])
 
 
 def _network_counts(synapses, spikes, layer_sops: dict, layer_spikes: dict, images: int):
