@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision pinned to the releases this machine's pip serves from disk.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: help install run test test-full bench clean clean-cache
+.PHONY: help install run test test-full bench gpu-check clean clean-cache
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,14 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: $(BENCH_STAMP)  ## simulation-engine benchmark, quick mode (< 3 min on 2 cores)
 	$(BIN)/python scripts/bench_sim.py --quick
+
+# gpu-check: on device=auto (CUDA when present, else CPU), cpu or cuda:<i>; GPU_CHECK_ARGS passes sizes, e.g.
+# GPU_CHECK_ARGS='--test-images 200 --max-T 32' (python scripts/gpu_check.py --help lists them).
+device ?= auto
+GPU_CHECK_ARGS ?=
+
+gpu-check: $(STAMP)  ## device check: every method vs a CPU float64 run, T = 1…64, and throughput (device=auto|cpu|cuda)
+	$(BIN)/python scripts/gpu_check.py --device $(device) $(GPU_CHECK_ARGS)
 
 clean:  ## remove outputs (the artifact cache too)
 	rm -rf outputs multirun
