@@ -414,3 +414,13 @@ def load_checkpoint(path: str | os.PathLike, *, key: str = "ckpt", expected: tup
         raise CheckpointError(f"{str(path)!r} is a torch file but not {name}: it holds {found}, and {name} is "
                               f"{layout}.", key=key, fix=fix)
     return data
+
+
+def plain_tree(node):
+    """``node`` with every mapping a dict and every sequence a list (what yaml.safe_dump writes, what a stable
+    hash reads)."""
+    if isinstance(node, Mapping):
+        return {str(k): plain_tree(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [plain_tree(v) for v in node]
+    return node

@@ -27,7 +27,7 @@ from snnx.activations.factory import resolve_grad_window
 from snnx.ann import build
 from snnx.artifacts import (INIT_FROM_EXPERIMENT, ann_dir, ann_key, ann_key_payload, artifact_lock, atomic_save,
                             atomic_write_text, init_source_config, load_checkpoint, set_aside, stable_hash,
-                            checksum_path,
+                            checksum_path, plain_tree as _plain,
                             sync_directory,
                             write_csv)
 from snnx.calibration import calibrate
@@ -571,15 +571,6 @@ def rounded_layers(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_float_dtype(out[column]):
             out[column] = out[column].map(lambda v: significant(v, _LAYER_SIGNIFICANT))
     return out
-
-
-def _plain(node):
-    """``node`` with every mapping a dict and every sequence a list (what yaml.safe_dump writes)."""
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _evaluate_dtype(model, test_loader, device, dtype) -> float:

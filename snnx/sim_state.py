@@ -17,22 +17,13 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from snnx.artifacts import (atomic_save, checksum_path, load_checkpoint, lock_file, set_aside, stable_hash,
-                            try_artifact_lock)
+from snnx.artifacts import (atomic_save, checksum_path, load_checkpoint, lock_file, plain_tree as _plain, set_aside,
+                            stable_hash, try_artifact_lock)
 from snnx.config import runtime_keys
 from snnx.console import log
 from snnx.errors import CheckpointError
 from snnx.preemption import Preempted, StopSignals
 from snnx.sim.engine import STATE_FORMAT
-
-
-def _plain(node):
-    """``node`` with every mapping a dict and every sequence a list (a stable hash's input)."""
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_plain(v) for v in node]
-    return node
 
 
 SIM_STATE = "state.pt"
