@@ -161,20 +161,40 @@ def test_ddp_with_batchnorm_on_cpu_trains_comparably(tmp_path):
     assert abs(acc - reference.metrics["test_acc"]) <= 5.0
 
 
-@pytest.mark.slow
-def test_killed_ddp_run_resumes_in_one_process_and_matches(tmp_path):
-    """A SIGKILLed 2-process run resumes from rank 0's last.pt, here in one process (the global batch is the same)."""
-    from conftest import kill_group, snnx, wait_for
+def _ddp_train_until_an_epoch_is_saved(root: Path, cwd: Path) -> subprocess.Popen:
+    """A 2-process `snnx train` (in a session of its own) once its first epoch's train_last.pt is there."""
+    from conftest import kill_group, wait_for
 
-    root = tmp_path / "root"
     victim = subprocess.Popen([*TORCHRUN, "--nproc_per_node=2", "--master_addr=127.0.0.1",
                                f"--master_port={free_port()}", "-m", "snnx.cli", "train", *DDP,
                                "train.distributed=true", f"paths.root={root}"],
-                              cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
+    if not wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240, proc=victim):
+        for pid in descendants(victim.pid):
+            os.kill(pid, signal.SIGKILL)
+        kill_group(victim)
+        pytest.fail(f"no epoch was saved: {victim.communicate()[0]}")
+    return victim
+
+
+def _assert_one_process_trains_the_same(directory: Path, tmp_path: Path) -> None:
+    """directory's model.pt equals a one-process run's up to float summation order (ATOL)."""
+    cfg = validate(compose("train", [*DDP, f"paths.root={tmp_path / 'single'}"]), note=None)
+    reference = ensure_ann(plain_config(cfg), torch.device("cpu")).model.state_dict()
+    mine = torch.load(directory / "model.pt", weights_only=True)["state_dict"]
+    for name in mine:
+        torch.testing.assert_close(mine[name], reference[name], atol=ATOL, rtol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_killed_ddp_run_resumes_in_one_process_and_matches(tmp_path):
+    """A SIGKILLed 2-process run resumes from rank 0's last.pt, here in one process (the global batch is the same)."""
+    from conftest import kill_group, snnx
+
+    root = tmp_path / "root"
+    victim = _ddp_train_until_an_epoch_is_saved(root, tmp_path)
     try:
-        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
-                        proc=victim), victim.communicate()[0]
         # torchrun starts each worker in a session of its own: kill them too, as a scheduler killing the job would.
         for pid in descendants(victim.pid):
             os.kill(pid, signal.SIGKILL)
@@ -189,28 +209,18 @@ def test_killed_ddp_run_resumes_in_one_process_and_matches(tmp_path):
     resumed = snnx("train", *DDP, f"paths.root={root}", cwd=tmp_path, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
-    cfg = validate(compose("train", [*DDP, f"paths.root={tmp_path / 'single'}"]), note=None)
-    reference = ensure_ann(plain_config(cfg), torch.device("cpu")).model.state_dict()
-    mine = torch.load(directory / "model.pt", weights_only=True)["state_dict"]
-    for name in mine:
-        torch.testing.assert_close(mine[name], reference[name], atol=ATOL, rtol=0, msg=name)
+    _assert_one_process_trains_the_same(directory, tmp_path)
 
 
 @pytest.mark.slow
 def test_sigterm_to_one_rank_stops_every_rank_mid_epoch_and_the_resumed_run_matches(tmp_path):
     """The stop signal reaches one rank only: the ranks agree at the next step (a collective), rank 0 saves the
     epoch's progress, all stop; the rerun (here one process) resumes mid-epoch and trains the same ANN."""
-    from conftest import kill_group, snnx, wait_for
+    from conftest import kill_group, snnx
 
     root = tmp_path / "root"
-    victim = subprocess.Popen([*TORCHRUN, "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                               f"--master_port={free_port()}", "-m", "snnx.cli", "train", *DDP,
-                               "train.distributed=true", f"paths.root={root}"],
-                              cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, start_new_session=True)
+    victim = _ddp_train_until_an_epoch_is_saved(root, tmp_path)
     try:
-        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
-                        proc=victim), victim.communicate()[0]
         workers = [pid for pid in descendants(victim.pid)
                    if b"snnx.cli" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         os.kill(max(workers), signal.SIGTERM)  # one worker (the later-started one, usually rank 1)
@@ -228,8 +238,4 @@ def test_sigterm_to_one_rank_stops_every_rank_mid_epoch_and_the_resumed_run_matc
     assert resumed.returncode == 0, resumed.stderr
     if "partial_epoch" in state:
         assert "after batch" in resumed.stdout
-    cfg = validate(compose("train", [*DDP, f"paths.root={tmp_path / 'single'}"]), note=None)
-    reference = ensure_ann(plain_config(cfg), torch.device("cpu")).model.state_dict()
-    mine = torch.load(directory / "model.pt", weights_only=True)["state_dict"]
-    for name in mine:
-        torch.testing.assert_close(mine[name], reference[name], atol=ATOL, rtol=0, msg=name)
+    _assert_one_process_trains_the_same(directory, tmp_path)

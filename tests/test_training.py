@@ -85,24 +85,31 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     assert not (directory / "train_last.pt").exists()  # the resume point goes once model.pt is written
 
 
-def test_ctrl_c_ends_with_one_line_naming_the_epoch_to_resume_from(tmp_path):
-    """SIGINT (Ctrl-C) once an epoch is saved: exit status 130, no traceback, one line on stderr."""
-    import signal
+def _signal_once_an_epoch_is_saved(root, signum) -> tuple[int, str]:
+    """Start a long `snnx train`, send ``signum`` once its first epoch is saved; (exit status, stderr)."""
     import subprocess
 
     victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=50", "dataset.limit_train=256",
-                        f"paths.root={tmp_path}", cwd=tmp_path, stderr=subprocess.PIPE)
+                        f"paths.root={root}", cwd=root, stderr=subprocess.PIPE)
     try:
-        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(tmp_path)), timeout=240,
+        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
                         proc=victim), victim.communicate()
-        victim.send_signal(signal.SIGINT)
+        victim.send_signal(signum)
         _, err = victim.communicate(timeout=60)
     finally:
         if victim.poll() is None:
             kill_group(victim)
+    return victim.returncode, err
+
+
+def test_ctrl_c_ends_with_one_line_naming_the_epoch_to_resume_from(tmp_path):
+    """SIGINT (Ctrl-C) once an epoch is saved: exit status 130, no traceback, one line on stderr."""
+    import signal
+
+    code, err = _signal_once_an_epoch_is_saved(tmp_path, signal.SIGINT)
     (directory,) = cache_dirs(tmp_path)
     saved = torch.load(directory / "train_last.pt", weights_only=True)["epoch"]  # 0-based
-    assert victim.returncode == 130, err
+    assert code == 130, err
     assert err.splitlines() == [f"snnx: interrupted; rerun the same command to resume from epoch {saved + 2}"]
 
 
@@ -111,19 +118,9 @@ def test_sigterm_from_the_command_line_saves_mid_epoch_and_exits_143_in_one_line
     saved, exit status 143, one line on stderr naming what was saved and where the rerun resumes."""
     import re
     import signal
-    import subprocess
 
-    victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=50", "dataset.limit_train=256",
-                        f"paths.root={tmp_path}", cwd=tmp_path, stderr=subprocess.PIPE)
-    try:
-        assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(tmp_path)), timeout=240,
-                        proc=victim), victim.communicate()
-        victim.send_signal(signal.SIGTERM)
-        _, err = victim.communicate(timeout=60)
-    finally:
-        if victim.poll() is None:
-            kill_group(victim)
-    assert victim.returncode == 143, err
+    code, err = _signal_once_an_epoch_is_saved(tmp_path, signal.SIGTERM)
+    assert code == 143, err
     (line,) = err.splitlines()
     assert re.fullmatch(r"snnx: SIGTERM received; saved (epoch \d+'s checkpoint|epoch \d+ after batch \d of 4); "
                         r"rerun the same command to resume from (epoch \d+(, batch \d of 4)?|the end of epoch \d+)",
