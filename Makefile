@@ -22,8 +22,9 @@ install: $(STAMP)  ## create .venv/ and install snnx with its test tools
 run: $(STAMP)  ## run the embedded default: train, convert, simulate, print a table
 	$(BIN)/snnx run
 
-test: $(STAMP)  ## the default test suite (no `slow` tests), < 10 min on 2 cores
-	$(BIN)/python -m pytest -q
+TEST_WORKERS ?= 2
+test: $(STAMP)  ## the default test suite (no `slow` tests), < 10 min on 2 cores; TEST_WORKERS=… pytest workers
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-full: $(STAMP)  ## every test, including the slow ones
 	$(BIN)/python -m pytest -q -m ''

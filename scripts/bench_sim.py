@@ -32,8 +32,11 @@ Prints every measurement with its details, then, as its last line::
   Integer mode (int64 convolutions) is printed beside it, for information.
 * train_ratio: one CS-QCFS training epoch / one ReLU epoch, LeNet on
   mnist5k, same initial weights, same batches (a minimal SGD loop); both
-  eager. The same epochs under torch.compile (train.compile=true) are
-  printed beside it, for information.
+  eager. The two epochs run in lockstep, the models taking turns at every
+  batch, and each model's steps are summed: whole epochs one after the other
+  saw the load change between them (ratios from 0.95 to 1.20 in one run), and
+  are printed beside it for information, as are the same epochs under
+  torch.compile (train.compile=true).
 
 Times are wall-clock. The compared callables run in rounds (one of each
 per round, the order rotating, after one warm-up round); a ratio is the
@@ -447,13 +450,42 @@ def bench_train(repeats: int, limit: int | None) -> float:
                 opt.step()
         return run
 
-    times = interleaved({"relu": epoch(relu), "csqcfs": epoch(csqcfs)}, repeats)
-    r = ratio(times, "csqcfs", "relu")
+    def lockstep(n=len(images)):
+        """One epoch of each model, step by step side by side: per model, the sum of its steps' seconds.
+
+        The two models take turns at every batch (the one to go first alternating), so a drift of the
+        machine's load over the epoch reaches both sums alike; each step is the same minimal SGD step
+        as in ``epoch``.
+        """
+        runs = {}
+        for name, initial in (("relu", relu), ("csqcfs", csqcfs)):
+            model = copy.deepcopy(initial).train()
+            runs[name] = (model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4))
+        loss_fn = nn.CrossEntropyLoss()
+        spent = {name: 0.0 for name in runs}
+        for step, i in enumerate(range(0, n, 64)):
+            for name in (("relu", "csqcfs") if step % 2 == 0 else ("csqcfs", "relu")):
+                model, opt = runs[name]
+                began = time.perf_counter()
+                loss = loss_fn(model(images[i:i + 64]), labels[i:i + 64])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                spent[name] += time.perf_counter() - began
+        return spent
+
     log(f"[train] LeNet on mnist5k ({len(images)} images, batch 64, SGD), one epoch, CS-QCFS "
         f"(L=4, channel-wise, softplus) vs ReLU, same initial weights")
+    lockstep(256)  # warm-up: numba kernels loaded, allocator primed
+    steps = [lockstep() for _ in range(repeats)]
+    times = {name: [s[name] for s in steps] for name in ("relu", "csqcfs")}
+    r = ratio(times, "csqcfs", "relu")
     for k, v in times.items():
-        log(f"  {k:7s} {stat(v)}")
+        log(f"  {k:7s} {stat(v)}  (the epoch's steps, run side by side with the other model's)")
     log(f"  ratio csqcfs / relu {ratios(times, 'csqcfs', 'relu')}")
+    whole = interleaved({"relu": epoch(relu), "csqcfs": epoch(csqcfs)}, max(1, repeats // 2), warmup=0)
+    log(f"  whole epochs one after the other (for information): relu {stat(whole['relu'])}, "
+        f"csqcfs {stat(whole['csqcfs'])}, ratio {ratios(whole, 'csqcfs', 'relu')}")
     # train.compile=true (informational; the headline ratio is eager vs eager). Compiled in the warm-up round.
     try:
         began = time.perf_counter()
@@ -512,7 +544,7 @@ def main() -> None:
     reps = 5 if quick else 9
     resnet_width = 0.5 if quick else 1.0
     if args.only == "train":
-        train = bench_train(3 if quick else 5, 2000 if quick else None)
+        train = bench_train(5 if quick else 7, 2000 if quick else None)
         log(f"total {time.perf_counter() - began:.0f}s")
         log(f"dense_ratio=nan sweep_ratio=nan mem_ratio=nan sj_ratio=nan msat_ratio=nan allint_ratio=nan "
             f"train_ratio={train:.3f}")
@@ -536,7 +568,7 @@ def main() -> None:
     mem = bench_mem("vgg11", 0.25, [16, 256] if quick else [16, 64, 256, 512])
     sj = bench_sj("vgg11", 0.25, reps)
     msat, allint = bench_neurons(3 if quick else reps, 250 if quick else 1000)
-    train = bench_train(3 if quick else 5, 2000 if quick else None)
+    train = bench_train(5 if quick else 7, 2000 if quick else None)
     log(f"total {time.perf_counter() - began:.0f}s; loadavg at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     fmt = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
     log(f"dense_ratio={fmt(dense)} sweep_ratio={fmt(sweep)} mem_ratio={fmt(mem)} sj_ratio={fmt(sj)} "

@@ -58,6 +58,7 @@ def test_act_convert_combination(act, conv, shared_root):
 
 def test_maxnorm_lenet_mnist5k_reaches_the_ann_at_large_T(tmp_path):
     cfg = compose("run", ["act=relu", "convert=maxnorm", "train=smoke", "sim.T=[32,128]", "dataset.limit_test=500",
+                          "model.width=0.5",
                           f"paths.root={tmp_path}"])
     validate(cfg)
     frame = run_stage.run(cfg)["results"]

@@ -351,7 +351,9 @@ class _OwnNet(nn.Module):
 def test_own_model_with_sum_pooling_and_channel_thresholds_round_trips(tmp_path):
     torch.manual_seed(1)
     images = torch.rand(64, 2, 6, 6)
-    snn = api.convert(_OwnNet(), method="channelnorm", calibration=images)
+    # Calibrated on other images: on its own calibration images a max-norm threshold meets the
+    # largest input exactly, a tie that the two paths' conv roundings may break either way.
+    snn = api.convert(_OwnNet(), method="channelnorm", calibration=torch.rand(64, 2, 6, 6))
     made = api.export_nir(snn, tmp_path / "own.nir", input_shape=(2, 6, 6))
     graph = nir.read(str(made.path))
     assert sorted(type(n).__name__ for n in graph.nodes.values()) == ["Affine", "Conv2d", "Flatten", "IF", "Input",

@@ -80,9 +80,14 @@ def _build():
     # backward_ncm keeps each (image, channel) sum sequential over m, which no SIMD add can do
     # along m; so it writes the products of 8 channels to a small buffer (a vectorised pass per
     # channel) and then adds those 8 sums side by side, one independent chain each: the same adds
-    # in the same order, several times faster than one chain waiting on each add.
+    # in the same order, several times faster than one chain waiting on each add. CS-QCFS's form has
+    # its own copy of the per-element lines with the flags' branches taken out: LLVM did not hoist
+    # them, and the loop ran at half the speed (4.3 vs 2.1 ns an element on one core). Its
+    # ``λ·level·mul_L/div_L`` is the forward's ``λ·level·(1/L)`` (÷1 is exact) or ``λ·level/L`` (×1 is).
     @njit(parallel=True, cache=True, fastmath={"nsz"}, error_model="numpy")
     def backward_ncm(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
+        mul_L = inv_L if inv_L != zero else one  # λ·level·mul_L/div_L ≡ λ·level·(1/L), or λ·level/L
+        div_L = one if inv_L != zero else L
         for n in prange(x.shape[0]):
             prods = np.empty((8, x.shape[2]), x.dtype)
             for c0 in range(0, x.shape[1], 8):
@@ -97,6 +102,17 @@ def _build():
                     gs = g[n, c]
                     gxs = gx[n, c]
                     ps = prods[k]
+                    if clip_after and shifted:  # CS-QCFS's own form (Eqs. 18–20), with no branch left inside
+                        for m in range(x.shape[2]):
+                            xv = xs[m]
+                            gv = gs[m]
+                            r = np.floor(xv / th * L + phi)
+                            r = min(max(r, zero), L)
+                            yv = r * th * mul_L / div_L
+                            gxs[m] = gv if (xv > lo_c) & (xv < hi_c) else zero
+                            d = (yv - xv) * inv_th
+                            ps[m] = gv * (d if (xv >= lo_c) & (xv < hi_c) else (one if xv >= hi_c else zero))
+                        continue
                     for m in range(x.shape[2]):
                         xv = xs[m]
                         gv = gs[m]
