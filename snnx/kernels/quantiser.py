@@ -80,9 +80,9 @@ def _build():
     # backward_ncm keeps each (image, channel) sum sequential over m, which no SIMD add can do
     # along m; so it writes the products of 8 channels to a small buffer (a vectorised pass per
     # channel) and then adds those 8 sums side by side, one independent chain each: the same adds
-    # in the same order, several times faster than one chain waiting on each add. CS-QCFS's form has
-    # its own copy of the per-element lines with the flags' branches taken out: LLVM did not hoist
-    # them, and the loop ran at half the speed (4.3 vs 2.1 ns an element on one core). Its
+    # in the same order, several times faster than one chain waiting on each add. CS-QCFS's form and
+    # QCFS's have their own copies of the per-element lines with the flags' branches taken out: LLVM
+    # did not hoist them, and the loop ran at half the speed (4.3 vs 2.1 ns an element on one core). Their
     # ``λ·level·mul_L/div_L`` is the forward's ``λ·level·(1/L)`` (÷1 is exact) or ``λ·level/L`` (×1 is).
     @njit(parallel=True, cache=True, fastmath={"nsz"}, error_model="numpy")
     def backward_ncm(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
@@ -112,6 +112,17 @@ def _build():
                             gxs[m] = gv if (xv > lo_c) & (xv < hi_c) else zero
                             d = (yv - xv) * inv_th
                             ps[m] = gv * (d if (xv >= lo_c) & (xv < hi_c) else (one if xv >= hi_c else zero))
+                        continue
+                    if not clip_after and not shifted:  # QCFS's own form (Eq. 11) and its [0, λ] window
+                        for m in range(x.shape[2]):
+                            xv = xs[m]
+                            gv = gs[m]
+                            r = np.floor(min(max(xv / th, zero), one) * L + phi)
+                            yv = r * th * mul_L / div_L
+                            inside = (xv >= zero) & (xv <= th)
+                            gxs[m] = gv if inside else zero
+                            d = (yv - xv) * inv_th
+                            ps[m] = gv * (d if inside else (one if xv > th else zero))
                         continue
                     for m in range(x.shape[2]):
                         xv = xs[m]
