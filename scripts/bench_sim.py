@@ -34,8 +34,8 @@ Prints every measurement with its details, then, as its last line::
   mnist5k, same initial weights, same batches (a minimal SGD loop); both
   eager. The two epochs run in lockstep, the models taking turns at every
   batch, and each model's steps are summed: whole epochs one after the other
-  saw the load change between them (ratios from 0.95 to 1.20 in one run), and
-  are printed beside it for information, as are the same epochs under
+  see the load change between them (README, Benchmark); they are printed
+  beside it for information, as are the same epochs under
   torch.compile (train.compile=true).
 
 Times are wall-clock. The compared callables run in rounds (one of each
@@ -437,17 +437,25 @@ def bench_train(repeats: int, limit: int | None) -> float:
     csqcfs = make("csqcfs")
     csqcfs.load_state_dict(relu.state_dict(), strict=False)  # same conv/linear/BN weights
 
+    loss_fn = nn.CrossEntropyLoss()
+
+    def trainee(initial):
+        """A fresh copy of ``initial`` in train mode, and its optimizer."""
+        model = copy.deepcopy(initial).train()
+        return model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+    def sgd_step(net, opt, i):
+        loss = loss_fn(net(images[i:i + 64]), labels[i:i + 64])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def epoch(initial, n=len(images), compiled=False):
         def run():
-            model = copy.deepcopy(initial).train()
+            model, opt = trainee(initial)
             net = torch.compile(model) if compiled else model  # as train.compile=true does
-            opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-            loss_fn = nn.CrossEntropyLoss()
             for i in range(0, n, 64):
-                loss = loss_fn(net(images[i:i + 64]), labels[i:i + 64])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                sgd_step(net, opt, i)
         return run
 
     def lockstep(n=len(images)):
@@ -457,20 +465,12 @@ def bench_train(repeats: int, limit: int | None) -> float:
         machine's load over the epoch reaches both sums alike; each step is the same minimal SGD step
         as in ``epoch``.
         """
-        runs = {}
-        for name, initial in (("relu", relu), ("csqcfs", csqcfs)):
-            model = copy.deepcopy(initial).train()
-            runs[name] = (model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4))
-        loss_fn = nn.CrossEntropyLoss()
+        runs = {"relu": trainee(relu), "csqcfs": trainee(csqcfs)}
         spent = {name: 0.0 for name in runs}
         for step, i in enumerate(range(0, n, 64)):
             for name in (("relu", "csqcfs") if step % 2 == 0 else ("csqcfs", "relu")):
-                model, opt = runs[name]
                 began = time.perf_counter()
-                loss = loss_fn(model(images[i:i + 64]), labels[i:i + 64])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                sgd_step(*runs[name], i)
                 spent[name] += time.perf_counter() - began
         return spent
 

@@ -82,7 +82,7 @@ def _build():
     # channel) and then adds those 8 sums side by side, one independent chain each: the same adds
     # in the same order, several times faster than one chain waiting on each add. CS-QCFS's form and
     # QCFS's have their own copies of the per-element lines with the flags' branches taken out: LLVM
-    # did not hoist them, and the loop ran at half the speed (4.3 vs 2.1 ns an element on one core). Their
+    # did not hoist them out of the loop, which then ran at about half the speed (README, Benchmark). Their
     # ``λ·level·mul_L/div_L`` is the forward's ``λ·level·(1/L)`` (÷1 is exact) or ``λ·level/L`` (×1 is).
     @njit(parallel=True, cache=True, fastmath={"nsz"}, error_model="numpy")
     def backward_ncm(x, lam, L, inv_L, phi, clip_after, g, zero, one, shifted, lo, hi, gx, parts):  # parts: [N, C]
