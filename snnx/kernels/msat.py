@@ -88,8 +88,8 @@ def msat_chunk(neuron, x_seq: torch.Tensor, v: torch.Tensor, vsum: torch.Tensor 
     if dtype not in _table_cache:
         _table_cache[dtype] = _tables(dtype)
     k, ec, lc, scalar = _table_cache[dtype]
-    # Not tracked: never read or written, but its own memory (were it v, the compiler could not rule out
-    # aliasing and would not vectorise the loop).
+    # Not tracked: scratch the kernel writes and nothing reads back, but its own memory (were it v, the compiler
+    # could not rule out aliasing and would not vectorise the loop).
     vsum_np = vsum_view.numpy() if vsum_view is not None else np.empty_like(v_view.numpy())
     n_mask = 0 if mask is None else mask.shape[0]
     mask_np = mask_view.numpy() if mask_view is not None else np.zeros((1,) * x.dim(), dtype=scalar)
@@ -113,11 +113,13 @@ def msat_chunk(neuron, x_seq: torch.Tensor, v: torch.Tensor, vsum: torch.Tensor 
         except RuntimeError:  # not expressible as flat views: the reference steps run
             return None
         tiled = [np.tile(t.numpy(), block) for t in (theta_max, theta_const)]
-        args = (x_np, const, v_np, vsum_np, tiled[0], tiled[1], mask_np, n_mask, tvals, neuron.t, p, flags,
-                k, ec, lc, out_np, bool(track), counts.numpy(), channels, block)
+        ones = np.ones(block * channels, dtype=scalar)
+        args = (x_np, const, v_np, vsum_np, tiled[0], tiled[1], mask_np, n_mask, ones, tvals, neuron.t, p,
+                flags, k, ec, lc, out_np, bool(track), counts.numpy(), channels, block)
     else:
+        ones = np.ones(v_view.shape[2], dtype=scalar)
         args = (x.numpy(), const, v_view.numpy(), vsum_np, theta_max.numpy(), theta_const.numpy(), mask_np,
-                n_mask, tvals, neuron.t, p, flags, k, ec, lc, out.numpy(), bool(track), counts.numpy())
+                n_mask, ones, tvals, neuron.t, p, flags, k, ec, lc, out.numpy(), bool(track), counts.numpy())
 
     def run() -> torch.Tensor | None:
         _common.sync_threads()

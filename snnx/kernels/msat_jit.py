@@ -10,6 +10,7 @@ float32 expression to float64 and change its rounding.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
@@ -53,8 +54,8 @@ def sigmoid_(a, k, ec, one):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def softplus_(x, k, ec, lc, zero, two):
-    y = exp_(-abs(x), k, ec)
+def softplus_tail_(x, y, lc, zero, two):
+    """ln(1 + e^x) given y = e^−|x|: max(x, 0) + log1p(y) (elementary.softplus, the same operations)."""
     s = y / (y + two)
     s2 = s * s
     q = lc[0] * s2 + lc[1]
@@ -63,110 +64,184 @@ def softplus_(x, k, ec, lc, zero, two):
     return max(x, zero) + (s * q) * two
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def fire_(vv, xc, th, keep, reset_fired, zero, one):
+    """Charge, fire, keep (``keep`` 1 or 0: the spike-confidence draw) and reset: (output, post-reset potential).
+
+    Without spike confidence ``keep`` is 1: fired·1 is fired, the reference step's bits.
+    """
+    vn = vv + xc
+    fired = one if vn >= th else zero
+    s = fired * keep
+    return s * th, vn - th * (fired if reset_fired else s)
+
+
+# How the kernels are laid out, and why (README, Benchmark).
+# * No loop over elements branches on the chunk's options or reads or writes memory conditionally: the compiler
+#   vectorises a conditional load or store by masked moves, which cost some machines more than the threshold's
+#   arithmetic. So an all-ones row stands in for the confidence draws after the first K steps; the running sum
+#   is written whether or not it is tracked (untracked, it is scratch memory of its own); counts are a pass of
+#   their own.
+# * θ(t) of an adaptive step is computed in tiles of TILE elements, one loop per stage: fused, the threshold is
+#   one long chain of dependent operations per element that leaves a core waiting on it.
+TILE = 256
+
+
 # p: the neuron's scalars in the state's dtype: alpha, k_a, k_i, C, tau_mp, tau_det, v_t (used if not vt_neg_theta),
 # zero, one, two. flags: adaptive, use_dtt, use_det, normalised, vt_neg_theta, confidence_reset.
+# vs, ss, xs, ts: potentials, running sums, inputs and θ_max of n ≤ TILE elements; tf: t as a float; buf: scratch
+# [3, TILE]; theta: [TILE], where θ(t) of the n elements is written: MSATNeuron.threshold_at for t ≥ 1, the same
+# operations in the same order, but for a product or quotient by a parameter that is 1 (the same number) and
+# the sum's first term, +0 (the sign of a zero argument is lost on the way: exp(±0) is 1).
 @njit(cache=True, inline="always", error_model="numpy")
-def threshold_(vv, vsum, x, th, tf, p, flags, k, ec, lc):
-    """θ(t) for t ≥ 1 of an adaptive neuron (MSATNeuron.threshold_at, the same operations)."""
-    arg = p[7]
-    if flags[1]:
-        u = vv - vsum / tf
+def adaptive_threshold_(vs, ss, xs, ts, n, tf, p, flags, k, ec, lc, buf, theta):
+    zero, one, two = p[7], p[8], p[9]
+    arg = theta  # until the last loop
+    u, e = buf[0], buf[2]
+    if flags[1]:  # DTT (Eq. 16) on u = V(t−1) − mean_{s<t} V(s), w = u/k_i
+        for i in range(n):
+            u[i] = vs[i] - ss[i] / tf
         if flags[3]:
-            u = u / th
-        sp = softplus_(u / p[2], k, ec, lc, p[7], p[9])
-        vt = -th if flags[4] else p[6]
-        arg = arg + p[4] * ((p[0] * u + vt) + p[1] * sp)
-    if flags[2]:
-        z = x / th if flags[3] else x
-        arg = arg + p[5] * exp_((-z) / p[3], k, ec)
-    return sigmoid_(arg, k, ec, p[8]) * th
+            for i in range(n):
+                u[i] = u[i] / ts[i]
+        w = u
+        if p[2] != one:
+            w = buf[1]
+            for i in range(n):
+                w[i] = u[i] / p[2]
+        for i in range(n):
+            e[i] = exp_(-abs(w[i]), k, ec)
+        for i in range(n):  # e ← ln(1 + e^w)
+            e[i] = softplus_tail_(w[i], e[i], lc, zero, two)
+        if p[1] != one:
+            for i in range(n):
+                e[i] = p[1] * e[i]
+        if flags[4]:  # V_T = −θ_max
+            for i in range(n):
+                arg[i] = (p[0] * u[i] + -ts[i]) + e[i]
+        else:
+            for i in range(n):
+                arg[i] = (p[0] * u[i] + p[6]) + e[i]
+        if p[4] != one:
+            for i in range(n):
+                arg[i] = p[4] * arg[i]
+    else:
+        arg[:n] = zero
+    if flags[2]:  # DET (Eq. 17) on the input current z
+        z = buf[0]
+        if flags[3]:
+            for i in range(n):
+                z[i] = xs[i] / ts[i]
+        else:
+            for i in range(n):
+                z[i] = xs[i]
+        for i in range(n):
+            e[i] = exp_((-z[i]) / p[3], k, ec)
+        if p[5] != one:
+            for i in range(n):
+                e[i] = p[5] * e[i]
+        for i in range(n):
+            arg[i] = arg[i] + e[i]
+    for i in range(n):
+        theta[i] = sigmoid_(arg[i], k, ec, one) * ts[i]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def adaptive_steps_(vs, ss, xs, ts, ms, os, n, tf, p, flags, k, ec, lc, buf, theta):
+    """One adaptive step (t ≥ 1) of n elements, in tiles of TILE."""
+    zero, one = p[7], p[8]
+    for j0 in range(0, n, TILE):
+        nt = min(TILE, n - j0)
+        v_t, s_t, x_t, th_t = vs[j0:j0 + nt], ss[j0:j0 + nt], xs[j0:j0 + nt], ts[j0:j0 + nt]
+        m_t, o_t = ms[j0:j0 + nt], os[j0:j0 + nt]
+        adaptive_threshold_(v_t, s_t, x_t, th_t, nt, tf, p, flags, k, ec, lc, buf, theta)
+        for i in range(nt):
+            o, vp = fire_(v_t[i], x_t[i], theta[i], m_t[i], flags[5], zero, one)
+            o_t[i] = o
+            v_t[i] = vp
+            s_t[i] = s_t[i] + vp
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def constant_steps_(vs, ss, xs, ts, ms, os, n, first, p, flags):
+    """One step of n elements at θ(t) = ts (t = 0, or a neuron that does not adapt)."""
+    zero, one = p[7], p[8]
+    for i in range(n):
+        o, vp = fire_(vs[i], xs[i], ts[i], ms[i], flags[5], zero, one)
+        os[i] = o
+        vs[i] = vp
+        ss[i] = vp if first else ss[i] + vp
 
 
 # The positions layout, [P, C] per step with channels fastest, flattened to N = P·C elements: x: [S, N] (or
 # [1, N] when ``const``); v, vsum: [N]; out: [S, N]; mask: [K, N], the kept-spike draws of the chunk's first K steps
-# (K = 0: none); counts: [S, P] positive outputs per (step, position), if ``track``. Work goes in blocks of
-# ``block`` positions, each one loop over its block·C elements (a loop over C alone is too short to vectorise
-# when C is small); theta_max, theta_const: the per-channel values tiled to block·C. tvals: [S] the steps'
-# indices t as floats; t0: the index of the chunk's first step.
+# (K = 0: none); ones: [block·C] all one; counts: [S, P] positive outputs per (step, position), if ``track``. Work
+# goes in blocks of ``block`` positions (a loop over C alone is too short to vectorise when C is small);
+# theta_max, theta_const: the per-channel values tiled to block·C. tvals: [S] the steps' indices t as floats;
+# t0: the index of the chunk's first step.
 @njit(parallel=True, cache=True, error_model="numpy")
-def msat_positions(x, const, v, vsum, theta_max, theta_const, mask, n_mask, tvals, t0, p, flags,
+def msat_positions(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones, tvals, t0, p, flags,
                    k, ec, lc, out, track, counts, channels, block):
     steps = out.shape[0]
-    zero, one = p[7], p[8]
+    zero = p[7]
     n_el = v.shape[0]
     n_blocks = (n_el // channels + block - 1) // block
     for bi in prange(n_blocks):
+        buf = np.empty((3, TILE), v.dtype)
+        theta = np.empty(TILE, v.dtype)
         j0 = bi * block * channels
         j1 = min(n_el, j0 + block * channels)
+        n = j1 - j0
         # Slices indexed from 0 (the compiler then knows no index is negative, and vectorises).
         vs = v[j0:j1]
         ss = vsum[j0:j1]
         for t in range(steps):
             xs = x[0, j0:j1] if const else x[t, j0:j1]
             os = out[t, j0:j1]
-            use_mask = t < n_mask
-            ms = mask[t, j0:j1] if use_mask else mask[0]
-            adaptive_step = flags[0] and t0 + t > 0
-            tf = tvals[t]
-            for i in range(j1 - j0):
-                vv = vs[i]
-                xc = xs[i]
-                if adaptive_step:
-                    th = threshold_(vv, ss[i], xc, theta_max[i], tf, p, flags, k, ec, lc)
-                else:
-                    th = theta_const[i]
-                vn = vv + xc
-                fired = one if vn >= th else zero
-                s = fired * ms[i] if use_mask else fired
-                vp = vn - th * (fired if flags[5] else s)
-                os[i] = s * th
-                vs[i] = vp
-                if flags[0] and flags[1]:
-                    ss[i] = vp if t0 + t == 0 else ss[i] + vp
+            ms = mask[t, j0:j1] if t < n_mask else ones[:n]
+            if flags[0] and t0 + t > 0:
+                adaptive_steps_(vs, ss, xs, theta_max, ms, os, n, tvals[t], p, flags, k, ec, lc, buf, theta)
+            else:
+                constant_steps_(vs, ss, xs, theta_const, ms, os, n, t0 + t == 0, p, flags)
             if track:
-                for q in range((j1 - j0) // channels):
-                    n = 0
+                for q in range(n // channels):
+                    spiked = 0
                     for c in range(channels):
-                        n += 1 if os[q * channels + c] > zero else 0
-                    counts[t, j0 // channels + q] = n
+                        spiked += 1 if os[q * channels + c] > zero else 0
+                    counts[t, j0 // channels + q] = spiked
 
 
-# x: [S, B, C, M] (or [1, B, C, M]); v, vsum: [B, C, M]; mask: [K, B, C, M]; out: [S, B, C, M];
+# x: [S, B, C, M] (or [1, B, C, M]); v, vsum: [B, C, M]; mask: [K, B, C, M]; ones: [M] all one; out: [S, B, C, M];
 # counts: [S, B, M] (channels summed per position).
 @njit(parallel=True, cache=True, error_model="numpy")
-def msat_channels(x, const, v, vsum, theta_max, theta_const, mask, n_mask, tvals, t0, p, flags,
+def msat_channels(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones, tvals, t0, p, flags,
                   k, ec, lc, out, track, counts):
     steps = out.shape[0]
     zero, one = p[7], p[8]
+    n = v.shape[2]
     for b in prange(v.shape[0]):
-        if track:
-            for t in range(steps):
-                counts[t, b, :] = zero
+        buf = np.empty((3, TILE), v.dtype)
+        theta = np.empty(TILE, v.dtype)
+        tm = np.empty(n, v.dtype)
+        tc = np.empty(n, v.dtype)
         for c in range(v.shape[1]):
-            tm = theta_max[c]
-            tc = theta_const[c]
+            tm[:] = theta_max[c]
+            tc[:] = theta_const[c]
             vs = v[b, c]
             ss = vsum[b, c]
             for t in range(steps):
                 xs = x[0, b, c] if const else x[t, b, c]
                 os = out[t, b, c]
+                ms = mask[t, b, c] if t < n_mask else ones
+                if flags[0] and t0 + t > 0:
+                    adaptive_steps_(vs, ss, xs, tm, ms, os, n, tvals[t], p, flags, k, ec, lc, buf, theta)
+                else:
+                    constant_steps_(vs, ss, xs, tc, ms, os, n, t0 + t == 0, p, flags)
+        if track:
+            for t in range(steps):
                 ns = counts[t, b]
-                adaptive_step = flags[0] and t0 + t > 0
-                for m in range(v.shape[2]):
-                    vv = vs[m]
-                    xc = xs[m]
-                    if adaptive_step:
-                        th = threshold_(vv, ss[m], xc, tm, tvals[t], p, flags, k, ec, lc)
-                    else:
-                        th = tc
-                    vn = vv + xc
-                    fired = one if vn >= th else zero
-                    s = fired * mask[t, b, c, m] if t < n_mask else fired
-                    vp = vn - th * (fired if flags[5] else s)
-                    o = s * th
-                    os[m] = o
-                    vs[m] = vp
-                    if track:
-                        ns[m] += one if o > zero else zero
-                    if flags[0] and flags[1]:
-                        ss[m] = vp if t0 + t == 0 else ss[m] + vp
+                ns[:] = zero
+                for c in range(v.shape[1]):
+                    os = out[t, b, c]
+                    for m in range(n):
+                        ns[m] += one if os[m] > zero else zero
