@@ -126,13 +126,16 @@ def relu_lenet(digits):
 @pytest.mark.parametrize("units,v_t,det_tau", [("raw", None, "squared"), ("raw", -1.0, "once"),
                                                ("normalised", None, "squared"), ("normalised", -0.4, "once")])
 @pytest.mark.parametrize("use_dtt,use_det", [(True, True), (True, False), (False, True)])
-def test_dtt_det_match_scalar_reference(use_dtt, use_det, units, v_t, det_tau):
+@pytest.mark.parametrize("folded", [False, True], ids=["tau_mp*k_a!=1", "tau_mp*k_a=1"])
+def test_dtt_det_match_scalar_reference(use_dtt, use_det, units, v_t, det_tau, folded):
     torch.manual_seed(1)
     theta_max = 1.5
     xs = torch.randn(9, 40, dtype=torch.float64) * 0.9 + 0.4
-    params = {**PARAMS, "v_t": v_t}
+    # τ_mp·k_a = 1: θ(t) without the logarithm (MSATNeuron.threshold_at), the same number
+    params = {**PARAMS, "v_t": v_t, **({"k_a": 2.0} if folded else {})}
     neuron = MSATNeuron(torch.tensor(theta_max), use_dtt=use_dtt, use_det=use_det, units=units, det_tau=det_tau,
                         **params).double()
+    assert neuron.softplus_folds == folded
     outs, thetas = run_steps(neuron, xs.unsqueeze(-1))
     for j in range(xs.shape[1]):
         ref_out, ref_theta = reference_msat(xs[:, j].tolist(), theta_max, use_dtt=use_dtt, use_det=use_det,

@@ -25,6 +25,8 @@ CONFIGS = {
     "raw": {"units": "raw"},
     "det-only": {"use_dtt": False},
     "dtt-only": {"use_det": False, "alpha": 0.3, "k_a": 0.8, "k_i": 1.5, "tau_mp": 0.5},
+    "folded": {"alpha": 0.3, "k_a": 2.0, "k_i": 1.5, "tau_mp": 0.5, "tau_rd": 0.8},  # τ_mp·k_a = 1, none of them 1
+    "folded-dtt-only": {"use_det": False, "units": "raw", "k_i": 0.7},
     "fixed": {"fixed_fraction": 0.7},
     "no-adaptation": {"use_dtt": False, "use_det": False},
     "confidence": {"confidence": 0.6, "confidence_steps": 6, "seed": 3},

@@ -100,7 +100,7 @@ def msat_chunk(neuron, x_seq: torch.Tensor, v: torch.Tensor, vsum: torch.Tensor 
     p = tuple(scalar(v) for v in (neuron.alpha, neuron.k_a, neuron.k_i, neuron.C, neuron.tau_mp, tau_det,
                                   -1.0 if neuron.v_t is None else neuron.v_t, 0.0, 1.0, 2.0))
     flags = (bool(neuron.adaptive), bool(neuron.use_dtt), bool(neuron.use_det), normalised,
-             neuron.v_t is None and not normalised, bool(neuron.confidence_reset))
+             neuron.v_t is None and not normalised, bool(neuron.confidence_reset), bool(neuron.softplus_folds))
     counts = count_buffer(kind, steps, v_view, track)
     if kind == "positions":  # flattened to P·C elements per step, theta tiled over a block of positions
         block = max(1, POSITION_BLOCK // channels)

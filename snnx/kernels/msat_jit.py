@@ -82,79 +82,98 @@ def fire_(vv, xc, th, keep, reset_fired, zero, one):
 #   arithmetic. So an all-ones row stands in for the confidence draws after the first K steps; the running sum
 #   is written whether or not it is tracked (untracked, it is scratch memory of its own); counts are a pass of
 #   their own.
-# * θ(t) of an adaptive step is computed in tiles of TILE elements, one loop per stage: fused, the threshold is
-#   one long chain of dependent operations per element that leaves a core waiting on it.
+# * θ(t) of an adaptive step is computed in tiles of TILE elements, a few loops each with one exponential: fused,
+#   the threshold is one long chain of dependent operations per element that leaves a core waiting on it.
+# * With one input current for every step (direct encoding, ``const``), DET is the same at every step: computed
+#   once a chunk.
 TILE = 256
 
 
 # p: the neuron's scalars in the state's dtype: alpha, k_a, k_i, C, tau_mp, tau_det, v_t (used if not vt_neg_theta),
-# zero, one, two. flags: adaptive, use_dtt, use_det, normalised, vt_neg_theta, confidence_reset.
-# vs, ss, xs, ts: potentials, running sums, inputs and θ_max of n ≤ TILE elements; tf: t as a float; buf: scratch
-# [3, TILE]; theta: [TILE], where θ(t) of the n elements is written: MSATNeuron.threshold_at for t ≥ 1, the same
-# operations in the same order, but for a product or quotient by a parameter that is 1 (the same number) and
-# the sum's first term, +0 (the sign of a zero argument is lost on the way: exp(±0) is 1).
+# zero, one, two. flags: adaptive, use_dtt, use_det, normalised, vt_neg_theta, confidence_reset, softplus_folds.
+# The passes below compute θ(t) for t ≥ 1 of n ≤ TILE elements (MSATNeuron.threshold_at: the same operations in
+# the same order) from their potentials vs, running sums ss, θ_max ts and DET dets (read if use_det); tf: t as a
+# float. buf:
+# scratch [3, TILE] (u, w = u/k_i, then e^−|w| or DTT's softplus); theta: [TILE], the result (the sigmoid's
+# argument until the last pass). unit_ki and det are called with constants: the compiler drops what they turn off
+# (u/1 is u).
 @njit(cache=True, inline="always", error_model="numpy")
-def adaptive_threshold_(vs, ss, xs, ts, n, tf, p, flags, k, ec, lc, buf, theta):
-    zero, one, two = p[7], p[8], p[9]
-    arg = theta  # until the last loop
-    u, e = buf[0], buf[2]
-    if flags[1]:  # DTT (Eq. 16) on u = V(t−1) − mean_{s<t} V(s), w = u/k_i
-        for i in range(n):
-            u[i] = vs[i] - ss[i] / tf
-        if flags[3]:
-            for i in range(n):
-                u[i] = u[i] / ts[i]
-        w = u
-        if p[2] != one:
-            w = buf[1]
-            for i in range(n):
-                w[i] = u[i] / p[2]
-        for i in range(n):
-            e[i] = exp_(-abs(w[i]), k, ec)
-        for i in range(n):  # e ← ln(1 + e^w)
-            e[i] = softplus_tail_(w[i], e[i], lc, zero, two)
-        if p[1] != one:
-            for i in range(n):
-                e[i] = p[1] * e[i]
-        if flags[4]:  # V_T = −θ_max
-            for i in range(n):
-                arg[i] = (p[0] * u[i] + -ts[i]) + e[i]
-        else:
-            for i in range(n):
-                arg[i] = (p[0] * u[i] + p[6]) + e[i]
-        if p[4] != one:
-            for i in range(n):
-                arg[i] = p[4] * arg[i]
-    else:
-        arg[:n] = zero
-    if flags[2]:  # DET (Eq. 17) on the input current z
-        z = buf[0]
-        if flags[3]:
-            for i in range(n):
-                z[i] = xs[i] / ts[i]
-        else:
-            for i in range(n):
-                z[i] = xs[i]
-        for i in range(n):
-            e[i] = exp_((-z[i]) / p[3], k, ec)
-        if p[5] != one:
-            for i in range(n):
-                e[i] = p[5] * e[i]
-        for i in range(n):
-            arg[i] = arg[i] + e[i]
+def dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, unit_ki):
+    """buf ← u = V(t−1) − mean_{s<t} V(s) (in units of θ_max if normalised), w = u/k_i, e^−|w|."""
     for i in range(n):
-        theta[i] = sigmoid_(arg[i], k, ec, one) * ts[i]
+        u = vs[i] - ss[i] / tf
+        u = u / ts[i] if flags[3] else u
+        w = u if unit_ki else u / p[2]
+        buf[0, i] = u
+        buf[1, i] = w
+        buf[2, i] = exp_(-abs(w), k, ec)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def adaptive_steps_(vs, ss, xs, ts, ms, os, n, tf, p, flags, k, ec, lc, buf, theta):
-    """One adaptive step (t ≥ 1) of n elements, in tiles of TILE."""
+def det_(xs_i, ts_i, p, flags, k, ec):
+    """DET (Eq. 17) of the input current."""
+    z = xs_i / ts_i if flags[3] else xs_i
+    return p[5] * exp_((-z) / p[3], k, ec)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def folded_argument_(ts, dets, n, p, flags, buf, theta, det):
+    """theta ← a = τ_mp·(α·u + V_T) + DET."""
+    for i in range(n):
+        vt = -ts[i] if flags[4] else p[6]
+        a = p[4] * (p[0] * buf[0, i] + vt)
+        theta[i] = a + dets[i] if det else a
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def dtt_argument_(ts, n, p, flags, lc, buf, theta):
+    """theta ← DTT (Eq. 16)."""
+    zero, two = p[7], p[9]
+    for i in range(n):
+        vt = -ts[i] if flags[4] else p[6]
+        theta[i] = p[4] * ((p[0] * buf[0, i] + vt) + p[1] * softplus_tail_(buf[1, i], buf[2, i], lc, zero, two))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def adaptive_threshold_(vs, ss, ts, dets, n, tf, p, flags, k, ec, lc, buf, theta):
+    zero, one = p[7], p[8]
+    if flags[1]:
+        if p[2] == one:
+            dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, True)
+        else:
+            dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, False)
+        if flags[6]:  # θ_max·(1 + y)/((1 + y) + e^−(a + max(w, 0))), y = e^−|w|
+            if flags[2]:
+                folded_argument_(ts, dets, n, p, flags, buf, theta, True)
+            else:
+                folded_argument_(ts, dets, n, p, flags, buf, theta, False)
+            for i in range(n):
+                y1 = one + buf[2, i]
+                theta[i] = ts[i] * y1 / (y1 + exp_(-theta[i] - max(buf[1, i], zero), k, ec))
+            return
+        dtt_argument_(ts, n, p, flags, lc, buf, theta)
+        if flags[2]:
+            for i in range(n):
+                theta[i] = theta[i] + dets[i]
+    else:
+        for i in range(n):
+            theta[i] = dets[i]
+    for i in range(n):
+        theta[i] = sigmoid_(theta[i], k, ec, one) * ts[i]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def adaptive_steps_(vs, ss, xs, ts, dets, cached, ms, os, n, tf, p, flags, k, ec, lc, buf, theta):
+    """One adaptive step (t ≥ 1) of n elements, in tiles of TILE; dets: their DET, if ``cached``, else scratch."""
     zero, one = p[7], p[8]
     for j0 in range(0, n, TILE):
         nt = min(TILE, n - j0)
         v_t, s_t, x_t, th_t = vs[j0:j0 + nt], ss[j0:j0 + nt], xs[j0:j0 + nt], ts[j0:j0 + nt]
-        m_t, o_t = ms[j0:j0 + nt], os[j0:j0 + nt]
-        adaptive_threshold_(v_t, s_t, x_t, th_t, nt, tf, p, flags, k, ec, lc, buf, theta)
+        m_t, o_t, d_t = ms[j0:j0 + nt], os[j0:j0 + nt], dets[j0:j0 + nt]
+        if flags[2] and not cached:  # a pass of its own: one exponential a loop
+            for i in range(nt):
+                d_t[i] = det_(x_t[i], th_t[i], p, flags, k, ec)
+        adaptive_threshold_(v_t, s_t, th_t, d_t, nt, tf, p, flags, k, ec, lc, buf, theta)
         for i in range(nt):
             o, vp = fire_(v_t[i], x_t[i], theta[i], m_t[i], flags[5], zero, one)
             o_t[i] = o
@@ -195,12 +214,19 @@ def msat_positions(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones
         # Slices indexed from 0 (the compiler then knows no index is negative, and vectorises).
         vs = v[j0:j1]
         ss = vsum[j0:j1]
+        dets = np.empty(n, v.dtype)
+        cached = const and flags[0] and flags[2]
+        if cached:  # one input current for every step: DET too, computed once for the chunk
+            xs = x[0, j0:j1]
+            for i in range(n):
+                dets[i] = det_(xs[i], theta_max[i], p, flags, k, ec)
         for t in range(steps):
             xs = x[0, j0:j1] if const else x[t, j0:j1]
             os = out[t, j0:j1]
             ms = mask[t, j0:j1] if t < n_mask else ones[:n]
             if flags[0] and t0 + t > 0:
-                adaptive_steps_(vs, ss, xs, theta_max, ms, os, n, tvals[t], p, flags, k, ec, lc, buf, theta)
+                adaptive_steps_(vs, ss, xs, theta_max, dets, cached, ms, os, n, tvals[t], p, flags, k, ec, lc, buf,
+                                theta)
             else:
                 constant_steps_(vs, ss, xs, theta_const, ms, os, n, t0 + t == 0, p, flags)
             if track:
@@ -224,17 +250,24 @@ def msat_channels(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones,
         theta = np.empty(TILE, v.dtype)
         tm = np.empty(n, v.dtype)
         tc = np.empty(n, v.dtype)
+        dets = np.empty(n, v.dtype)
+        cached = const and flags[0] and flags[2]
         for c in range(v.shape[1]):
             tm[:] = theta_max[c]
             tc[:] = theta_const[c]
             vs = v[b, c]
             ss = vsum[b, c]
+            if cached:  # one input current for every step: DET too, computed once for the chunk
+                xs = x[0, b, c]
+                for i in range(n):
+                    dets[i] = det_(xs[i], tm[i], p, flags, k, ec)
             for t in range(steps):
                 xs = x[0, b, c] if const else x[t, b, c]
                 os = out[t, b, c]
                 ms = mask[t, b, c] if t < n_mask else ones
                 if flags[0] and t0 + t > 0:
-                    adaptive_steps_(vs, ss, xs, tm, ms, os, n, tvals[t], p, flags, k, ec, lc, buf, theta)
+                    adaptive_steps_(vs, ss, xs, tm, dets, cached, ms, os, n, tvals[t], p, flags, k, ec, lc, buf,
+                                    theta)
                 else:
                     constant_steps_(vs, ss, xs, tc, ms, os, n, t0 + t == 0, p, flags)
         if track:

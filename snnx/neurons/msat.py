@@ -178,20 +178,40 @@ class MSATNeuron(Neuron):
         tau = self.tau_rd * self.tau_rd if self.det_tau == "squared" else self.tau_rd
         return tau * elementary.exp(-z / self.C)
 
+    @property
+    def softplus_folds(self) -> bool:
+        """τ_mp·k_a = 1 (Table 1's VGG16 values): e^−(DTT's softplus term) is 1/(1 + e^w), no logarithm needed."""
+        return self.tau_mp * self.k_a == 1.0
+
     def threshold_at(self, x_t: torch.Tensor, theta_max: torch.Tensor) -> torch.Tensor:
-        """θ(t) for the current step ``self.t`` given this step's input current ``x_t``."""
+        """θ(t) for the current step ``self.t`` given this step's input current ``x_t``.
+
+        sigmoid(DTT + DET)·θ_max (§4.2). Where τ_mp·k_a = 1 it is evaluated as
+        θ_max·(1 + y) / ((1 + y) + e^−(a + max(w, 0))), with w = u/k_i, y = e^−|w| and
+        a = τ_mp·(α·u + V_T) + DET: the same number (sigmoid(a + ln(1 + e^w)) = (1 + e^w) / (1 + e^w + e^−a),
+        divided above and below by e^max(w, 0)) with one exponential and the logarithm fewer.
+        """
         if self.fixed_fraction is not None:
             return theta_max * self.fixed_fraction
         if self.t == 0 or not self.adaptive:
             return theta_max
         raw = self.units == "raw"
-        arg = torch.zeros_like(x_t)
-        if self.use_dtt:
-            u = self.v_post_last - self.v_post_sum / self.t
-            arg = arg + self.dtt(u if raw else u / theta_max, self.v_t_for(theta_max))
-        if self.use_det:
-            arg = arg + self.det(x_t if raw else x_t / theta_max)
-        return elementary.sigmoid(arg) * theta_max
+        det = self.det(x_t if raw else x_t / theta_max) if self.use_det else None
+        if not self.use_dtt:
+            return elementary.sigmoid(det) * theta_max
+        u = self.v_post_last - self.v_post_sum / self.t
+        if not raw:
+            u = u / theta_max
+        v_t = self.v_t_for(theta_max)
+        if self.softplus_folds:
+            w = u / self.k_i
+            y1 = 1.0 + elementary.exp(-w.abs())
+            a = self.tau_mp * (self.alpha * u + v_t)
+            if det is not None:
+                a = a + det
+            return theta_max * y1 / (y1 + elementary.exp(-a - w.clamp_min(0.0)))
+        arg = self.dtt(u, v_t)
+        return elementary.sigmoid(arg if det is None else arg + det) * theta_max
 
     def _confidence_mask(self, spikes: torch.Tensor) -> torch.Tensor:
         """1 where a spike is kept: one draw per element of ``spikes`` (a step, or several steps at once)."""
