@@ -94,7 +94,7 @@ TILE = 256
 # The passes below compute θ(t) for t ≥ 1 of n ≤ TILE elements (MSATNeuron.threshold_at: the same operations in
 # the same order) from their potentials vs, running sums ss, θ_max ts and DET dets (read if use_det); tf: t as a
 # float. buf:
-# scratch [3, TILE] (u, w = u/k_i, then e^−|w| or DTT's softplus); theta: [TILE], the result (the sigmoid's
+# scratch [3, TILE] (u, w = u/k_i (if k_i is 1, w is u, in row 0), e^−|w|); theta: [TILE], the result (the sigmoid's
 # argument until the last pass). unit_ki and det are called with constants: the compiler drops what they turn off
 # (u/1 is u).
 @njit(cache=True, inline="always", error_model="numpy")
@@ -105,7 +105,8 @@ def dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, unit_ki):
         u = u / ts[i] if flags[3] else u
         w = u if unit_ki else u / p[2]
         buf[0, i] = u
-        buf[1, i] = w
+        if not unit_ki:  # else w is u, buf[0]
+            buf[1, i] = w
         buf[2, i] = exp_(-abs(w), k, ec)
 
 
@@ -117,41 +118,43 @@ def det_(xs_i, ts_i, p, flags, k, ec):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def folded_argument_(ts, dets, n, p, flags, buf, theta, det):
-    """theta ← a = τ_mp·(α·u + V_T) + DET."""
+def folded_threshold_(ts, dets, n, p, flags, k, ec, buf, w_row, theta, det):
+    """theta ← θ_max·(1 + y)/((1 + y) + e^−(a + max(w, 0))), y = e^−|w|, a = τ_mp·(α·u + V_T) + DET."""
+    zero, one = p[7], p[8]
     for i in range(n):
         vt = -ts[i] if flags[4] else p[6]
         a = p[4] * (p[0] * buf[0, i] + vt)
-        theta[i] = a + dets[i] if det else a
+        a = a + dets[i] if det else a
+        y1 = one + buf[2, i]
+        theta[i] = ts[i] * y1 / (y1 + exp_(-a - max(buf[w_row, i], zero), k, ec))
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def dtt_argument_(ts, n, p, flags, lc, buf, theta):
+def dtt_argument_(ts, n, p, flags, lc, buf, w_row, theta):
     """theta ← DTT (Eq. 16)."""
     zero, two = p[7], p[9]
     for i in range(n):
         vt = -ts[i] if flags[4] else p[6]
-        theta[i] = p[4] * ((p[0] * buf[0, i] + vt) + p[1] * softplus_tail_(buf[1, i], buf[2, i], lc, zero, two))
+        sp = softplus_tail_(buf[w_row, i], buf[2, i], lc, zero, two)
+        theta[i] = p[4] * ((p[0] * buf[0, i] + vt) + p[1] * sp)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def adaptive_threshold_(vs, ss, ts, dets, n, tf, p, flags, k, ec, lc, buf, theta):
     zero, one = p[7], p[8]
     if flags[1]:
-        if p[2] == one:
+        w_row = 0 if p[2] == one else 1
+        if w_row == 0:
             dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, True)
         else:
             dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, False)
-        if flags[6]:  # θ_max·(1 + y)/((1 + y) + e^−(a + max(w, 0))), y = e^−|w|
+        if flags[6]:
             if flags[2]:
-                folded_argument_(ts, dets, n, p, flags, buf, theta, True)
+                folded_threshold_(ts, dets, n, p, flags, k, ec, buf, w_row, theta, True)
             else:
-                folded_argument_(ts, dets, n, p, flags, buf, theta, False)
-            for i in range(n):
-                y1 = one + buf[2, i]
-                theta[i] = ts[i] * y1 / (y1 + exp_(-theta[i] - max(buf[1, i], zero), k, ec))
+                folded_threshold_(ts, dets, n, p, flags, k, ec, buf, w_row, theta, False)
             return
-        dtt_argument_(ts, n, p, flags, lc, buf, theta)
+        dtt_argument_(ts, n, p, flags, lc, buf, w_row, theta)
         if flags[2]:
             for i in range(n):
                 theta[i] = theta[i] + dets[i]
