@@ -9,6 +9,10 @@ Per neuron and step t (0-based), He et al. Eq. 15–17 and Alg. 1::
     θ(t)   = sigmoid(DTT + DET)·θ_max                              (§4.2; t = 0: θ = θ_max)
     v ← v + z(t);  s = [v ≥ θ(t)];  v ← v − θ(t)·s;  output θ(t)·s  (Eq. 12, soft reset)
 
+Where τ_mp·k_a = 1 (Table 1's VGG16 values, the embedded presets) θ(t) is evaluated without the
+logarithm: θ_max·(1 + y)/((1 + y) + e^−(a + max(w, 0))), w = u/k_i, y = e^−|w|, a = τ_mp·(α·u + V_T) + DET,
+the same number as sigmoid(DTT + DET)·θ_max (see :meth:`MSATNeuron.threshold_at`).
+
 ln(1 + e^x), exp and sigmoid are :mod:`snnx.kernels.elementary`'s: built from
 basic float operations (within a few units in the last place of the exact
 values), so an element's θ(t) does not depend on where it sits in memory and
