@@ -158,6 +158,7 @@ def test_two_jobs_with_the_same_key_train_once(tmp_path):
     assert len(cache_dirs(root)) == 1
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_joblib_multirun_jobs_share_one_training(tmp_path):
     root = tmp_path / "root"
     # Two jobs that differ only in the simulation settings need the same ANN.

@@ -289,6 +289,7 @@ def test_compiled_poisson_run_repeats_the_eager_one(trained, tmp_path):
     assert eager["acc"].tolist() == compiled["acc"].tolist()
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_poisson_encoding_reaches_the_simulator(trained, tmp_path):
 
     results = {"direct": _simulated(trained, tmp_path / "direct"),

@@ -108,6 +108,7 @@ def test_torchrun_without_train_distributed_is_a_config_error(monkeypatch):
 
 
 # -- two gloo processes through the CLI ------------------------------------------------------------
+@pytest.mark.slow  # long end to end (make test-full)
 def test_ddp_run_trains_the_single_process_ann_and_only_rank_0_writes(tmp_path):
     ddp_root, single_root = tmp_path / "ddp", tmp_path / "single"
     proc = torchrun("run", *DDP, "train.distributed=true", f"paths.root={ddp_root}", cwd=tmp_path)

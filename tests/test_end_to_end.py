@@ -56,6 +56,7 @@ def test_act_convert_combination(act, conv, shared_root):
     assert len(written) == 3
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_maxnorm_lenet_mnist5k_reaches_the_ann_at_large_T(tmp_path):
     cfg = compose("run", ["act=relu", "convert=maxnorm", "train=smoke", "sim.T=[32,128]", "dataset.limit_test=500",
                           "model.width=0.5",

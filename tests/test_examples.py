@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_byo_model_example_converts_with_four_methods(tmp_path):
     saved = tmp_path / "snn.pt"
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "byo_model.py"), "--epochs", "8", "--T", "8", "64",

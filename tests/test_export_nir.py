@@ -279,6 +279,7 @@ def test_missing_nir_package_says_how_to_install(monkeypatch, lenet, tmp_path):
 
 
 # -- the CLI stage -----------------------------------------------------------------------------------------
+@pytest.mark.slow  # long end to end (make test-full)
 def test_cli_export_converts_or_reads_a_saved_snn(trained, tmp_path):
     done = snnx("export", "format=nir", *trained["args"], cwd=trained["cwd"])
     assert done.returncode == 0, done.stderr

@@ -644,6 +644,7 @@ def _results(root) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_cli_no_bn_resnet_converts(tmp_path):
     from conftest import snnx
 
@@ -655,6 +656,7 @@ def test_cli_no_bn_resnet_converts(tmp_path):
     assert {r["model"] for r in rows} == {"resnet20"}
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_cli_resnet20_sengupta_converts_with_maxnorm_and_shift(tmp_path):
     from conftest import cache_dirs, snnx
 
@@ -682,6 +684,7 @@ def test_cli_model_options_show_in_cfg_job_and_bad_ones_exit_2(tmp_path):
     assert done.returncode == 2 and "model.dropout.conv" in done.stderr
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_cli_vgg16_rathi_converts_with_the_shift(tmp_path):
     from conftest import snnx
 

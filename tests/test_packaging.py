@@ -76,6 +76,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_the_installed_wheel_runs_outside_the_repository(installed):
     run, cwd = installed["run"], installed["cwd"]
     where = run(str(installed["python"]), "-c", "import snnx, snnx.api, snnx.kernels, snnx.config as c; "

@@ -107,6 +107,7 @@ def test_objective_error_through_the_cli_is_one_paragraph(tmp_path):
 
 
 # -- the Optuna example ------------------------------------------------------------------------------
+@pytest.mark.slow  # long end to end (make test-full)
 def test_optuna_msat_search_through_the_cli(trained, tmp_path):
     sweep = tmp_path / "sweep"
     args = [a for a in trained["args"] if not a.startswith("convert=")]

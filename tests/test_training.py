@@ -40,6 +40,7 @@ def test_same_seed_same_weights_on_cpu(tmp_path):
     assert_same_weights(*states)
 
 
+@pytest.mark.slow  # long end to end (make test-full)
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
     killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
     args_killed = [*RESUME, f"paths.root={killed_root}"]

@@ -195,6 +195,15 @@ def constant_steps_(vs, ss, xs, ts, ms, os, n, first, p, flags):
         ss[i] = vp if first else ss[i] + vp
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def step_(vs, ss, xs, ts, tcs, dets, cached, ms, os, n, t, t0, tf, p, flags, k, ec, lc, buf, theta):
+    """Step t of the chunk (t0 + t of the run): adaptive, or at θ(t) = tcs (t0 + t = 0, or no adaptation)."""
+    if flags[0] and t0 + t > 0:
+        adaptive_steps_(vs, ss, xs, ts, dets, cached, ms, os, n, tf, p, flags, k, ec, lc, buf, theta)
+    else:
+        constant_steps_(vs, ss, xs, tcs, ms, os, n, t0 + t == 0, p, flags)
+
+
 # The positions layout, [P, C] per step with channels fastest, flattened to N = P·C elements: x: [S, N] (or
 # [1, N] when ``const``); v, vsum: [N]; out: [S, N]; mask: [K, N], the kept-spike draws of the chunk's first K steps
 # (K = 0: none); ones: [block·C] all one; counts: [S, P] positive outputs per (step, position), if ``track``. Work
@@ -227,11 +236,8 @@ def msat_positions(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones
             xs = x[0, j0:j1] if const else x[t, j0:j1]
             os = out[t, j0:j1]
             ms = mask[t, j0:j1] if t < n_mask else ones[:n]
-            if flags[0] and t0 + t > 0:
-                adaptive_steps_(vs, ss, xs, theta_max, dets, cached, ms, os, n, tvals[t], p, flags, k, ec, lc, buf,
-                                theta)
-            else:
-                constant_steps_(vs, ss, xs, theta_const, ms, os, n, t0 + t == 0, p, flags)
+            step_(vs, ss, xs, theta_max, theta_const, dets, cached, ms, os, n, t, t0, tvals[t], p, flags, k, ec, lc,
+                  buf, theta)
             if track:
                 for q in range(n // channels):
                     spiked = 0
@@ -268,11 +274,7 @@ def msat_channels(x, const, v, vsum, theta_max, theta_const, mask, n_mask, ones,
                 xs = x[0, b, c] if const else x[t, b, c]
                 os = out[t, b, c]
                 ms = mask[t, b, c] if t < n_mask else ones
-                if flags[0] and t0 + t > 0:
-                    adaptive_steps_(vs, ss, xs, tm, dets, cached, ms, os, n, tvals[t], p, flags, k, ec, lc, buf,
-                                    theta)
-                else:
-                    constant_steps_(vs, ss, xs, tc, ms, os, n, t0 + t == 0, p, flags)
+                step_(vs, ss, xs, tm, tc, dets, cached, ms, os, n, t, t0, tvals[t], p, flags, k, ec, lc, buf, theta)
         if track:
             for t in range(steps):
                 ns = counts[t, b]
