@@ -87,10 +87,12 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 
 def _signal_once_an_epoch_is_saved(root, signum) -> tuple[int, str]:
-    """Start a long `snnx train`, send ``signum`` once its first epoch is saved; (exit status, stderr)."""
+    """Start a long `snnx train`, send ``signum`` once its first epoch is saved; (exit status, stderr).
+
+    Far more epochs than can finish before the signal lands, on a loaded machine too."""
     import subprocess
 
-    victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=50", "dataset.limit_train=256",
+    victim = snnx_popen("train", *TINY, "act=relu", "train.epochs=100000", "dataset.limit_train=256",
                         f"paths.root={root}", cwd=root, stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
