@@ -93,10 +93,9 @@ TILE = 256
 # zero, one, two. flags: adaptive, use_dtt, use_det, normalised, vt_neg_theta, confidence_reset, softplus_folds.
 # The passes below compute θ(t) for t ≥ 1 of n ≤ TILE elements (MSATNeuron.threshold_at: the same operations in
 # the same order) from their potentials vs, running sums ss, θ_max ts and DET dets (read if use_det); tf: t as a
-# float. buf:
-# scratch [3, TILE] (u, w = u/k_i (if k_i is 1, w is u, in row 0), e^−|w|); theta: [TILE], the result (the sigmoid's
-# argument until the last pass). unit_ki and det are called with constants: the compiler drops what they turn off
-# (u/1 is u).
+# float. buf: scratch [3, TILE] (u; w = u/k_i, or row 0 itself when k_i is 1; e^−|w|). theta: [TILE], the result
+# (the sigmoid's argument until the last pass). unit_ki and det are passed as constants: the compiler drops what
+# they turn off (u/1 is u).
 @njit(cache=True, inline="always", error_model="numpy")
 def dtt_inputs_(vs, ss, ts, n, tf, p, flags, k, ec, buf, unit_ki):
     """buf ← u = V(t−1) − mean_{s<t} V(s) (in units of θ_max if normalised), w = u/k_i, e^−|w|."""
@@ -141,7 +140,7 @@ def dtt_argument_(ts, n, p, flags, lc, buf, w_row, theta):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def adaptive_threshold_(vs, ss, ts, dets, n, tf, p, flags, k, ec, lc, buf, theta):
-    zero, one = p[7], p[8]
+    one = p[8]
     if flags[1]:
         w_row = 0 if p[2] == one else 1
         if w_row == 0:

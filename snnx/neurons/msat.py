@@ -184,13 +184,15 @@ class MSATNeuron(Neuron):
 
     @property
     def softplus_folds(self) -> bool:
-        """τ_mp·k_a = 1 (Table 1's VGG16 values): e^−(DTT's softplus term) is 1/(1 + e^w), no logarithm needed."""
+        """τ_mp·k_a = 1 (Table 1's VGG16 values): e^−(DTT's softplus term, Eq. 15–16) is 1/(1 + e^w).
+
+        θ(t) then needs no logarithm (:meth:`threshold_at`)."""
         return self.tau_mp * self.k_a == 1.0
 
     def threshold_at(self, x_t: torch.Tensor, theta_max: torch.Tensor) -> torch.Tensor:
         """θ(t) for the current step ``self.t`` given this step's input current ``x_t``.
 
-        sigmoid(DTT + DET)·θ_max (§4.2). Where τ_mp·k_a = 1 it is evaluated as
+        sigmoid(DTT + DET)·θ_max (§4.2, Alg. 1 l. 13). Where τ_mp·k_a = 1 it is evaluated as
         θ_max·(1 + y) / ((1 + y) + e^−(a + max(w, 0))), with w = u/k_i, y = e^−|w| and
         a = τ_mp·(α·u + V_T) + DET: the same number (sigmoid(a + ln(1 + e^w)) = (1 + e^w) / (1 + e^w + e^−a),
         divided above and below by e^max(w, 0)) with one exponential and the logarithm fewer.
