@@ -51,10 +51,17 @@ def snnx(*args: str, cwd: Path | str, timeout: float = 300) -> subprocess.Comple
     return subprocess.run([*SNNX, *args], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def _signals_as_at_a_terminal() -> None:
+    # A blocked or ignored signal stays so across exec: whatever the test worker's earlier tests left, the
+    # command starts with SIGINT unblocked and at Python's default, as a shell starts it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def snnx_popen(*args: str, cwd: Path | str, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) -> subprocess.Popen:
     """Start `snnx <args>` in its own process group (so a SIGKILL reaches everything it started)."""
     return subprocess.Popen([*SNNX, *args], cwd=cwd, env=cli_env(), stdout=stdout, stderr=stderr, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_signals_as_at_a_terminal)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -97,8 +97,16 @@ def _signal_once_an_epoch_is_saved(root, signum) -> tuple[int, str]:
     try:
         assert wait_for(lambda: any((d / "train_last.pt").exists() for d in cache_dirs(root)), timeout=240,
                         proc=victim), victim.communicate()
+        try:  # what to look at if the signal is not answered (Linux)
+            with open(f"/proc/{victim.pid}/status") as status:
+                masks = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn"))]
+        except OSError:
+            masks = "unknown"
         victim.send_signal(signum)
-        _, err = victim.communicate(timeout=60)
+        try:
+            _, err = victim.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the signal went unanswered; the command's signal masks were {masks}") from None
     finally:
         if victim.poll() is None:
             kill_group(victim)
